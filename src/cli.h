@@ -1,0 +1,50 @@
+/* Command line: subcommands, options, durations, validation, help text. */
+#ifndef TCPMUX_CLI_H
+#define TCPMUX_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "codec.h"
+
+enum cli_cmd { CLI_SERVER, CLI_LIST, CLI_VERSION, CLI_HELP };
+
+/* Read-only once the server starts. Durations are in milliseconds. */
+struct config {
+	const struct codec *codec;
+	char target[300];              /* as given, for messages */
+	char target_host[256], target_port[8];
+	char listen[300];
+	char listen_host[256], listen_port[8];
+	int64_t timeout_ms;
+	int64_t delay_ms;
+	int64_t backoff_ms;
+	int64_t health_ms;
+	int64_t idle_timeout_ms;
+	int max_connections;
+	int queue_size;
+	int max_clients;
+	size_t max_frame;
+	int verbose;
+	int debug;
+	int use_syslog;
+};
+
+/* Defaults, as the Go tool has them where it has the option. */
+void cli_defaults(struct config *cfg);
+
+/* Parses argv. Returns 0 and sets *cmd, or returns 2 (usage error) after
+ * writing one line naming the problem into err. For CLI_HELP, *help_for
+ * says which command's help to print. */
+int cli_parse(int argc, char **argv, struct config *cfg, enum cli_cmd *cmd, enum cli_cmd *help_for,
+	      char *err, size_t errcap);
+
+/* "250ms", "1.5s", "1m30s", "2h", or bare seconds ("60"). Returns 0 or -EINVAL. */
+int cli_parse_duration(const char *s, int64_t *ms);
+/* Bytes with an optional k/K or m/M suffix (1024-based). Returns 0 or -EINVAL. */
+int cli_parse_size(const char *s, size_t *out);
+
+void cli_help(FILE *out, enum cli_cmd which);
+
+#endif

@@ -1,0 +1,34 @@
+/* Logging to stderr (with timestamps, or with <N> priority prefixes for the
+ * journal) or to syslog; thread-safe, one write per line. */
+#ifndef TCPMUX_LOG_H
+#define TCPMUX_LOG_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
+
+/* Call once before threads start. use_syslog sends lines to syslog(3). */
+void log_init(enum log_level level, int use_syslog);
+int log_enabled(enum log_level level);
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* At debug level: "what (N bytes): 00 01 ..." (the first 256 bytes). */
+void log_hex(const char *what, const uint8_t *p, size_t n);
+
+#define log_error(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
+
+/* Lets one line through per interval and counts the rest, so a dead target
+ * or a flood of rejected clients cannot flood the log. */
+struct log_ratelimit {
+	_Atomic int64_t next;       /* time_now_ms() when the next line may pass */
+	atomic_uint suppressed;
+};
+/* Returns nonzero when a line may be logged now; *suppressed gets how many
+ * were held back since the last one that passed. */
+int log_ratelimit_ok(struct log_ratelimit *rl, int64_t interval_ms, unsigned *suppressed);
+
+#endif

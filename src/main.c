@@ -1,0 +1,79 @@
+/* tcp-multiplexer: parse the command line, start the server, wait for
+ * signals, stop cleanly. */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "codec.h"
+#include "log.h"
+#include "server.h"
+
+static int run_server(const struct config *cfg)
+{
+	log_init(cfg->debug ? LOG_LVL_DEBUG : cfg->verbose ? LOG_LVL_INFO : LOG_LVL_WARN, cfg->use_syslog);
+
+	/* Every thread inherits this mask, so only sigwait() below sees them. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGQUIT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	static struct server srv;
+	int rc = server_start(&srv, cfg);
+	if (rc < 0) {
+		log_error("cannot listen on %s: %s", cfg->listen, strerror(-rc));
+		return 1;
+	}
+	for (;;) {
+		int sig;
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGUSR1) {
+			server_log_stats(&srv);
+			continue;
+		}
+		log_warn("received %s, stopping", strsignal(sig));
+		break;
+	}
+	server_stop(&srv);
+	log_warn("stopped");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct config cfg;
+	enum cli_cmd cmd, help_for;
+	char err[256];
+
+	int rc = cli_parse(argc, argv, &cfg, &cmd, &help_for, err, sizeof err);
+	if (rc != 0) {
+		fprintf(stderr, "tcp-multiplexer: %s\n", err);
+		return 2;
+	}
+	switch (cmd) {
+	case CLI_HELP:
+		cli_help(stdout, help_for);
+		return 0;
+	case CLI_VERSION:
+		printf("tcp-multiplexer %s\n", PACKAGE_VERSION);
+		return 0;
+	case CLI_LIST:
+		for (const struct codec *const *c = codec_all(); *c != NULL; c++)
+			printf("%-8s  %s\n", (*c)->name, (*c)->summary);
+		return 0;
+	case CLI_SERVER:
+		return run_server(&cfg);
+	}
+	return 2;
+}

@@ -1,0 +1,233 @@
+/* The pool of upstream connections: slots borrowed by client threads in
+ * arrival order, kept connected by the supervisor. */
+#include "config.h"
+#include "pool.h"
+#include "timeutil.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A client thread waiting for a slot; lives on that thread's stack. A
+ * returned slot is handed straight to the first waiter, so only that one
+ * thread wakes (no thundering herd) and nobody overtakes it. */
+struct pool_waiter {
+	pthread_cond_t cond;
+	struct pool_slot *slot;   /* set by the thread that hands it a slot */
+	int err;                  /* or an error: -ENOTCONN, -ESHUTDOWN */
+	struct pool_waiter *next;
+};
+
+static int cond_init_monotonic(pthread_cond_t *c)
+{
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	int rc = pthread_cond_init(c, &a);
+	pthread_condattr_destroy(&a);
+	return -rc;
+}
+
+int pool_init(struct pool *p, int nslots, int queue_max, size_t buf_initial, size_t buf_max)
+{
+	memset(p, 0, sizeof *p);
+	p->slots = calloc((size_t)nslots, sizeof *p->slots);
+	if (p->slots == NULL)
+		return -ENOMEM;
+	p->nslots = nslots;
+	p->queue_max = queue_max;
+	for (int i = 0; i < nslots; i++) {
+		p->slots[i].id = i;
+		p->slots[i].fd = -1;
+		p->slots[i].state = SLOT_DOWN;
+		if (buf_init(&p->slots[i].rbuf, buf_initial, buf_max) < 0) {
+			pool_destroy(p);
+			return -ENOMEM;
+		}
+	}
+	pthread_mutex_init(&p->lock, NULL);
+	return cond_init_monotonic(&p->work);
+}
+
+void pool_destroy(struct pool *p)
+{
+	if (p->slots == NULL)
+		return;
+	for (int i = 0; i < p->nslots; i++) {
+		if (p->slots[i].fd >= 0)
+			close(p->slots[i].fd);
+		buf_free(&p->slots[i].rbuf);
+	}
+	free(p->slots);
+	p->slots = NULL;
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->work);
+}
+
+static void dequeue(struct pool *p, struct pool_waiter *w)
+{
+	struct pool_waiter **pp = &p->head, *prev = NULL;
+	while (*pp != NULL && *pp != w) {
+		prev = *pp;
+		pp = &(*pp)->next;
+	}
+	if (*pp == NULL)
+		return;
+	*pp = w->next;
+	if (p->tail == w)
+		p->tail = prev;
+	p->nwaiting--;
+}
+
+/* Wakes every waiter with err (target down, or stopping). */
+static void fail_waiters_locked(struct pool *p, int err)
+{
+	while (p->head != NULL) {
+		struct pool_waiter *w = p->head;
+		p->head = w->next;
+		w->err = err;
+		pthread_cond_signal(&w->cond);
+	}
+	p->tail = NULL;
+	p->nwaiting = 0;
+}
+
+void pool_slot_ready_locked(struct pool *p, struct pool_slot *s)
+{
+	struct pool_waiter *w = p->head;
+	if (w != NULL) {
+		p->head = w->next;
+		if (p->head == NULL)
+			p->tail = NULL;
+		p->nwaiting--;
+		s->state = SLOT_BUSY;
+		w->slot = s;
+		pthread_cond_signal(&w->cond);
+		return;
+	}
+	s->state = SLOT_IDLE;
+	s->last_used = time_now_ms();
+}
+
+void pool_slot_connected_locked(struct pool *p, struct pool_slot *s, int fd, int64_t ready_at)
+{
+	s->fd = fd;
+	s->failures = 0;
+	s->timeouts = 0;
+	buf_reset(&s->rbuf);
+	p->live++;
+	p->target_down = 0;
+	if (ready_at > time_now_ms()) {
+		s->state = SLOT_WARMING;
+		s->ready_at = ready_at;
+	} else {
+		pool_slot_ready_locked(p, s);
+	}
+}
+
+void pool_slot_failed_locked(struct pool *p, struct pool_slot *s, int64_t next_attempt)
+{
+	s->state = SLOT_DOWN;
+	s->failures++;
+	s->next_attempt = next_attempt;
+	if (p->live == 0) {
+		/* Nobody can be served until the target is back: tell the
+		 * waiters now rather than at their deadline. */
+		p->target_down = 1;
+		fail_waiters_locked(p, -ENOTCONN);
+	}
+}
+
+int pool_borrow(struct pool *p, int64_t deadline, struct pool_slot **out)
+{
+	pthread_mutex_lock(&p->lock);
+	if (p->stopping) {
+		pthread_mutex_unlock(&p->lock);
+		return -ESHUTDOWN;
+	}
+	/* Idle slots exist only while nobody waits, so taking one overtakes no one. */
+	for (int i = 0; i < p->nslots; i++) {
+		if (p->slots[i].state == SLOT_IDLE) {
+			p->slots[i].state = SLOT_BUSY;
+			*out = &p->slots[i];
+			pthread_mutex_unlock(&p->lock);
+			return 0;
+		}
+	}
+	if (p->target_down) {
+		pthread_mutex_unlock(&p->lock);
+		return -ENOTCONN;
+	}
+	if (p->nwaiting >= p->queue_max) {
+		pthread_mutex_unlock(&p->lock);
+		return -EAGAIN;
+	}
+
+	struct pool_waiter w = { .slot = NULL, .err = 0, .next = NULL };
+	cond_init_monotonic(&w.cond);
+	if (p->tail != NULL)
+		p->tail->next = &w;
+	else
+		p->head = &w;
+	p->tail = &w;
+	p->nwaiting++;
+
+	struct timespec ts = time_abs(deadline);
+	int rc = 0;
+	while (w.slot == NULL && w.err == 0 && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&w.cond, &p->lock, &ts);
+
+	int ret;
+	if (w.slot != NULL) {
+		*out = w.slot;
+		ret = 0;
+	} else if (w.err != 0) {
+		ret = w.err;
+	} else {
+		dequeue(p, &w);
+		ret = -ETIMEDOUT;
+	}
+	pthread_mutex_unlock(&p->lock);
+	pthread_cond_destroy(&w.cond);
+	return ret;
+}
+
+void pool_return(struct pool *p, struct pool_slot *s, int healthy)
+{
+	int fd = -1;
+	pthread_mutex_lock(&p->lock);
+	if (healthy && !p->stopping) {
+		pool_slot_ready_locked(p, s);
+	} else {
+		fd = s->fd;
+		s->fd = -1;
+		s->state = SLOT_DOWN;
+		s->next_attempt = time_now_ms(); /* reconnect at once; backoff is for failed connects */
+		p->live--;
+		pthread_cond_signal(&p->work);
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (fd >= 0)
+		close(fd);
+}
+
+void pool_stop(struct pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->stopping = 1;
+	fail_waiters_locked(p, -ESHUTDOWN);
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void pool_counts(struct pool *p, int *live, int *busy, int *waiting)
+{
+	pthread_mutex_lock(&p->lock);
+	*live = p->live;
+	*busy = 0;
+	for (int i = 0; i < p->nslots; i++)
+		*busy += p->slots[i].state == SLOT_BUSY;
+	*waiting = p->nwaiting;
+	pthread_mutex_unlock(&p->lock);
+}

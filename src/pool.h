@@ -1,0 +1,68 @@
+/* The pool of upstream connections: slots borrowed by client threads in
+ * arrival order, kept connected by the supervisor. */
+#ifndef TCPMUX_POOL_H
+#define TCPMUX_POOL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "modbus.h"
+
+enum slot_state {
+	SLOT_DOWN,        /* no connection; the supervisor connects it at next_attempt */
+	SLOT_CONNECTING,  /* the supervisor is connecting it */
+	SLOT_WARMING,     /* connected, waiting out --delay until ready_at */
+	SLOT_IDLE,        /* connected and free */
+	SLOT_BUSY,        /* lent to a client thread, or being checked */
+};
+
+struct pool_slot {
+	int id;
+	int fd;
+	enum slot_state state;
+	int64_t ready_at;       /* WARMING: when it may be used */
+	int64_t next_attempt;   /* DOWN: when to connect again */
+	int64_t last_used;      /* when it last went idle */
+	unsigned failures;      /* consecutive failed connects */
+	unsigned timeouts;      /* consecutive unanswered requests (tagged framings) */
+	struct buf rbuf;        /* bytes read from the target, kept between frames */
+	struct modbus_ids ids;
+};
+
+struct pool_waiter;
+
+struct pool {
+	pthread_mutex_t lock;
+	pthread_cond_t work;            /* the supervisor has something to do */
+	struct pool_slot *slots;
+	int nslots;
+	int live;                       /* WARMING, IDLE or BUSY slots */
+	int target_down;                /* the last connect failed and no slot is live */
+	int stopping;
+	int queue_max;
+	int nwaiting;
+	struct pool_waiter *head, *tail; /* clients waiting, in arrival order */
+};
+
+int pool_init(struct pool *p, int nslots, int queue_max, size_t buf_initial, size_t buf_max);
+void pool_destroy(struct pool *p);
+
+/* Lends a connected slot, waiting in arrival order until deadline.
+ * Returns 0, -ETIMEDOUT, -EAGAIN (queue full), -ENOTCONN (the target is
+ * down: fail fast instead of waiting) or -ESHUTDOWN. */
+int pool_borrow(struct pool *p, int64_t deadline, struct pool_slot **out);
+/* Gives a slot back: healthy ones go to the next waiter or idle, broken
+ * ones are closed and the supervisor reconnects them. */
+void pool_return(struct pool *p, struct pool_slot *s, int healthy);
+/* Wakes every waiter with -ESHUTDOWN and refuses new borrows. */
+void pool_stop(struct pool *p);
+/* Live and busy slots and waiting clients right now (statistics). */
+void pool_counts(struct pool *p, int *live, int *busy, int *waiting);
+
+/* For the supervisor, with p->lock held. */
+void pool_slot_ready_locked(struct pool *p, struct pool_slot *s);  /* WARMING/BUSY -> IDLE or next waiter */
+void pool_slot_connected_locked(struct pool *p, struct pool_slot *s, int fd, int64_t ready_at);
+void pool_slot_failed_locked(struct pool *p, struct pool_slot *s, int64_t next_attempt);
+
+#endif

@@ -1,0 +1,363 @@
+/* The server: the listener, the acceptor thread and one thread per client.
+ * A client thread reads one whole request, has it exchanged over a pooled
+ * upstream connection, and writes the answer back, until the client leaves. */
+#include "config.h"
+#include "server.h"
+#include "buf.h"
+#include "exchange.h"
+#include "log.h"
+#include "net.h"
+#include "stats.h"
+#include "timeutil.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define CLIENT_STACK_SIZE (128 * 1024)
+#define ACCEPT_ERROR_PAUSE_MS 100
+#define LAST_THREADS_GRACE_MS 2000
+
+struct client {
+	struct server *srv;
+	int fd;
+	unsigned id;
+	char name[80];            /* "#17 192.0.2.5:50812", for log lines */
+	struct client *prev, *next;
+};
+
+static struct log_ratelimit reject_rl;
+static struct log_ratelimit accept_err_rl;
+
+static void client_unlink(struct client *c)
+{
+	struct server *srv = c->srv;
+	pthread_mutex_lock(&srv->lock);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	if (--srv->nclients == 0)
+		pthread_cond_broadcast(&srv->drained);
+	pthread_mutex_unlock(&srv->lock);
+}
+
+/* Answers a failure the way the protocol's clients understand, if it has
+ * a way; returns 0 when the client should be closed instead. */
+static int send_error(struct client *c, struct frame_ctx *ctx, const uint8_t *req, size_t reqlen,
+		      enum codec_err err)
+{
+	const struct codec *codec = c->srv->cfg->codec;
+	uint8_t out[512];
+	if (codec->error_reply == NULL)
+		return 0;
+	size_t n = codec->error_reply(ctx, req, reqlen, err, out, sizeof out);
+	if (n == 0)
+		return 0;
+	if (net_write_all(c->fd, out, n, time_now_ms() + c->srv->cfg->timeout_ms) < 0)
+		return 0;
+	STAT_ADD(bytes_to_clients, n);
+	return 1;
+}
+
+static enum codec_err exchange_error(enum exchange_result r)
+{
+	switch (r) {
+	case EXCH_NO_UPSTREAM:
+	case EXCH_SHUTDOWN:
+		return CODEC_ERR_NO_UPSTREAM;
+	case EXCH_TIMEOUT:
+		return CODEC_ERR_TIMEOUT;
+	default:
+		return CODEC_ERR_BAD_GATEWAY;
+	}
+}
+
+/* Serves one client until it leaves, errs, or the daemon stops. */
+static void client_serve(struct client *c, struct buf *in, struct buf *out)
+{
+	struct server *srv = c->srv;
+	const struct config *cfg = srv->cfg;
+	struct frame_ctx ctx = { .max_frame = cfg->max_frame };
+
+	for (;;) {
+		int64_t now = time_now_ms();
+		int64_t idle = cfg->idle_timeout_ms > 0 ? now + cfg->idle_timeout_ms : -1;
+		ctx.close_client = 0;
+		ssize_t n = buf_read_frame(in, c->fd, cfg->codec->request, &ctx, idle, now + cfg->timeout_ms);
+		if (n == 0) {
+			log_info("%s: client closed the connection", c->name);
+			return;
+		}
+		if (n < 0) {
+			if (n == -ETIMEDOUT && buf_len(in) == 0)
+				log_info("%s: idle for %lld ms, closing", c->name, (long long)cfg->idle_timeout_ms);
+			else if (n == -ETIMEDOUT)
+				log_info("%s: request not complete within %lld ms, closing", c->name,
+					 (long long)cfg->timeout_ms);
+			else if (n == -EPROTO || n == -EMSGSIZE || n == -EOPNOTSUPP) {
+				STAT_INC(req_bad_frame);
+				log_warn("%s: %s request, closing", c->name,
+					 n == -EPROTO ? "malformed" : n == -EMSGSIZE ? "oversize" : "unsupported");
+				send_error(c, &ctx, NULL, 0,
+					   n == -EPROTO ? CODEC_ERR_BAD_REQUEST
+					   : n == -EMSGSIZE ? CODEC_ERR_TOO_LARGE : CODEC_ERR_UNSUPPORTED);
+			} else if (n == -ECONNRESET)
+				log_info("%s: client left in the middle of a request", c->name);
+			else
+				log_info("%s: read failed: %s", c->name, strerror((int)-n));
+			return;
+		}
+		uint8_t *req = in->data + in->start;
+		size_t reqlen = (size_t)n;
+		STAT_INC(requests_total);
+		STAT_ADD(bytes_from_clients, reqlen);
+		log_hex(c->name, req, reqlen);
+
+		int64_t t0 = time_now_ms();
+		enum exchange_result r = exchange_run(&srv->pool, cfg, c->name, req, reqlen, &ctx, out);
+		if (r != EXCH_OK) {
+			if (r == EXCH_TIMEOUT)
+				STAT_INC(req_timeout);
+			else if (r == EXCH_BAD_GATEWAY)
+				STAT_INC(req_bad_gateway);
+			int answered = send_error(c, &ctx, req, reqlen, exchange_error(r));
+			buf_consume(in, reqlen);
+			if (!answered || r == EXCH_SHUTDOWN)
+				return;
+			continue;
+		}
+		buf_consume(in, reqlen);
+		STAT_INC(requests_ok);
+		stats_latency((uint64_t)(time_now_ms() - t0) * 1000);
+		int rc = net_write_all(c->fd, buf_head(out), buf_len(out), time_now_ms() + cfg->timeout_ms);
+		if (rc < 0) {
+			log_info("%s: could not deliver the answer: %s", c->name, strerror(-rc));
+			return;
+		}
+		STAT_ADD(bytes_to_clients, buf_len(out));
+		if (ctx.close_client)
+			return;
+	}
+}
+
+static void *client_main(void *arg)
+{
+	struct client *c = arg;
+	const struct config *cfg = c->srv->cfg;
+	struct buf in, out;
+	size_t initial = cfg->codec->initial_buf;
+	if (buf_init(&in, initial, cfg->max_frame) == 0 && buf_init(&out, initial, cfg->max_frame) == 0)
+		client_serve(c, &in, &out);
+	else
+		log_error("%s: out of memory", c->name);
+	buf_free(&in);
+	buf_free(&out);
+	close(c->fd);
+	STAT_DEC(clients_now);
+	client_unlink(c);
+	free(c);
+	return NULL;
+}
+
+static void reject(int fd, const char *peer, const char *why)
+{
+	unsigned suppressed;
+	STAT_INC(clients_rejected);
+	if (log_ratelimit_ok(&reject_rl, 10000, &suppressed))
+		log_warn("rejected client %s: %s (%u more rejected since the last such line)", peer, why,
+			 suppressed);
+	close(fd);
+}
+
+static void accept_one(struct server *srv, int fd, const struct net_addr *peer)
+{
+	char addr[64];
+	net_addr_str(peer, addr, sizeof addr);
+
+	pthread_mutex_lock(&srv->lock);
+	int full = srv->nclients >= srv->cfg->max_clients;
+	pthread_mutex_unlock(&srv->lock);
+	if (full) {
+		reject(fd, addr, "--max-clients reached");
+		return;
+	}
+	struct client *c = calloc(1, sizeof *c);
+	if (c == NULL) {
+		reject(fd, addr, "out of memory");
+		return;
+	}
+	c->srv = srv;
+	c->fd = fd;
+	c->id = atomic_fetch_add(&srv->next_id, 1) + 1;
+	snprintf(c->name, sizeof c->name, "#%u %s", c->id, addr);
+	net_tune(fd);
+
+	pthread_mutex_lock(&srv->lock);
+	c->next = srv->clients;
+	if (c->next)
+		c->next->prev = c;
+	srv->clients = c;
+	srv->nclients++;
+	pthread_mutex_unlock(&srv->lock);
+	STAT_INC(clients_now);
+	STAT_INC(clients_total);
+
+	pthread_t t;
+	int rc = pthread_create(&t, &srv->client_attr, client_main, c);
+	if (rc != 0) {
+		STAT_DEC(clients_now);
+		client_unlink(c);
+		free(c);
+		reject(fd, addr, strerror(rc));
+		return;
+	}
+	log_info("%s: connected", c->name);
+}
+
+static void *acceptor_main(void *arg)
+{
+	struct server *srv = arg;
+	while (!atomic_load(&srv->stopping)) {
+		struct net_addr peer;
+		int fd = net_accept(srv->lfd, &peer);
+		if (fd >= 0) {
+			if (atomic_load(&srv->stopping)) {
+				close(fd);
+				break;
+			}
+			accept_one(srv, fd, &peer);
+			continue;
+		}
+		if (atomic_load(&srv->stopping))
+			break;
+		if (fd == -ECONNABORTED)
+			continue;
+		unsigned suppressed;
+		if (log_ratelimit_ok(&accept_err_rl, 10000, &suppressed))
+			log_error("accept failed: %s", strerror(-fd));
+		/* EMFILE and friends: give closing clients a moment instead of spinning */
+		poll(NULL, 0, ACCEPT_ERROR_PAUSE_MS);
+	}
+	return NULL;
+}
+
+int server_start(struct server *srv, const struct config *cfg)
+{
+	memset(srv, 0, sizeof *srv);
+	srv->cfg = cfg;
+	srv->lfd = -1;
+	pthread_mutex_init(&srv->lock, NULL);
+	pthread_cond_init(&srv->drained, NULL);
+	pthread_attr_init(&srv->client_attr);
+	pthread_attr_setdetachstate(&srv->client_attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&srv->client_attr, CLIENT_STACK_SIZE);
+
+	int rc = pool_init(&srv->pool, cfg->max_connections, cfg->queue_size, cfg->codec->initial_buf,
+			   cfg->max_frame);
+	if (rc < 0)
+		return rc;
+	srv->lfd = net_listen(cfg->listen_host, cfg->listen_port, 1024);
+	if (srv->lfd < 0) {
+		rc = srv->lfd;
+		pool_destroy(&srv->pool);
+		return rc;
+	}
+	rc = supervisor_start(&srv->sup, &srv->pool, cfg);
+	if (rc == 0) {
+		rc = -pthread_create(&srv->acceptor, NULL, acceptor_main, srv);
+		if (rc < 0) {
+			pool_stop(&srv->pool);
+			supervisor_join(&srv->sup);
+		}
+	}
+	if (rc < 0) {
+		close(srv->lfd);
+		pool_destroy(&srv->pool);
+		return rc;
+	}
+	char host[300];
+	snprintf(host, sizeof host, "%s", cfg->listen_host[0] ? cfg->listen_host : "*");
+	if (strchr(host, ':'))
+		log_info("listening on [%s]:%d, protocol %s, target %s", host, net_local_port(srv->lfd),
+			 cfg->codec->name, cfg->target);
+	else
+		log_info("listening on %s:%d, protocol %s, target %s", host, net_local_port(srv->lfd),
+			 cfg->codec->name, cfg->target);
+	return 0;
+}
+
+/* Waits until every client thread has ended or the deadline passes.
+ * Returns the number still running. Called with srv->lock held. */
+static int wait_drained_locked(struct server *srv, int64_t deadline)
+{
+	struct timespec ts;
+	while (srv->nclients > 0) {
+		/* drained uses CLOCK_REALTIME: compute the absolute time from now */
+		int left = time_left_ms(deadline);
+		if (left == 0)
+			break;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += left / 1000;
+		ts.tv_nsec += (long)(left % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&srv->drained, &srv->lock, &ts);
+	}
+	return srv->nclients;
+}
+
+void server_stop(struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+	atomic_store(&srv->stopping, 1);
+	shutdown(srv->lfd, SHUT_RDWR); /* wakes accept() */
+	pthread_join(srv->acceptor, NULL);
+	close(srv->lfd);
+
+	/* Clients waiting for their next request see end of stream; those in
+	 * an exchange finish it and write the answer first. */
+	pthread_mutex_lock(&srv->lock);
+	int n = srv->nclients;
+	for (struct client *c = srv->clients; c != NULL; c = c->next)
+		shutdown(c->fd, SHUT_RD);
+	log_warn("stopping: %d client%s connected, waiting up to %lld ms for exchanges in flight", n,
+		 n == 1 ? "" : "s", (long long)cfg->timeout_ms);
+	int left = wait_drained_locked(srv, time_now_ms() + cfg->timeout_ms);
+	if (left > 0) {
+		log_warn("stopping: %d client%s still busy after %lld ms, closing them", left,
+			 left == 1 ? "" : "s", (long long)cfg->timeout_ms);
+		for (struct client *c = srv->clients; c != NULL; c = c->next)
+			shutdown(c->fd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&srv->lock);
+
+	pool_stop(&srv->pool);
+	supervisor_join(&srv->sup);
+	pthread_mutex_lock(&srv->lock);
+	left = wait_drained_locked(srv, time_now_ms() + LAST_THREADS_GRACE_MS);
+	pthread_mutex_unlock(&srv->lock);
+	if (left > 0) {
+		/* A thread still inside the pool must not see it freed; exit frees all. */
+		log_error("stopping: %d client thread%s did not end; exiting anyway", left, left == 1 ? "" : "s");
+		return;
+	}
+	pool_destroy(&srv->pool);
+	pthread_attr_destroy(&srv->client_attr);
+	pthread_cond_destroy(&srv->drained);
+	pthread_mutex_destroy(&srv->lock);
+}
+
+void server_log_stats(struct server *srv)
+{
+	int live, busy, waiting;
+	pool_counts(&srv->pool, &live, &busy, &waiting);
+	stats_log(live, busy, waiting);
+}
