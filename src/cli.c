@@ -86,8 +86,8 @@ int cli_parse_duration(const char *s, int64_t *ms)
 			return -EINVAL;
 		errno = 0;
 		double v = strtod(p, &end);
-		if (end == p || errno != 0 || v < 0)
-			return -EINVAL;
+		if (end == p || end != p + strspn(p, "0123456789.") || errno != 0 || v < 0)
+			return -EINVAL; /* no exponents, signs or hex: strtod takes too much */
 		p = end;
 		if (*p == '\0' && parts == 0) {
 			total = v * 1000; /* bare number: seconds, as the Go tool's --timeout */

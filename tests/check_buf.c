@@ -1,0 +1,130 @@
+/* Tests for src/buf.c: reading whole frames from a socket, with split,
+ * pipelined and oversize frames, end of stream and deadlines. */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "codec.h"
+#include "timeutil.h"
+
+static int sv[2];
+static struct buf b;
+static struct frame_ctx ctx = { .max_frame = 64 };
+
+static void setup(void)
+{
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ck_assert_int_eq(buf_init(&b, 4, 64), 0);
+}
+
+static void teardown(void)
+{
+	close(sv[0]);
+	if (sv[1] >= 0)
+		close(sv[1]);
+	buf_free(&b);
+}
+
+static void put(const char *s)
+{
+	ck_assert_int_eq(write(sv[1], s, strlen(s)), (ssize_t)strlen(s));
+}
+
+static ssize_t next_line(int64_t wait_ms)
+{
+	int64_t dl = time_now_ms() + wait_ms;
+	return buf_read_frame(&b, sv[0], codec_echo.request, &ctx, dl, dl);
+}
+
+START_TEST(test_pipelined)
+{
+	put("one\ntwo\nthr");
+	ssize_t n = next_line(1000);
+	ck_assert_int_eq(n, 4);
+	ck_assert_int_eq(memcmp(buf_head(&b), "one\n", 4), 0);
+	buf_consume(&b, 4);
+	n = next_line(1000);
+	ck_assert_int_eq(n, 4);
+	ck_assert_int_eq(memcmp(buf_head(&b), "two\n", 4), 0);
+	buf_consume(&b, 4);
+	put("ee\n");
+	n = next_line(1000);
+	ck_assert_int_eq(n, 6);
+	ck_assert_int_eq(memcmp(buf_head(&b), "three\n", 6), 0);
+	buf_consume(&b, 6);
+	ck_assert_uint_eq(buf_len(&b), 0);
+}
+END_TEST
+
+START_TEST(test_grows_to_max)
+{
+	char line[64];
+	memset(line, 'x', 63);
+	line[63] = '\n';
+	ck_assert_int_eq(write(sv[1], line, 64), 64);
+	ck_assert_int_eq(next_line(1000), 64); /* exactly max_frame: fine */
+	buf_consume(&b, 64);
+	ck_assert_int_eq(write(sv[1], line, 63), 63);
+	ck_assert_int_eq(write(sv[1], "yy\n", 3), 3);
+	ck_assert_int_eq(next_line(1000), -EMSGSIZE);
+}
+END_TEST
+
+START_TEST(test_eof)
+{
+	put("last\npart");
+	close(sv[1]);
+	sv[1] = -1;
+	ck_assert_int_eq(next_line(1000), 5);
+	buf_consume(&b, 5);
+	ck_assert_int_eq(next_line(1000), -ECONNRESET); /* closed inside a frame */
+	buf_consume(&b, buf_len(&b));
+	ck_assert_int_eq(next_line(1000), 0);           /* closed between frames */
+}
+END_TEST
+
+START_TEST(test_deadline)
+{
+	put("no newline yet");
+	int64_t t0 = time_now_ms();
+	ck_assert_int_eq(next_line(100), -ETIMEDOUT);
+	ck_assert_int_ge(time_now_ms() - t0, 99);
+	put(" - now\n");
+	ck_assert_int_eq(next_line(1000), 21); /* the bytes read before are kept */
+}
+END_TEST
+
+START_TEST(test_append)
+{
+	ck_assert_int_eq(buf_append(&b, "0123456789", 10), 0);
+	ck_assert_uint_eq(buf_len(&b), 10);
+	buf_consume(&b, 8);
+	char big[60];
+	memset(big, 'a', sizeof big);
+	ck_assert_int_eq(buf_append(&b, big, sizeof big), 0); /* moves the 2 left to the front */
+	ck_assert_uint_eq(buf_len(&b), 62);
+	ck_assert_int_eq(buf_append(&b, big, 3), -EMSGSIZE);
+	buf_reset(&b);
+	ck_assert_uint_eq(buf_len(&b), 0);
+}
+END_TEST
+
+Suite *make_suite(void);
+Suite *make_suite(void)
+{
+	Suite *s = suite_create("buf");
+	TCase *tc = tcase_create("frames");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_pipelined);
+	tcase_add_test(tc, test_grows_to_max);
+	tcase_add_test(tc, test_eof);
+	tcase_add_test(tc, test_deadline);
+	tcase_add_test(tc, test_append);
+	suite_add_tcase(s, tc);
+	return s;
+}
