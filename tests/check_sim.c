@@ -1,0 +1,818 @@
+/* Tests of the simulated targets and of the harness themselves, with no
+ * daemon involved: what the end-to-end suites rely on must be right first. */
+#include "config.h"
+#include "sim.h"
+#include "testing.h"
+
+#include <check.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define WAIT_MS 5000
+
+static struct sim *start(struct sim_opts o)
+{
+	struct sim *s = sim_start(&o);
+	ck_assert_msg(s != NULL, "sim_start: %s", strerror(errno));
+	ck_assert_int_gt(sim_port(s), 0);
+	return s;
+}
+
+static int conn(struct sim *s)
+{
+	int fd = tm_connect(sim_port(s));
+	ck_assert_msg(fd >= 0, "tm_connect: %s", strerror(-fd));
+	return fd;
+}
+
+/* Reads qty registers and checks each against the formula. */
+static void check_read(int fd, uint16_t tid, uint8_t unit, uint8_t fc, uint16_t addr, uint16_t qty)
+{
+	uint16_t v[125];
+	uint8_t exc = 0xFF;
+	int rc = tm_modbus_read(fd, tid, unit, fc, addr, qty, v, &exc);
+	ck_assert_msg(rc == 0, "tm_modbus_read: %s", strerror(-rc));
+	ck_assert_int_eq(exc, 0);
+	for (uint16_t i = 0; i < qty; i++)
+		ck_assert_uint_eq(v[i], sim_modbus_value(fc, (uint16_t)(addr + i), unit));
+}
+
+static uint8_t read_exception(int fd, uint8_t fc, uint16_t addr, uint16_t qty)
+{
+	uint16_t v[125];
+	uint8_t exc = 0;
+	ck_assert_int_eq(tm_modbus_read(fd, 9, 1, fc, addr, qty, v, &exc), 0);
+	return exc;
+}
+
+/* ---- modbus ------------------------------------------------------------- */
+
+START_TEST(test_modbus_read)
+{
+	struct sim *s = start((struct sim_opts){ .proto = SIM_MODBUS });
+	int fd = conn(s);
+
+	check_read(fd, 0x1234, 1, 3, 100, 10);
+	check_read(fd, 0xFFFF, 7, 4, 65530, 6);
+	check_read(fd, 0, 0xF7, 3, 0, 125);
+	ck_assert_uint_ne(sim_modbus_value(3, 10, 1), sim_modbus_value(4, 10, 1));
+	ck_assert_uint_ne(sim_modbus_value(3, 10, 1), sim_modbus_value(3, 10, 2));
+
+	ck_assert_int_eq(read_exception(fd, 3, 65535, 2), 0x02);
+	ck_assert_int_eq(read_exception(fd, 3, 0, 0), 0x03);
+	ck_assert_int_eq(read_exception(fd, 4, 0, 126), 0x03);
+	ck_assert_int_eq(read_exception(fd, 0x41, 0, 1), 0x01);
+	ck_assert_int_eq(read_exception(fd, 5, 0, 1), 0x01);
+
+	/* Without an exception pointer an exception reply is an error. */
+	uint16_t v[1];
+	ck_assert_int_eq(tm_modbus_read(fd, 1, 1, 0x41, 0, 1, v, NULL), -EREMOTEIO);
+
+	struct sim_stats st;
+	sim_get_stats(s, &st);
+	ck_assert_int_eq(st.requests, 9);
+	ck_assert_int_eq(st.answers, 9);
+	ck_assert_int_eq(st.accepted, 1);
+	ck_assert_int_eq(st.inflight, 0);
+	close(fd);
+	sim_stop(s);
+}
+END_TEST
+
+START_TEST(test_modbus_write)
+{
+	struct sim *s = start((struct sim_opts){ .proto = SIM_MODBUS });
+	int fd = conn(s), fd2 = conn(s);
+	uint16_t v[5];
+	uint8_t exc = 0xFF;
+
+	ck_assert_int_eq(tm_modbus_write1(fd, 5, 1, 500, 0xBEEF, &exc), 0);
+	ck_assert_int_eq(exc, 0);
+	ck_assert_int_eq(tm_modbus_read(fd2, 6, 1, 3, 499, 3, v, &exc), 0);
+	ck_assert_uint_eq(v[0], sim_modbus_value(3, 499, 1));
+	ck_assert_uint_eq(v[1], 0xBEEF);
+	ck_assert_uint_eq(v[2], sim_modbus_value(3, 501, 1));
+	ck_assert_uint_eq(sim_modbus_holding(s, 500, 9), 0xBEEF);
+	ck_assert_uint_eq(sim_modbus_holding(s, 501, 9), sim_modbus_value(3, 501, 9));
+	/* Input registers are not written. */
+	check_read(fd, 7, 1, 4, 500, 1);
+
+	const uint16_t w[3] = { 1, 0, 0xFFFF };
+	ck_assert_int_eq(tm_modbus_write_multi(fd, 8, 2, 65533, 3, w, &exc), 0);
+	ck_assert_int_eq(exc, 0);
+	ck_assert_int_eq(tm_modbus_read(fd, 9, 2, 3, 65532, 4, v, &exc), 0);
+	ck_assert_uint_eq(v[0], sim_modbus_value(3, 65532, 2));
+	ck_assert_uint_eq(v[1], 1);
+	ck_assert_uint_eq(v[2], 0);
+	ck_assert_uint_eq(v[3], 0xFFFF);
+	ck_assert_int_eq(tm_modbus_write_multi(fd, 10, 2, 65534, 3, w, &exc), 0);
+	ck_assert_int_eq(exc, 0x02);
+	ck_assert_int_eq(tm_modbus_write_multi(fd, 10, 2, 0, 0, w, &exc), -EINVAL);
+	close(fd);
+	close(fd2);
+	sim_stop(s);
+}
+END_TEST
+
+START_TEST(test_modbus_framing)
+{
+	struct sim *s = start((struct sim_opts){ .proto = SIM_MODBUS });
+	int fd = conn(s);
+	uint8_t req[4 * 12], adu[260];
+
+	/* One request, one byte per segment. */
+	tm_modbus_req_read(req, 0x0101, 1, 3, 10, 2);
+	ck_assert_int_eq(tm_write_split(fd, req, 12, 1), 0);
+	ck_assert_int_eq(tm_modbus_recv(fd, adu, sizeof(adu), WAIT_MS), 13);
+	ck_assert_uint_eq(adu[0] << 8 | adu[1], 0x0101);
+
+	/* Three and a half requests in one write, then the rest. */
+	for (int i = 0; i < 4; i++)
+		tm_modbus_req_read(req + 12 * i, (uint16_t)(0x200 + i), (uint8_t)(i + 1), 3,
+				   (uint16_t)(20 * i), 1);
+	ck_assert_int_eq(tm_write_all(fd, req, 42), 0);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(tm_modbus_recv(fd, adu, sizeof(adu), WAIT_MS), 11);
+		ck_assert_uint_eq(adu[0] << 8 | adu[1], 0x200 + i);
+		ck_assert_uint_eq(adu[6], i + 1);
+		ck_assert_uint_eq(adu[9] << 8 | adu[10],
+				  sim_modbus_value(3, (uint16_t)(20 * i), (uint8_t)(i + 1)));
+	}
+	ck_assert_int_eq(tm_read_exact(fd, adu, 1, 100), -ETIMEDOUT);
+	ck_assert_int_eq(tm_write_all(fd, req + 42, 6), 0);
+	ck_assert_int_eq(tm_modbus_recv(fd, adu, sizeof(adu), WAIT_MS), 11);
+	ck_assert_uint_eq(adu[0] << 8 | adu[1], 0x203);
+	close(fd);
+	sim_stop(s);
+}
+END_TEST
+
+START_TEST(test_modbus_tid_offset)
+{
+	struct sim *s = start((struct sim_opts){ .proto = SIM_MODBUS, .tid_offset = 1 });
+	int fd = conn(s);
+	uint8_t req[12], adu[260];
+	uint16_t v[1];
+
+	tm_modbus_req_read(req, 0xFFFF, 0xF7, 4, 1, 1);
+	ck_assert_int_eq(tm_write_all(fd, req, sizeof(req)), 0);
+	ck_assert_int_eq(tm_modbus_recv(fd, adu, sizeof(adu), WAIT_MS), 11);
+	ck_assert_uint_eq(adu[0] << 8 | adu[1], 0x0000);
+	ck_assert_uint_eq(adu[6], 0xF7);
+	ck_assert_int_eq(tm_modbus_read(fd, 7, 1, 3, 0, 1, v, NULL), -EPROTO);
+	close(fd);
+	sim_stop(s);
+}
+END_TEST
+
+START_TEST(test_modbus_malformed)
+{
+	struct sim *s = start((struct sim_opts){ .proto = SIM_MODBUS });
+	static const uint8_t bad_pid[] = { 0, 1, 0, 1, 0, 6, 1, 3, 0, 0, 0, 1 };
+	static const uint8_t bad_len[] = { 0, 1, 0, 0, 1, 0, 1, 3, 0, 0, 0, 1 };
+	int fd = conn(s);
+
+	ck_assert_int_eq(tm_write_all(fd, bad_pid, sizeof(bad_pid)), 0);
+	ck_assert_int_eq(tm_wait_closed(fd, WAIT_MS), 0);
+	close(fd);
+	fd = conn(s);
+	ck_assert_int_eq(tm_write_all(fd, bad_len, sizeof(bad_len)), 0);
+	ck_assert_int_eq(tm_wait_closed(fd, WAIT_MS), 0);
+	close(fd);
+	ck_assert(TM_SIM_WAIT(s, protocol_errors, 2, WAIT_MS));
+	ck_assert_int_eq(TM_SIM_STAT(s, requests), 0);
+	sim_stop(s);
+}
+END_TEST
+
+/* ---- connections and faults --------------------------------------------- */
+
+START_TEST(test_max_conns)
+{
+	struct sim *s = start((struct sim_opts){ .proto = SIM_MODBUS, .max_conns = 1 });
+	int a = conn(s);
+	check_read(a, 1, 1, 3, 0, 1);
+
+	int b = conn(s);
+	ck_assert_int_eq(tm_wait_closed(b, WAIT_MS), 0);
+	close(b);
+	ck_assert_int_eq(TM_SIM_STAT(s, rejected), 1);
+	check_read(a, 2, 1, 3, 1, 1);
+
+	close(a);
+	TM_WAIT_FOR(TM_SIM_STAT(s, conns) == 0, WAIT_MS);
+	ck_assert_int_eq(TM_SIM_STAT(s, conns), 0);
+	int c = conn(s);
+	check_read(c, 3, 1, 3, 2, 1);
+	close(c);
+
+	struct sim_stats st;
+	sim_get_stats(s, &st);
+	ck_assert_int_eq(st.accepted, 2);
+	ck_assert_int_eq(st.rejected, 1);
+	ck_assert_int_eq(st.conns_max, 1);
+	sim_stop(s);
+}
+END_TEST
+
+START_TEST(test_inflight)
+{
+	struct sim *s = start((struct sim_opts){ .proto = SIM_MODBUS, .delay_ms = 300 });
+	int fd[4];
+	uint8_t req[12], adu[260];
+
+	for (int i = 0; i < 4; i++)
+		fd[i] = conn(s);
+	int64_t t0 = tm_now_ms();
+	for (int i = 0; i < 4; i++) {
+		tm_modbus_req_read(req, (uint16_t)i, 1, 3, (uint16_t)i, 1);
+		ck_assert_int_eq(tm_write_all(fd[i], req, sizeof(req)), 0);
+	}
+	ck_assert(TM_SIM_WAIT(s, inflight, 4, WAIT_MS));
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(tm_modbus_recv(fd[i], adu, sizeof(adu), WAIT_MS), 11);
+		ck_assert_uint_eq(adu[0] << 8 | adu[1], i);
+	}
+	ck_assert_int_ge(tm_now_ms() - t0, 300);
+
+	struct sim_stats st;
+	sim_get_stats(s, &st);
+	ck_assert_int_eq(st.inflight_max, 4);
+	ck_assert_int_eq(st.inflight, 0);
+	ck_assert_int_eq(st.conns_max, 4);
+	sim_reset_max(s);
+	sim_get_stats(s, &st);
+	ck_assert_int_eq(st.inflight_max, 0);
+	ck_assert_int_eq(st.conns_max, 4);
+
+	/* One connection at a time never has two in flight. */
+	sim_set_delay(s, 20);
+	for (int i = 0; i < 3; i++)
+		check_read(fd[0], 1, 1, 3, 0, 1);
+	ck_assert_int_eq(TM_SIM_STAT(s, inflight_max), 1);
+	for (int i = 0; i < 4; i++)
+		close(fd[i]);
+	sim_stop(s);
+}
+END_TEST
+
+START_TEST(test_late)
+{
+	struct sim *s = start((struct sim_opts){ .proto = SIM_MODBUS, .late_every = 2, .late_ms = 400 });
+	int fd = conn(s);
+	uint8_t req[12], adu[260];
+
+	check_read(fd, 1, 1, 3, 0, 1);
+	tm_modbus_req_read(req, 2, 1, 3, 0, 1);
+	int64_t t0 = tm_now_ms();
+	ck_assert_int_eq(tm_write_all(fd, req, sizeof(req)), 0);
+	ck_assert_int_eq(tm_modbus_recv(fd, adu, sizeof(adu), 100), -ETIMEDOUT);
+	ck_assert_int_eq(tm_modbus_recv(fd, adu, sizeof(adu), WAIT_MS), 11);
+	ck_assert_int_ge(tm_now_ms() - t0, 400);
+	ck_assert_uint_eq(adu[1], 2);
+	check_read(fd, 3, 1, 3, 0, 1);
+	ck_assert_int_eq(TM_SIM_STAT(s, late), 1);
+	close(fd);
+	sim_stop(s);
+}
+END_TEST
+
+START_TEST(test_drop)
+{
+	struct sim *s = start((struct sim_opts){ .proto = SIM_MODBUS, .drop_every = 2 });
+	int fd = conn(s);
+	uint8_t req[12], adu[260];
+
+	check_read(fd, 1, 1, 3, 0, 1);
+	tm_modbus_req_read(req, 2, 1, 3, 0, 1);
+	ck_assert_int_eq(tm_write_all(fd, req, sizeof(req)), 0);
+	ck_assert_int_eq(tm_modbus_recv(fd, adu, sizeof(adu), 300), -ETIMEDOUT);
+	/* The connection stays usable and the next answer is the next request's. */
+	check_read(fd, 3, 1, 3, 0, 1);
+
+	struct sim_stats st;
+	sim_get_stats(s, &st);
+	ck_assert_int_eq(st.requests, 3);
+	ck_assert_int_eq(st.answers, 2);
+	ck_assert_int_eq(st.dropped, 1);
+	ck_assert_int_eq(st.inflight, 0);
+	close(fd);
+	sim_stop(s);
+}
+END_TEST
+
+START_TEST(test_hangup_close_after)
+{
+	struct sim *s = start((struct sim_opts){ .proto = SIM_ECHO, .hangup_every = 2 });
+	int fd = conn(s);
+	char line[64];
+
+	ck_assert_int_eq(tm_write_all(fd, "a\n", 2), 0);
+	ck_assert_int_eq(tm_line_recv(fd, line, sizeof(line), WAIT_MS), 2);
+	ck_assert_int_eq(tm_write_all(fd, "b\n", 2), 0);
+	ck_assert_int_eq(tm_wait_closed(fd, WAIT_MS), 0);
+	close(fd);
+	ck_assert_int_eq(TM_SIM_STAT(s, hangups), 1);
+	sim_stop(s);
+
+	s = start((struct sim_opts){ .proto = SIM_ECHO, .close_after = 2 });
+	fd = conn(s);
+	ck_assert_int_eq(tm_write_all(fd, "a\nb\nc\n", 6), 0);
+	ck_assert_int_eq(tm_line_recv(fd, line, sizeof(line), WAIT_MS), 2);
+	ck_assert_str_eq(line, "a\n");
+	ck_assert_int_eq(tm_line_recv(fd, line, sizeof(line), WAIT_MS), 2);
+	ck_assert_str_eq(line, "b\n");
+	ck_assert_int_eq(tm_line_recv(fd, line, sizeof(line), WAIT_MS), -EPIPE);
+	close(fd);
+	ck_assert_int_eq(TM_SIM_STAT(s, answers), 2);
+	sim_stop(s);
+}
+END_TEST
+
+START_TEST(test_kill_revive)
+{
+	struct sim *s = start((struct sim_opts){ .proto = SIM_MODBUS });
+	int port = sim_port(s);
+	int fd = conn(s);
+
+	check_read(fd, 1, 1, 3, 0, 1);
+	ck_assert_int_eq(sim_revive(s), -EBUSY);
+	ck_assert_int_eq(sim_kill(s), 0);
+	ck_assert_int_eq(sim_kill(s), 0);
+	ck_assert_int_eq(tm_wait_closed(fd, WAIT_MS), 0);
+	close(fd);
+	ck_assert_int_eq(tm_connect(port), -ECONNREFUSED);
+
+	ck_assert_int_eq(sim_revive(s), 0);
+	ck_assert_int_eq(sim_port(s), port);
+	fd = conn(s);
+	check_read(fd, 2, 1, 3, 0, 1);
+	close(fd);
+
+	struct sim_stats st;
+	sim_get_stats(s, &st);
+	ck_assert_int_eq(st.accepted, 2);
+	ck_assert_int_eq(st.requests, 2);
+	sim_stop(s);
+}
+END_TEST
+
+START_TEST(test_stop_while_busy)
+{
+	struct sim *s = start((struct sim_opts){ .proto = SIM_MODBUS, .delay_ms = 20000 });
+	int fd = conn(s), idle = conn(s);
+	uint8_t req[12];
+
+	tm_modbus_req_read(req, 1, 1, 3, 0, 1);
+	ck_assert_int_eq(tm_write_all(fd, req, sizeof(req)), 0);
+	ck_assert(TM_SIM_WAIT(s, inflight, 1, WAIT_MS));
+	int64_t t0 = tm_now_ms();
+	sim_stop(s);
+	ck_assert_int_lt(tm_now_ms() - t0, 2000);
+	ck_assert_int_eq(tm_wait_closed(fd, WAIT_MS), 0);
+	ck_assert_int_eq(tm_wait_closed(idle, WAIT_MS), 0);
+	close(fd);
+	close(idle);
+}
+END_TEST
+
+START_TEST(test_fixed_port)
+{
+	struct sim *a = start((struct sim_opts){ .proto = SIM_ECHO });
+	int port = sim_port(a);
+	sim_stop(a);
+	struct sim *b = start((struct sim_opts){ .proto = SIM_ECHO, .port = port });
+	ck_assert_int_eq(sim_port(b), port);
+	errno = 0;
+	ck_assert_ptr_null(sim_start(&(struct sim_opts){ .proto = SIM_ECHO, .port = port }));
+	ck_assert_int_eq(errno, EADDRINUSE);
+	ck_assert_ptr_null(sim_start(&(struct sim_opts){ .proto = (enum sim_proto)99 }));
+	ck_assert_int_eq(errno, EINVAL);
+	sim_stop(b);
+	sim_stop(NULL);
+}
+END_TEST
+
+/* ---- echo, iso8583, mpu ------------------------------------------------- */
+
+START_TEST(test_echo)
+{
+	struct sim *s = start((struct sim_opts){ .proto = SIM_ECHO });
+	int fd = conn(s);
+	char line[64];
+
+	ck_assert_int_eq(tm_write_all(fd, "hel", 3), 0);
+	ck_assert_int_eq(tm_read_exact(fd, line, 1, 100), -ETIMEDOUT);
+	ck_assert_int_eq(tm_write_all(fd, "lo\nwor", 6), 0);
+	ck_assert_int_eq(tm_write_all(fd, "ld\n\n", 4), 0);
+	ck_assert_int_eq(tm_line_recv(fd, line, sizeof(line), WAIT_MS), 6);
+	ck_assert_str_eq(line, "hello\n");
+	ck_assert_int_eq(tm_line_recv(fd, line, sizeof(line), WAIT_MS), 6);
+	ck_assert_str_eq(line, "world\n");
+	ck_assert_int_eq(tm_line_recv(fd, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(line, "\n");
+	ck_assert_int_eq(tm_write_split(fd, "split line\r\n", 12, 1), 0);
+	ck_assert_int_eq(tm_line_recv(fd, line, sizeof(line), WAIT_MS), 12);
+	ck_assert_str_eq(line, "split line\r\n");
+	ck_assert_int_eq(TM_SIM_STAT(s, answers), 4);
+	close(fd);
+	sim_stop(s);
+}
+END_TEST
+
+/* Sends frames through fd and checks the reversed answers. */
+static void check_reversed(int fd, bool mpu, const uint8_t *payload, size_t len, size_t step)
+{
+	static uint8_t frame[70000], got[70000], want[70000];
+	size_t n = mpu ? tm_mpu_frame(frame, payload, len) : tm_iso8583_frame(frame, payload, len);
+	ck_assert_int_eq(tm_write_split(fd, frame, n, step), 0);
+	ssize_t r = mpu ? tm_mpu_recv(fd, got, sizeof(got), WAIT_MS)
+			: tm_iso8583_recv(fd, got, sizeof(got), WAIT_MS);
+	ck_assert_int_eq(r, (ssize_t)len);
+	sim_reverse(payload, want, len);
+	ck_assert(memcmp(got, want, len) == 0);
+}
+
+static void check_length_prefixed(enum sim_proto proto)
+{
+	struct sim *s = start((struct sim_opts){ .proto = proto });
+	bool mpu = proto == SIM_MPU;
+	int fd = conn(s);
+	static uint8_t big[9999];
+	static const char msg[] = "0200B23800000080000000000000000000123456";
+
+	check_reversed(fd, mpu, (const uint8_t *)msg, strlen(msg), 1);
+	check_reversed(fd, mpu, (const uint8_t *)"x", 1, 1);
+	check_reversed(fd, mpu, (const uint8_t *)"", 0, 1);
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)(i * 31 + 7);
+	check_reversed(fd, mpu, big, sizeof(big), 4000);
+
+	/* Two frames and a piece of a third in one write. */
+	uint8_t frames[64], got[16];
+	size_t n = 0;
+	for (int i = 0; i < 3; i++)
+		n += mpu ? tm_mpu_frame(frames + n, "abc", 3) : tm_iso8583_frame(frames + n, "abc", 3);
+	ck_assert_int_eq(tm_write_all(fd, frames, n - 2), 0);
+	for (int i = 0; i < 2; i++) {
+		ssize_t r = mpu ? tm_mpu_recv(fd, got, sizeof(got), WAIT_MS)
+				: tm_iso8583_recv(fd, got, sizeof(got), WAIT_MS);
+		ck_assert_int_eq(r, 3);
+		ck_assert(memcmp(got, "cba", 3) == 0);
+	}
+	ck_assert_int_eq(tm_read_exact(fd, got, 1, 100), -ETIMEDOUT);
+	ck_assert_int_eq(tm_write_all(fd, frames + n - 2, 2), 0);
+	ssize_t r = mpu ? tm_mpu_recv(fd, got, sizeof(got), WAIT_MS)
+			: tm_iso8583_recv(fd, got, sizeof(got), WAIT_MS);
+	ck_assert_int_eq(r, 3);
+	close(fd);
+	ck_assert_int_eq(TM_SIM_STAT(s, answers), 7);
+	sim_stop(s);
+}
+
+START_TEST(test_iso8583)
+{
+	check_length_prefixed(SIM_ISO8583);
+	struct sim *s = start((struct sim_opts){ .proto = SIM_ISO8583 });
+	int fd = conn(s);
+	static uint8_t big[65535];
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)(i ^ (i >> 8));
+	check_reversed(fd, false, big, sizeof(big), sizeof(big) + 2);
+	close(fd);
+	sim_stop(s);
+}
+END_TEST
+
+START_TEST(test_mpu)
+{
+	check_length_prefixed(SIM_MPU);
+	struct sim *s = start((struct sim_opts){ .proto = SIM_MPU });
+	int fd = conn(s);
+	ck_assert_int_eq(tm_write_all(fd, "00x1a", 5), 0);
+	ck_assert_int_eq(tm_wait_closed(fd, WAIT_MS), 0);
+	close(fd);
+	ck_assert(TM_SIM_WAIT(s, protocol_errors, 1, WAIT_MS));
+	sim_stop(s);
+}
+END_TEST
+
+/* ---- http --------------------------------------------------------------- */
+
+static void http_call(int fd, const char *req, bool head, int status, const char *body)
+{
+	static char resp[8192];
+	ck_assert_int_eq(tm_write_split(fd, req, strlen(req), 7), 0);
+	ssize_t n = tm_http_recv(fd, resp, sizeof(resp), head, WAIT_MS);
+	ck_assert_msg(n > 0, "tm_http_recv: %s", strerror((int)-n));
+	ck_assert_int_eq(tm_http_status(resp), status);
+	if (body)
+		ck_assert_str_eq(tm_http_body(resp), body);
+}
+
+START_TEST(test_http)
+{
+	struct sim *s = start((struct sim_opts){ .proto = SIM_HTTP });
+	int fd = conn(s);
+	char resp[4096];
+
+	http_call(fd, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n", false, 200, "GET /a\n");
+	http_call(fd, "POST /b HTTP/1.1\r\nHost: x\r\ncontent-length: 5\r\n\r\nhello", false, 200,
+		  "POST /b\nhello");
+	http_call(fd,
+		  "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+		  "3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: 1\r\n\r\n",
+		  false, 200, "POST /c\nabcde");
+	http_call(fd, "HEAD /d HTTP/1.1\r\n\r\n", true, 200, "");
+	http_call(fd, "GET /status/204 HTTP/1.1\r\n\r\n", false, 204, "");
+	http_call(fd, "GET /status/404 HTTP/1.1\r\n\r\n", false, 404, "GET /status/404\n");
+
+	/* An interim answer, then the final one. */
+	static const char interim[] = "GET /status/100 HTTP/1.1\r\n\r\n";
+	ck_assert_int_eq(tm_write_all(fd, interim, strlen(interim)), 0);
+	ck_assert_int_gt(tm_http_recv(fd, resp, sizeof(resp), false, WAIT_MS), 0);
+	ck_assert_int_eq(tm_http_status(resp), 100);
+	ck_assert_int_gt(tm_http_recv(fd, resp, sizeof(resp), false, WAIT_MS), 0);
+	ck_assert_int_eq(tm_http_status(resp), 200);
+
+	/* Two requests in one write. */
+	static const char two[] = "GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n";
+	ck_assert_int_eq(tm_write_all(fd, two, strlen(two)), 0);
+	ck_assert_int_gt(tm_http_recv(fd, resp, sizeof(resp), false, WAIT_MS), 0);
+	ck_assert_str_eq(tm_http_body(resp), "GET /1\n");
+	ck_assert_int_gt(tm_http_recv(fd, resp, sizeof(resp), false, WAIT_MS), 0);
+	ck_assert_str_eq(tm_http_body(resp), "GET /2\n");
+
+	/* A body that ends at close. */
+	http_call(fd, "GET /eof HTTP/1.1\r\n\r\n", false, 200, "GET /eof\n");
+	ck_assert_int_eq(tm_wait_closed(fd, WAIT_MS), 0);
+	close(fd);
+
+	fd = conn(s);
+	http_call(fd, "GET /e HTTP/1.1\r\nConnection: close\r\n\r\n", false, 200, "GET /e\n");
+	ck_assert_int_eq(tm_wait_closed(fd, WAIT_MS), 0);
+	close(fd);
+
+	fd = conn(s);
+	ck_assert_int_eq(tm_write_all(fd, "BAD\r\n\r\n", 7), 0);
+	ck_assert_int_eq(tm_wait_closed(fd, WAIT_MS), 0);
+	close(fd);
+	ck_assert(TM_SIM_WAIT(s, protocol_errors, 1, WAIT_MS));
+	sim_stop(s);
+}
+END_TEST
+
+START_TEST(test_http_chunked_answer)
+{
+	struct sim *s = start((struct sim_opts){ .proto = SIM_HTTP, .http_chunked = 1 });
+	int fd = conn(s);
+	static char req[1024], resp[4096];
+	static uint8_t body[1024];
+	char payload[301];
+
+	memset(payload, 'z', 300);
+	payload[300] = '\0';
+	snprintf(req, sizeof(req), "PUT /big HTTP/1.1\r\nContent-Length: 300\r\n\r\n%s", payload);
+	ck_assert_int_eq(tm_write_all(fd, req, strlen(req)), 0);
+	ssize_t n = tm_http_recv(fd, resp, sizeof(resp), false, WAIT_MS);
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(tm_http_status(resp), 200);
+	ck_assert_ptr_nonnull(strstr(resp, "Transfer-Encoding: chunked\r\n"));
+	const char *b = tm_http_body(resp);
+	size_t blen = 0;
+	ssize_t used = sim_http_dechunk((const uint8_t *)b, (size_t)(resp + n - b), body, &blen);
+	ck_assert_int_eq(used, resp + n - b);
+	ck_assert_uint_eq(blen, strlen("PUT /big\n") + 300);
+	ck_assert(memcmp(body, "PUT /big\n", 9) == 0);
+
+	/* HEAD: the chunked header, no body; the connection stays in step. */
+	static const char two[] = "HEAD / HTTP/1.1\r\n\r\nGET /x HTTP/1.1\r\n\r\n";
+	ck_assert_int_eq(tm_write_all(fd, two, strlen(two)), 0);
+	ck_assert_int_gt(tm_http_recv(fd, resp, sizeof(resp), true, WAIT_MS), 0);
+	ck_assert_str_eq(tm_http_body(resp), "");
+	ck_assert_int_gt(tm_http_recv(fd, resp, sizeof(resp), false, WAIT_MS), 0);
+	ck_assert_str_eq(tm_http_body(resp), "7\r\nGET /x\n\r\n0\r\n\r\n");
+	close(fd);
+	sim_stop(s);
+}
+END_TEST
+
+START_TEST(test_http_dechunk)
+{
+	static const struct {
+		const char *in;
+		ssize_t rc;
+		const char *body;
+	} cases[] = {
+		{ "0\r\n\r\n", 5, "" },
+		{ "1\r\na\r\n0\r\n\r\n", 11, "a" },
+		{ "A\r\n0123456789\r\n0\r\n\r\nnext", 20, "0123456789" },
+		{ "2 ; x=y\r\nab\r\n0\r\nT: 1\r\nU: 2\r\n\r\n", 30, "ab" },
+		{ "1\r\na\r\n0\r\n", 0, NULL },
+		{ "1\r\na", 0, NULL },
+		{ "", 0, NULL },
+		{ "z\r\n", -EPROTO, NULL },
+		{ "1\r\nab\r\n", -EPROTO, NULL },
+		{ "\r\n", -EPROTO, NULL },
+		{ "fffffffffffffffff\r\n", -EPROTO, NULL },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint8_t out[64];
+		size_t olen = 99;
+		ssize_t rc = sim_http_dechunk((const uint8_t *)cases[i].in, strlen(cases[i].in), out, &olen);
+		ck_assert_msg(rc == cases[i].rc, "case %zu: %zd", i, rc);
+		if (cases[i].body) {
+			ck_assert_uint_eq(olen, strlen(cases[i].body));
+			ck_assert(memcmp(out, cases[i].body, olen) == 0);
+		}
+	}
+}
+END_TEST
+
+/* ---- the harness -------------------------------------------------------- */
+
+/* A stand-in for the daemon: a shell script that reports its arguments,
+ * prints the listening line, and answers SIGUSR1. */
+static const char fake_daemon[] =
+	"#!/bin/sh\n"
+	"echo \"args: $*\" >&2\n"
+	"case \"$1\" in\n"
+	"server) ;;\n"
+	"--help) echo 'usage: fake'; exit 0 ;;\n"
+	"*) echo \"fake: bad subcommand $1\" >&2; exit 2 ;;\n"
+	"esac\n"
+	"case \"$*\" in *--exit-now*) echo 'fake: failing' >&2; exit 3 ;; esac\n"
+	"trap 'echo \"fake: got USR1\" >&2' USR1\n"
+	"printf 'fake: listening on 127.0.0.1:4242\\n' >&2\n"
+	"i=0\n"
+	"while [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done\n";
+
+static char fake_path[64];
+
+static void fake_setup(void)
+{
+	snprintf(fake_path, sizeof(fake_path), "/tmp/tm-fake-daemon-XXXXXX");
+	int fd = mkstemp(fake_path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, fake_daemon, strlen(fake_daemon)), (ssize_t)strlen(fake_daemon));
+	ck_assert_int_eq(fchmod(fd, 0700), 0);
+	close(fd);
+	setenv("TCPMUX_BIN", fake_path, 1);
+}
+
+static void fake_teardown(void)
+{
+	unlink(fake_path);
+}
+
+START_TEST(test_harness_daemon)
+{
+	struct sim *s = start((struct sim_opts){ .proto = SIM_MODBUS });
+	static const char *const extra[] = { "--max-connections", "4", NULL };
+	char line[256], want[128];
+
+	ck_assert_str_eq(tm_daemon_binary(), fake_path);
+	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
+	ck_assert_ptr_nonnull(d);
+	ck_assert_int_eq(tm_daemon_port(d), 4242);
+	ck_assert(tm_daemon_running(d));
+	snprintf(want, sizeof(want),
+		 "args: server -v -l 127.0.0.1:0 -p modbus -t 127.0.0.1:%d --max-connections 4",
+		 sim_port(s));
+	ck_assert(tm_daemon_wait_log(d, 0, "args: ", line, sizeof(line), WAIT_MS));
+	ck_assert_str_eq(line, want);
+
+	size_t mark = tm_daemon_log_mark(d);
+	ck_assert_int_gt(mark, 0);
+	ck_assert_int_eq(tm_daemon_log_count(d, 0, "listening on"), 1);
+	ck_assert_int_eq(tm_daemon_log_count(d, mark, "listening on"), 0);
+	ck_assert_int_eq(tm_daemon_signal(d, SIGUSR1), 0);
+	ck_assert(tm_daemon_wait_log(d, mark, "got USR1", NULL, 0, WAIT_MS));
+	ck_assert(!tm_daemon_wait_log(d, mark, "never printed", NULL, 0, 50));
+	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, WAIT_MS), 128 + SIGTERM);
+	sim_stop(s);
+}
+END_TEST
+
+START_TEST(test_harness_early_exit)
+{
+	static const char *const extra[] = { "--exit-now", NULL };
+	int64_t t0 = tm_now_ms();
+	ck_assert_ptr_null(tm_daemon_start(extra));
+	ck_assert_int_lt(tm_now_ms() - t0, TM_START_TIMEOUT_MS / 2);
+
+	setenv("TCPMUX_BIN", "/nonexistent/tcp-multiplexer", 1);
+	ck_assert_ptr_null(tm_daemon_start(NULL));
+}
+END_TEST
+
+START_TEST(test_harness_run)
+{
+	static const char *const help[] = { "--help", NULL };
+	static const char *const bad[] = { "bogus", "x y", NULL };
+	char out[256];
+
+	ck_assert_int_eq(tm_run(help, out, sizeof(out), WAIT_MS), 0);
+	ck_assert_str_eq(out, "args: --help\nusage: fake\n");
+	ck_assert_int_eq(tm_run(bad, out, sizeof(out), WAIT_MS), 2);
+	ck_assert_ptr_nonnull(strstr(out, "bad subcommand bogus"));
+	ck_assert_int_eq(tm_run(help, out, 8, WAIT_MS), 0);
+	ck_assert_str_eq(out, "args: -");
+}
+END_TEST
+
+/* A daemon whose test dies without stopping it is killed with the test. */
+START_TEST(test_harness_orphan)
+{
+	int p[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, p), 0);
+	pid_t child = fork();
+	ck_assert_int_ge(child, 0);
+	if (child == 0) {
+		struct tm_daemon *d = tm_daemon_start(NULL);
+		pid_t pid = d ? tm_daemon_pid(d) : -1;
+		if (write(p[1], &pid, sizeof(pid)) != sizeof(pid))
+			_exit(1);
+		_exit(0);
+	}
+	pid_t pid = -1;
+	ck_assert_int_eq(tm_read_exact(p[0], &pid, sizeof(pid), WAIT_MS), sizeof(pid));
+	ck_assert_int_gt(pid, 0);
+	int st;
+	ck_assert_int_eq(waitpid(child, &st, 0), child);
+
+	/* Gone, or a zombie waiting for init to reap it. */
+	char path[64], buf[256];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	bool dead = false;
+	int64_t deadline = tm_now_ms() + WAIT_MS;
+	while (!dead && tm_now_ms() < deadline) {
+		FILE *f = fopen(path, "r");
+		dead = !f;
+		if (f) {
+			const char *state = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+			dead = !state || state[2] == 'Z' || state[2] == 'X';
+			fclose(f);
+		}
+		if (!dead)
+			tm_sleep_ms(2);
+	}
+	if (!dead)
+		kill(pid, SIGKILL);
+	ck_assert_msg(dead, "the orphaned daemon %d still runs", (int)pid);
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
+Suite *make_suite(void);
+
+Suite *make_suite(void)
+{
+	Suite *s = suite_create("sim");
+	struct {
+		const char *name;
+		const TTest *test;
+		bool fake;
+	} tests[] = {
+		{ "modbus_read", test_modbus_read, false },
+		{ "modbus_write", test_modbus_write, false },
+		{ "modbus_framing", test_modbus_framing, false },
+		{ "modbus_tid_offset", test_modbus_tid_offset, false },
+		{ "modbus_malformed", test_modbus_malformed, false },
+		{ "max_conns", test_max_conns, false },
+		{ "inflight", test_inflight, false },
+		{ "late", test_late, false },
+		{ "drop", test_drop, false },
+		{ "hangup_close_after", test_hangup_close_after, false },
+		{ "kill_revive", test_kill_revive, false },
+		{ "stop_while_busy", test_stop_while_busy, false },
+		{ "fixed_port", test_fixed_port, false },
+		{ "echo", test_echo, false },
+		{ "iso8583", test_iso8583, false },
+		{ "mpu", test_mpu, false },
+		{ "http", test_http, false },
+		{ "http_chunked_answer", test_http_chunked_answer, false },
+		{ "http_dechunk", test_http_dechunk, false },
+		{ "harness_daemon", test_harness_daemon, true },
+		{ "harness_early_exit", test_harness_early_exit, true },
+		{ "harness_run", test_harness_run, true },
+		{ "harness_orphan", test_harness_orphan, true },
+	};
+	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+		TCase *tc = tcase_create(tests[i].name);
+		tcase_set_timeout(tc, 60);
+		if (tests[i].fake)
+			tcase_add_checked_fixture(tc, fake_setup, fake_teardown);
+		tcase_add_test(tc, tests[i].test);
+		suite_add_tcase(s, tc);
+	}
+	return s;
+}

@@ -1,0 +1,128 @@
+/* Simulated target servers for the tests and the benchmark: threads in the
+ * calling process serving real loopback sockets, with faults on demand. */
+#ifndef TCPMUX_SIM_H
+#define TCPMUX_SIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * What each simulator answers (framed independently of src/ on purpose, so
+ * a framing bug in the daemon is not mirrored by the target):
+ *
+ * SIM_MODBUS   MBAP frames. Functions 3 and 4 read registers (see
+ *              sim_modbus_value), 6 and 16 write holding registers into one
+ *              65536-register array per simulator; anything else gets
+ *              exception 0x01. The answer carries the request's transaction
+ *              id (plus tid_offset) and unit id. A malformed MBAP header
+ *              (protocol id != 0, length outside 2..254) closes the connection.
+ * SIM_ECHO     each line, up to and including '\n', is sent back unchanged.
+ * SIM_ISO8583  2-byte big-endian length + payload; the answer has the same
+ *              framing and the payload reversed (sim_reverse).
+ * SIM_MPU      4 ASCII digits length + payload; answered like iso8583. A
+ *              non-digit in the length closes the connection.
+ * SIM_HTTP     HTTP/1.1 requests (Content-Length or chunked bodies). The
+ *              answer is 200 with the body "METHOD TARGET\n" followed by the
+ *              request body (decoded). Special targets: "/status/NNN" answers
+ *              with status NNN (204 and 304 and 1xx carry no body), "/eof"
+ *              answers without a length and closes after the body. HEAD
+ *              answers carry Content-Length but no body. A request with
+ *              "Connection: close" is answered, then the connection closed.
+ *
+ * Requests are numbered 1, 2, 3, ... across all connections of one
+ * simulator, in the order they are received; the *_every options pick
+ * request numbers that are multiples of N. When several apply, the first
+ * in this order wins: hangup, drop, late.
+ *
+ * A connection counts against max_conns until its thread has seen the
+ * close, so a client that closes and reconnects at once can be rejected:
+ * wait for the conns counter to drop first (TM_WAIT_FOR in testing.h).
+ * sim_kill, sim_revive and sim_stop must not be called concurrently on one
+ * simulator; everything else is thread-safe.
+ */
+enum sim_proto {
+	SIM_MODBUS,
+	SIM_ECHO,
+	SIM_ISO8583,
+	SIM_MPU,
+	SIM_HTTP,
+};
+
+struct sim_opts {
+	enum sim_proto proto;
+	int port;           /* 0: the kernel picks one */
+	int max_conns;      /* more simultaneous connections are accepted and closed
+	                       at once; 0 = unlimited (see the note below) */
+	int delay_ms;       /* sleep before each answer */
+	int late_every;     /* every Nth request is answered after late_ms instead of delay_ms */
+	int late_ms;
+	int drop_every;     /* every Nth request gets no answer at all (the connection stays open) */
+	int hangup_every;   /* every Nth request: close the connection instead of answering */
+	int close_after;    /* close a connection after it sent N answers; 0 = never */
+	int tid_offset;     /* modbus: answer with transaction id + this (gateways that answer id+1) */
+	int http_chunked;   /* http: answer with Transfer-Encoding: chunked instead of Content-Length */
+};
+
+/* Counters since sim_start (sim_kill and sim_revive keep them). */
+struct sim_stats {
+	long requests;      /* whole request frames received */
+	long answers;       /* answers sent (counted just before the write, so a
+	                       client that has read an answer sees it counted) */
+	long dropped;       /* requests left unanswered (drop_every) */
+	long hangups;       /* connections closed instead of answering (hangup_every) */
+	long late;          /* requests answered after late_ms */
+	long accepted;      /* connections accepted and served */
+	long rejected;      /* connections closed at once (over max_conns) */
+	long protocol_errors; /* connections closed because of a malformed request */
+	long conns;         /* connections open now */
+	long conns_max;     /* most connections open at once */
+	long inflight;      /* requests received and not yet answered, now */
+	long inflight_max;  /* most requests in flight at once, across all connections */
+};
+
+struct sim;
+
+/* Binds 127.0.0.1:opts->port and starts serving; the listener is ready when
+ * it returns. Returns NULL with errno set on failure. */
+struct sim *sim_start(const struct sim_opts *opts);
+/* The port it listens on (kept across sim_kill/sim_revive). */
+int sim_port(const struct sim *s);
+enum sim_proto sim_get_proto(const struct sim *s);
+/* Closes the listener and every connection, joins every thread, frees. */
+void sim_stop(struct sim *s);
+/* Closes the listener and every connection but keeps the object and its
+ * counters: the target went away. Returns 0 (also when already down). */
+int sim_kill(struct sim *s);
+/* Listens again on the same port. Returns 0, -EBUSY when not killed, or
+ * -errno from bind (EADDRINUSE is retried for up to 2 s). */
+int sim_revive(struct sim *s);
+
+/* A consistent snapshot of the counters. */
+void sim_get_stats(struct sim *s, struct sim_stats *out);
+/* Resets conns_max and inflight_max to the current values (between phases). */
+void sim_reset_max(struct sim *s);
+/* Changes delay_ms for the requests received from now on. */
+void sim_set_delay(struct sim *s, int delay_ms);
+
+/* The value the modbus simulator reads at addr for function fc (3 holding,
+ * 4 input) and unit, as long as no write touched it (holding registers only;
+ * input registers are never written). */
+uint16_t sim_modbus_value(uint8_t fc, uint16_t addr, uint8_t unit);
+/* The value of a holding register now, written or not (unit as read with). */
+uint16_t sim_modbus_holding(struct sim *s, uint16_t addr, uint8_t unit);
+/* out = in reversed (the iso8583 and mpu answers). in and out may not overlap. */
+void sim_reverse(const uint8_t *in, uint8_t *out, size_t len);
+
+/* HTTP/1.1 chunked body decoding (RFC 9112 section 7.1): p holds the bytes
+ * after the head. Returns the length of the whole chunked body including the
+ * last chunk and the trailers, 0 when more bytes are needed, or -EPROTO.
+ * When out is not NULL the chunk data is copied there (it needs len bytes
+ * at most) and *outlen set. */
+ssize_t sim_http_dechunk(const uint8_t *p, size_t len, uint8_t *out, size_t *outlen);
+
+/* "modbus", "echo", ... <-> enum; sim_proto_parse returns -1 when unknown. */
+const char *sim_proto_name(enum sim_proto p);
+int sim_proto_parse(const char *name);
+
+#endif

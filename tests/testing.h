@@ -1,0 +1,168 @@
+/* Harness for the end-to-end suites: starts the real daemon with its stderr
+ * captured, plus client helpers that never wait without a deadline. */
+#ifndef TCPMUX_TESTING_H
+#define TCPMUX_TESTING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "sim.h"
+
+#define TM_IO_TIMEOUT_MS 5000      /* reads, and SO_RCVTIMEO/SO_SNDTIMEO of tm_connect */
+#define TM_START_TIMEOUT_MS 10000  /* for the daemon's "listening on" line (valgrind is slow) */
+#define TM_STOP_TIMEOUT_MS 10000   /* default for tm_daemon_stop */
+
+/*
+ * Errors: every function returns a negative errno on failure. The frame
+ * readers (tm_*_recv) return the frame's length, or -ETIMEDOUT, -EPIPE (the
+ * peer closed cleanly before the frame began), -ECONNRESET (closed or reset
+ * inside the frame), -EPROTO (malformed), -EMSGSIZE (larger than cap).
+ */
+
+/* ---- time and waiting --------------------------------------------------- */
+
+/* Milliseconds on CLOCK_MONOTONIC. */
+int64_t tm_now_ms(void);
+/* Pacing for polling loops only; never use it to "let something happen". */
+void tm_sleep_ms(int ms);
+/* Polls cond(arg) every 2 ms until it is true or timeout_ms have passed.
+ * Returns its last value. */
+bool tm_wait_until(bool (*cond)(void *arg), void *arg, int timeout_ms);
+/* The same for an expression, as a statement: TM_WAIT_FOR(x == 3, 2000);
+ * then assert the expression as usual. */
+#define TM_WAIT_FOR(cond, timeout_ms)                                           \
+	do {                                                                    \
+		int64_t tm_deadline_ = tm_now_ms() + (timeout_ms);              \
+		while (!(cond) && tm_now_ms() < tm_deadline_)                   \
+			tm_sleep_ms(2);                                         \
+	} while (0)
+
+/* One counter of a simulator, by its offset in struct sim_stats:
+ * TM_SIM_STAT(s, answers); TM_SIM_WAIT(s, answers, 4, 2000) waits until it
+ * is at least 4 and returns whether it got there. */
+long tm_sim_stat(struct sim *s, size_t offset);
+bool tm_sim_wait(struct sim *s, size_t offset, long at_least, int timeout_ms);
+#define TM_SIM_STAT(s, field) tm_sim_stat((s), offsetof(struct sim_stats, field))
+#define TM_SIM_WAIT(s, field, at_least, timeout_ms)                             \
+	tm_sim_wait((s), offsetof(struct sim_stats, field), (at_least), (timeout_ms))
+
+/* ---- the daemon --------------------------------------------------------- */
+
+struct tm_daemon;
+
+/* The binary: $TCPMUX_BIN when set (to test an installed one), else the
+ * build tree's, fixed at compile time. */
+const char *tm_daemon_binary(void);
+
+/*
+ * Runs `BINARY server -v -l 127.0.0.1:0 EXTRA...` (extra is NULL-terminated,
+ * may be NULL) with stdin on /dev/null and stdout+stderr on a pipe, and
+ * waits up to TM_START_TIMEOUT_MS for the line with "listening on ADDR:PORT".
+ * A thread keeps reading the pipe: it records everything (see the log
+ * functions) and copies each line to our stderr as "daemon[PID]: ..."
+ * unless $TM_QUIET is set. Returns NULL, with the reason on stderr, when
+ * the daemon exits or prints no such line in time (it is killed then).
+ * Call it from the thread that will stop it (the daemon gets SIGKILL when
+ * that thread ends: PR_SET_PDEATHSIG, so a failed test leaves no daemon).
+ */
+struct tm_daemon *tm_daemon_start(const char *const extra[]);
+/* The same with `-p PROTO -t 127.0.0.1:PORT` for the simulator s first. */
+struct tm_daemon *tm_daemon_start_sim(struct sim *s, const char *const extra[]);
+/* The port the daemon listens on. */
+int tm_daemon_port(const struct tm_daemon *d);
+pid_t tm_daemon_pid(const struct tm_daemon *d);
+/* Whether the process is still running (reaps it when it is not). */
+bool tm_daemon_running(struct tm_daemon *d);
+/* kill(pid, sig) unless it has exited. Returns 0 or -errno (-ESRCH). */
+int tm_daemon_signal(struct tm_daemon *d, int sig);
+/* Sends sig and waits up to timeout_ms (<= 0: TM_STOP_TIMEOUT_MS) for the
+ * exit, then SIGKILLs it. Frees d. Returns the exit code, 128 + N when
+ * signal N killed it, or -ETIMEDOUT when it had to be SIGKILLed. */
+int tm_daemon_stop(struct tm_daemon *d, int sig, int timeout_ms);
+
+/* The daemon's output so far, as a position; pass it as mark to look only
+ * at what comes after (e.g. before sending SIGUSR1). 0 = from the start. */
+size_t tm_daemon_log_mark(struct tm_daemon *d);
+/* Waits until a line after mark contains needle, or the daemon's output
+ * ends, or timeout_ms pass. Copies that line (without '\n') into line when
+ * line is not NULL. Returns whether it was found. */
+bool tm_daemon_wait_log(struct tm_daemon *d, size_t mark, const char *needle, char *line,
+			size_t cap, int timeout_ms);
+/* How many lines after mark contain needle, now. */
+int tm_daemon_log_count(struct tm_daemon *d, size_t mark, const char *needle);
+
+/* Runs `BINARY ARGS...` (NULL-terminated) to completion, e.g. --help, and
+ * captures stdout and stderr together into out (NUL-terminated, cut at
+ * cap - 1). Returns the exit status as tm_daemon_stop does. */
+int tm_run(const char *const args[], char *out, size_t cap, int timeout_ms);
+
+/* ---- clients ------------------------------------------------------------ */
+
+/* Connects to 127.0.0.1:port with TCP_NODELAY and TM_IO_TIMEOUT_MS send
+ * and receive timeouts. Returns the fd or -errno. */
+int tm_connect(int port);
+/* Sends all n bytes (MSG_NOSIGNAL). Returns 0 or -errno. */
+int tm_write_all(int fd, const void *buf, size_t n);
+/* Sends buf in pieces of step bytes with a short pause between them, so
+ * the peer sees the frame split across reads. Returns 0 or -errno. */
+int tm_write_split(int fd, const void *buf, size_t n, size_t step);
+/* Reads exactly n bytes within timeout_ms. Returns n, fewer when the peer
+ * closed first, or -errno (-ETIMEDOUT, -ECONNRESET). */
+ssize_t tm_read_exact(int fd, void *buf, size_t n, int timeout_ms);
+/* Waits for the peer to close. Returns 0 at end of stream or reset,
+ * -EPROTO when bytes arrive instead, -ETIMEDOUT. */
+int tm_wait_closed(int fd, int timeout_ms);
+
+/* One line up to and including '\n', NUL-terminated (the echo framing). */
+ssize_t tm_line_recv(int fd, char *buf, size_t cap, int timeout_ms);
+
+/* ---- Modbus/TCP --------------------------------------------------------- */
+
+/* Request builders; they return the length (12). */
+size_t tm_modbus_req_read(uint8_t out[12], uint16_t tid, uint8_t unit, uint8_t fc, uint16_t addr,
+			  uint16_t qty);
+size_t tm_modbus_req_write1(uint8_t out[12], uint16_t tid, uint8_t unit, uint16_t addr,
+			    uint16_t value);
+/* Reads one whole MBAP frame (header checked: protocol id 0, length 2..254). */
+ssize_t tm_modbus_recv(int fd, uint8_t *adu, size_t cap, int timeout_ms);
+/*
+ * Reads qty registers with fc (3 or 4) and checks the answer carries tid,
+ * unit and fc and the right byte count. Returns 0 with *exception = 0 and
+ * out[] filled, 0 with *exception = the code of an exception reply, or
+ * -errno (-EPROTO when the answer does not match; -EREMOTEIO for an
+ * exception reply when exception is NULL).
+ */
+int tm_modbus_read(int fd, uint16_t tid, uint8_t unit, uint8_t fc, uint16_t addr, uint16_t qty,
+		   uint16_t *out, uint8_t *exception);
+/* Function 6; a normal answer must echo the request. */
+int tm_modbus_write1(int fd, uint16_t tid, uint8_t unit, uint16_t addr, uint16_t value,
+		     uint8_t *exception);
+/* Function 16 with qty (1..123) values. */
+int tm_modbus_write_multi(int fd, uint16_t tid, uint8_t unit, uint16_t addr, uint16_t qty,
+			  const uint16_t *values, uint8_t *exception);
+
+/* ---- iso8583 and mpu ---------------------------------------------------- */
+
+/* Frame builders; out needs len + 2 (iso8583, len <= 65535) or len + 4 (mpu,
+ * len <= 9999) bytes. They return the frame length. */
+size_t tm_iso8583_frame(uint8_t *out, const void *payload, size_t len);
+size_t tm_mpu_frame(uint8_t *out, const void *payload, size_t len);
+/* Read one frame and copy its payload to payload; they return its length. */
+ssize_t tm_iso8583_recv(int fd, uint8_t *payload, size_t cap, int timeout_ms);
+ssize_t tm_mpu_recv(int fd, uint8_t *payload, size_t cap, int timeout_ms);
+
+/* ---- HTTP/1.1 ----------------------------------------------------------- */
+
+/* Reads one whole response, raw (head and body as sent, chunked or not),
+ * NUL-terminated. head_request: the request was HEAD (no body follows).
+ * A body with no length ends at close. An interim 1xx response is returned
+ * on its own; call again for the final one. */
+ssize_t tm_http_recv(int fd, char *buf, size_t cap, bool head_request, int timeout_ms);
+/* The status code of a response (0 when malformed). */
+int tm_http_status(const char *resp);
+/* The body of a response: the bytes after the head (NULL when none). */
+const char *tm_http_body(const char *resp);
+
+#endif
