@@ -14,7 +14,8 @@
 
 enum {
 	OPT_TIMEOUT = 256, OPT_DELAY, OPT_MAX_CONN, OPT_BACKOFF, OPT_HEALTH, OPT_QUEUE,
-	OPT_MAX_CLIENTS, OPT_IDLE, OPT_MAX_FRAME, OPT_SYSLOG,
+	OPT_MAX_CLIENTS, OPT_IDLE, OPT_MAX_FRAME, OPT_SYSLOG, OPT_ALLOW, OPT_METRICS, OPT_MB_RO,
+	OPT_MB_ALLOW_WRITE,
 };
 
 struct opt_doc {
@@ -40,6 +41,10 @@ static const struct opt_doc server_opts[] = {
 	{ "max-clients", required_argument, OPT_MAX_CLIENTS, "N", "client connections at once; more are closed at accept (default 1000)" },
 	{ "idle-timeout", required_argument, OPT_IDLE, "DUR", "close a client silent this long between requests; 0 = never (default 5m)" },
 	{ "max-frame", required_argument, OPT_MAX_FRAME, "SIZE", "largest request or response, e.g. 64k, 1M (default 1M)" },
+	{ "allow", required_argument, OPT_ALLOW, "CIDR", "only clients from this network may connect; repeatable (default: everyone)" },
+	{ "metrics-listen", required_argument, OPT_METRICS, "[HOST:]PORT", "serve statistics for Prometheus at http://HOST:PORT/metrics (default off)" },
+	{ "modbus-read-only", no_argument, OPT_MB_RO, "", "modbus: refuse every function but reads (1-4, 43/14) with exception 0x01" },
+	{ "modbus-allow-write", required_argument, OPT_MB_ALLOW_WRITE, "UNIT:ADDR[-ADDR]", "with --modbus-read-only, still let writes (5, 6, 15, 16) to these through; repeatable" },
 	{ "syslog", no_argument, OPT_SYSLOG, "", "log to syslog instead of stderr" },
 	{ "verbose", no_argument, 'v', "", "log connections and errors (info level)" },
 	{ "debug", no_argument, 'd', "", "log every frame in hex (debug level)" },
@@ -244,6 +249,30 @@ static int server_option(struct config *cfg, int c, const char *arg, char *err, 
 		if (cli_parse_size(arg, &cfg->max_frame) < 0 || cfg->max_frame < 16)
 			return fail(err, cap, "--max-frame: '%s' is not a size from 16 bytes to 1G (e.g. 65536, 64k, 1M)", arg);
 		return 0;
+	case OPT_ALLOW:
+		if (cfg->nallow >= ACL_MAX)
+			return fail(err, cap, "--allow: at most %d networks", ACL_MAX);
+		if (acl_parse(arg, &cfg->allow[cfg->nallow]) < 0)
+			return fail(err, cap, "--allow: '%s' is not an address or CIDR network (e.g. 192.0.2.0/24, fd00::/8)", arg);
+		cfg->nallow++;
+		return 0;
+	case OPT_METRICS:
+		if (net_split_hostport(arg, cfg->metrics_host, sizeof cfg->metrics_host, cfg->metrics_port,
+				       sizeof cfg->metrics_port) < 0)
+			return fail(err, cap, "--metrics-listen: '%s' is not [HOST:]PORT (e.g. 127.0.0.1:9502)", arg);
+		return 0;
+	case OPT_MB_RO:
+		cfg->modbus_policy.read_only = 1;
+		return 0;
+	case OPT_MB_ALLOW_WRITE: {
+		struct modbus_policy *mp = &cfg->modbus_policy;
+		if (mp->nallow >= MODBUS_MAX_WRITE_RANGES)
+			return fail(err, cap, "--modbus-allow-write: at most %d ranges", MODBUS_MAX_WRITE_RANGES);
+		if (modbus_parse_write_range(arg, &mp->allow[mp->nallow]) < 0)
+			return fail(err, cap, "--modbus-allow-write: '%s' is not UNIT:ADDR or UNIT:FIRST-LAST (e.g. 1:40100-40110)", arg);
+		mp->nallow++;
+		return 0;
+	}
 	case OPT_SYSLOG:
 		cfg->use_syslog = 1;
 		return 0;
@@ -288,6 +317,10 @@ static int parse_server(int argc, char **argv, struct config *cfg, enum cli_cmd 
 	}
 	if (optind < argc)
 		return fail(err, cap, "unexpected argument '%s' (see 'tcp-multiplexer server --help')", argv[optind]);
+	if (cfg->modbus_policy.nallow > 0 && !cfg->modbus_policy.read_only)
+		return fail(err, cap, "--modbus-allow-write needs --modbus-read-only (without it every write passes)");
+	if (cfg->modbus_policy.read_only && strcmp(cfg->codec->name, "modbus") != 0)
+		return fail(err, cap, "--modbus-read-only needs -p modbus");
 	return 0;
 }
 
@@ -337,6 +370,26 @@ int cli_parse(int argc, char **argv, struct config *cfg, enum cli_cmd *cmd, enum
 	return 0;
 }
 
+/* Prints text indented, broken between words before column width. */
+static void wrap(FILE *out, const char *text, int indent, int width)
+{
+	const char *p = text;
+	while (*p) {
+		int room = width - indent, n = (int)strlen(p);
+		if (n > room) {
+			n = room;
+			while (n > 0 && p[n] != ' ')
+				n--;
+			if (n == 0)
+				n = room;
+		}
+		fprintf(out, "%*s%.*s\n", indent, "", n, p);
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+}
+
 void cli_help(FILE *out, enum cli_cmd which)
 {
 	switch (which) {
@@ -355,15 +408,11 @@ void cli_help(FILE *out, enum cli_cmd which)
 			const struct opt_doc *o = &server_opts[i];
 			if (o->arg == NULL)
 				continue;
-			char left[64];
-			int n;
 			if (o->val < 256)
-				n = snprintf(left, sizeof left, "-%c, --%s", o->val, o->name);
+				fprintf(out, "  -%c, --%s%s%s\n", o->val, o->name, o->arg[0] ? " " : "", o->arg);
 			else
-				n = snprintf(left, sizeof left, "    --%s", o->name);
-			if (o->arg[0])
-				snprintf(left + n, sizeof left - (size_t)n, " %s", o->arg);
-			fprintf(out, "  %-34s %s\n", left, o->help);
+				fprintf(out, "      --%s%s%s\n", o->name, o->arg[0] ? " " : "", o->arg);
+			wrap(out, o->help, 10, 78);
 		}
 		fprintf(out, "\nAliases: --protocol for -p, --target for -t. Options also work with one dash\n"
 			     "(-timeout 5), as with the Go tool. DUR is 250ms, 5s, 1m30s, or bare seconds.\n"

@@ -6,7 +6,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "acl.h"
 #include "codec.h"
+#include "modbus.h"
 
 enum cli_cmd { CLI_SERVER, CLI_LIST, CLI_VERSION, CLI_HELP };
 
@@ -26,6 +28,10 @@ struct config {
 	int queue_size;
 	int max_clients;
 	size_t max_frame;
+	struct acl_entry allow[ACL_MAX];
+	int nallow;
+	char metrics_host[256], metrics_port[8];   /* port "" = no metrics listener */
+	struct modbus_policy modbus_policy;
 	int verbose;
 	int debug;
 	int use_syslog;

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "codec.h"
 #include "log.h"
+#include "notify.h"
 #include "server.h"
 
 static int run_server(const struct config *cfg)
@@ -34,6 +35,7 @@ static int run_server(const struct config *cfg)
 		log_error("cannot listen on %s: %s", cfg->listen, strerror(-rc));
 		return 1;
 	}
+	notify_send("READY=1");
 	for (;;) {
 		int sig;
 		if (sigwait(&set, &sig) != 0)
@@ -45,6 +47,7 @@ static int run_server(const struct config *cfg)
 		log_warn("received %s, stopping", strsignal(sig));
 		break;
 	}
+	notify_send("STOPPING=1");
 	server_stop(&srv);
 	log_warn("stopped");
 	return 0;

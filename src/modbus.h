@@ -32,4 +32,23 @@ struct modbus_ids {
 /* The id for the next request on this connection. */
 uint16_t modbus_ids_take(struct modbus_ids *ids);
 
+/* Policy: which requests may reach the device. */
+#define MODBUS_MAX_WRITE_RANGES 32
+
+struct modbus_write_range {
+	uint8_t unit;
+	uint16_t first, last;   /* inclusive */
+};
+
+struct modbus_policy {
+	int read_only;          /* only function codes 1-4 and 43/14 pass... */
+	int nallow;             /* ...and writes wholly inside one of these */
+	struct modbus_write_range allow[MODBUS_MAX_WRITE_RANGES];
+};
+
+/* "UNIT:ADDR" or "UNIT:FIRST-LAST" (decimal, or hex with 0x). Returns 0 or -EINVAL. */
+int modbus_parse_write_range(const char *s, struct modbus_write_range *out);
+/* Whether the request adu (a whole MBAP frame of len bytes) may be sent. */
+int modbus_policy_allows(const struct modbus_policy *p, const uint8_t *adu, size_t len);
+
 #endif

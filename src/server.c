@@ -3,9 +3,11 @@
  * upstream connection, and writes the answer back, until the client leaves. */
 #include "config.h"
 #include "server.h"
+#include "acl.h"
 #include "buf.h"
 #include "exchange.h"
 #include "log.h"
+#include "modbus.h"
 #include "net.h"
 #include "stats.h"
 #include "timeutil.h"
@@ -119,6 +121,16 @@ static void client_serve(struct client *c, struct buf *in, struct buf *out)
 		STAT_ADD(bytes_from_clients, reqlen);
 		log_hex(c->name, req, reqlen);
 
+		if (cfg->modbus_policy.read_only && !modbus_policy_allows(&cfg->modbus_policy, req, reqlen)) {
+			STAT_INC(req_policy);
+			log_info("%s: refused function %u for unit %u: --modbus-read-only", c->name,
+				 modbus_function(req), modbus_unit(req));
+			int answered = send_error(c, &ctx, req, reqlen, CODEC_ERR_POLICY);
+			buf_consume(in, reqlen);
+			if (!answered)
+				return;
+			continue;
+		}
 		int64_t t0 = time_now_ms();
 		enum exchange_result r = exchange_run(&srv->pool, cfg, c->name, req, reqlen, &ctx, out);
 		if (r != EXCH_OK) {
@@ -180,6 +192,10 @@ static void accept_one(struct server *srv, int fd, const struct net_addr *peer)
 	char addr[64];
 	net_addr_str(peer, addr, sizeof addr);
 
+	if (!acl_allows(srv->cfg->allow, srv->cfg->nallow, &peer->ss)) {
+		reject(fd, addr, "not in --allow");
+		return;
+	}
 	pthread_mutex_lock(&srv->lock);
 	int full = srv->nclients >= srv->cfg->max_clients;
 	pthread_mutex_unlock(&srv->lock);
@@ -268,6 +284,17 @@ int server_start(struct server *srv, const struct config *cfg)
 		pool_destroy(&srv->pool);
 		return rc;
 	}
+	srv->metrics_on = cfg->metrics_port[0] != '\0';
+	if (srv->metrics_on) {
+		rc = metrics_start(&srv->metrics, cfg->metrics_host, cfg->metrics_port, &srv->pool);
+		if (rc < 0) {
+			log_error("cannot listen on --metrics-listen %s:%s: %s", cfg->metrics_host,
+				  cfg->metrics_port, strerror(-rc));
+			close(srv->lfd);
+			pool_destroy(&srv->pool);
+			return rc;
+		}
+	}
 	rc = supervisor_start(&srv->sup, &srv->pool, cfg);
 	if (rc == 0) {
 		rc = -pthread_create(&srv->acceptor, NULL, acceptor_main, srv);
@@ -277,6 +304,8 @@ int server_start(struct server *srv, const struct config *cfg)
 		}
 	}
 	if (rc < 0) {
+		if (srv->metrics_on)
+			metrics_stop(&srv->metrics);
 		close(srv->lfd);
 		pool_destroy(&srv->pool);
 		return rc;
@@ -341,6 +370,8 @@ void server_stop(struct server *srv)
 
 	pool_stop(&srv->pool);
 	supervisor_join(&srv->sup);
+	if (srv->metrics_on)
+		metrics_stop(&srv->metrics);
 	pthread_mutex_lock(&srv->lock);
 	left = wait_drained_locked(srv, time_now_ms() + LAST_THREADS_GRACE_MS);
 	pthread_mutex_unlock(&srv->lock);
@@ -357,7 +388,7 @@ void server_stop(struct server *srv)
 
 void server_log_stats(struct server *srv)
 {
-	int live, busy, waiting;
-	pool_counts(&srv->pool, &live, &busy, &waiting);
-	stats_log(live, busy, waiting);
+	struct stats_pool ps;
+	metrics_pool_state(&srv->pool, &ps);
+	stats_log(&ps);
 }

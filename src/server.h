@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 
 #include "cli.h"
+#include "metrics.h"
 #include "pool.h"
 #include "supervisor.h"
 
@@ -15,6 +16,8 @@ struct server {
 	const struct config *cfg;
 	struct pool pool;
 	struct supervisor sup;
+	struct metrics metrics;
+	int metrics_on;
 	int lfd;
 	pthread_t acceptor;
 	pthread_attr_t client_attr;    /* detached, small stack */
