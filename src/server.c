@@ -140,7 +140,7 @@ static void client_serve(struct client *c, struct buf *in, struct buf *out)
 				STAT_INC(req_bad_gateway);
 			int answered = send_error(c, &ctx, req, reqlen, exchange_error(r));
 			buf_consume(in, reqlen);
-			if (!answered || r == EXCH_SHUTDOWN)
+			if (!answered || r == EXCH_SHUTDOWN || ctx.close_client)
 				return;
 			continue;
 		}
