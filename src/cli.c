@@ -15,7 +15,8 @@
 enum {
 	OPT_TIMEOUT = 256, OPT_DELAY, OPT_MAX_CONN, OPT_BACKOFF, OPT_HEALTH, OPT_QUEUE,
 	OPT_MAX_CLIENTS, OPT_IDLE, OPT_MAX_FRAME, OPT_SYSLOG, OPT_ALLOW, OPT_METRICS, OPT_MB_RO,
-	OPT_MB_ALLOW_WRITE,
+	OPT_MB_ALLOW_WRITE, OPT_GAP, OPT_MAX_IDLE, OPT_MAX_AGE, OPT_UNIT_MAP, OPT_MB_UPSTREAM, OPT_TID_CHECK,
+	OPT_COALESCE, OPT_CACHE_TTL,
 };
 
 struct opt_doc {
@@ -45,6 +46,14 @@ static const struct opt_doc server_opts[] = {
 	{ "metrics-listen", required_argument, OPT_METRICS, "[HOST:]PORT", "serve statistics for Prometheus at http://HOST:PORT/metrics (default off)" },
 	{ "modbus-read-only", no_argument, OPT_MB_RO, "", "modbus: refuse every function but reads (1-4, 43/14) with exception 0x01" },
 	{ "modbus-allow-write", required_argument, OPT_MB_ALLOW_WRITE, "UNIT:ADDR[-ADDR]", "with --modbus-read-only, still let writes (5, 6, 15, 16) to these through; repeatable" },
+	{ "request-gap", required_argument, OPT_GAP, "DUR", "pause between an answer and the next request on one upstream connection (default 0)" },
+	{ "upstream-max-idle", required_argument, OPT_MAX_IDLE, "DUR", "reopen an upstream connection idle this long, before the device drops it; 0 = never (default 0)" },
+	{ "upstream-max-age", required_argument, OPT_MAX_AGE, "DUR", "reopen an upstream connection open this long; 0 = never (default 0)" },
+	{ "modbus-unit-map", required_argument, OPT_UNIT_MAP, "FROM=TO", "modbus: send unit id FROM to the device as TO, and answer as FROM; repeatable" },
+	{ "modbus-upstream", required_argument, OPT_MB_UPSTREAM, "tcp|rtu", "modbus: the target speaks Modbus/TCP, or RTU frames over TCP (default tcp)" },
+	{ "modbus-tid-check", required_argument, OPT_TID_CHECK, "strict|off", "modbus: match answers by transaction id, or (off) in order for gateways that echo a wrong id (default strict)" },
+	{ "coalesce", no_argument, OPT_COALESCE, "", "modbus: a read identical to one in flight waits for its answer instead of going upstream (default off)" },
+	{ "cache-ttl", required_argument, OPT_CACHE_TTL, "DUR", "modbus: serve an answer to a read again to identical reads for DUR; writes to the unit drop it; 0 = off (default 0)" },
 	{ "syslog", no_argument, OPT_SYSLOG, "", "log to syslog instead of stderr" },
 	{ "verbose", no_argument, 'v', "", "log connections and errors (info level)" },
 	{ "debug", no_argument, 'd', "", "log every frame in hex (debug level)" },
@@ -72,6 +81,9 @@ void cli_defaults(struct config *cfg)
 	cfg->queue_size = 32;
 	cfg->max_clients = 1000;
 	cfg->max_frame = 1024 * 1024;
+	cfg->modbus_tid_check = 1;
+	for (int i = 0; i < 256; i++)
+		cfg->unit_map[i] = (uint8_t)i;
 }
 
 int cli_parse_duration(const char *s, int64_t *ms)
@@ -273,6 +285,43 @@ static int server_option(struct config *cfg, int c, const char *arg, char *err, 
 		mp->nallow++;
 		return 0;
 	}
+	case OPT_GAP:
+	case OPT_MAX_IDLE:
+	case OPT_MAX_AGE:
+	case OPT_CACHE_TTL:
+		if (cli_parse_duration(arg, &d) < 0)
+			return bad_duration(err, cap, c, arg);
+		*(c == OPT_GAP ? &cfg->request_gap_ms : c == OPT_MAX_IDLE ? &cfg->upstream_max_idle_ms
+			: c == OPT_MAX_AGE ? &cfg->upstream_max_age_ms : &cfg->cache_ttl_ms) = d;
+		return 0;
+	case OPT_UNIT_MAP: {
+		int from, to;
+		char a[8], b[8];
+		const char *eq = strchr(arg, '=');
+		if (eq == NULL || (size_t)(eq - arg) >= sizeof a || strlen(eq + 1) >= sizeof b)
+			return fail(err, cap, "--modbus-unit-map: '%s' is not FROM=TO (unit ids 0-255, e.g. 1=0)", arg);
+		memcpy(a, arg, (size_t)(eq - arg));
+		a[eq - arg] = '\0';
+		strcpy(b, eq + 1);
+		if (parse_int(a, 0, 255, &from) < 0 || parse_int(b, 0, 255, &to) < 0)
+			return fail(err, cap, "--modbus-unit-map: '%s' is not FROM=TO (unit ids 0-255, e.g. 1=0)", arg);
+		cfg->unit_map[from] = (uint8_t)to;
+		cfg->unit_map_used = 1;
+		return 0;
+	}
+	case OPT_MB_UPSTREAM:
+		if (strcmp(arg, "tcp") != 0 && strcmp(arg, "rtu") != 0)
+			return fail(err, cap, "--modbus-upstream: '%s' is neither tcp nor rtu", arg);
+		cfg->modbus_rtu = strcmp(arg, "rtu") == 0;
+		return 0;
+	case OPT_TID_CHECK:
+		if (strcmp(arg, "strict") != 0 && strcmp(arg, "off") != 0)
+			return fail(err, cap, "--modbus-tid-check: '%s' is neither strict nor off", arg);
+		cfg->modbus_tid_check = strcmp(arg, "strict") == 0;
+		return 0;
+	case OPT_COALESCE:
+		cfg->coalesce = 1;
+		return 0;
 	case OPT_SYSLOG:
 		cfg->use_syslog = 1;
 		return 0;
@@ -319,8 +368,14 @@ static int parse_server(int argc, char **argv, struct config *cfg, enum cli_cmd 
 		return fail(err, cap, "unexpected argument '%s' (see 'tcp-multiplexer server --help')", argv[optind]);
 	if (cfg->modbus_policy.nallow > 0 && !cfg->modbus_policy.read_only)
 		return fail(err, cap, "--modbus-allow-write needs --modbus-read-only (without it every write passes)");
-	if (cfg->modbus_policy.read_only && strcmp(cfg->codec->name, "modbus") != 0)
-		return fail(err, cap, "--modbus-read-only needs -p modbus");
+	if (strcmp(cfg->codec->name, "modbus") != 0) {
+		const char *m = cfg->modbus_policy.read_only ? "--modbus-read-only"
+			: cfg->unit_map_used ? "--modbus-unit-map" : cfg->modbus_rtu ? "--modbus-upstream rtu"
+			: !cfg->modbus_tid_check ? "--modbus-tid-check off" : cfg->coalesce ? "--coalesce"
+			: cfg->cache_ttl_ms > 0 ? "--cache-ttl" : NULL;
+		if (m != NULL)
+			return fail(err, cap, "%s needs -p modbus", m);
+	}
 	return 0;
 }
 

@@ -32,6 +32,15 @@ struct config {
 	int nallow;
 	char metrics_host[256], metrics_port[8];   /* port "" = no metrics listener */
 	struct modbus_policy modbus_policy;
+	int64_t request_gap_ms;        /* pause between an answer and the next request */
+	int64_t upstream_max_idle_ms;  /* 0 = off */
+	int64_t upstream_max_age_ms;   /* 0 = off */
+	uint8_t unit_map[256];         /* client unit id -> device unit id */
+	int unit_map_used;
+	int modbus_rtu;                /* the target speaks RTU framing over TCP */
+	int modbus_tid_check;          /* match answers by transaction id (else lockstep) */
+	int coalesce;                  /* identical reads in flight share one answer */
+	int64_t cache_ttl_ms;          /* answers to reads served again for this long; 0 = off */
 	int verbose;
 	int debug;
 	int use_syslog;

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "codec.h"
 #include "pool.h"
+#include "readshare.h"
 
 enum exchange_result {
 	EXCH_OK,
@@ -19,15 +20,26 @@ enum exchange_result {
 	EXCH_SHUTDOWN,      /* the daemon is stopping */
 };
 
-/* Sends req (which the call may modify in place, e.g. the Modbus id) to
- * the target over a pooled connection and puts the answer into out.
- * who names the client in log lines. */
-enum exchange_result exchange_run(struct pool *pool, const struct config *cfg, const char *who,
-				  uint8_t *req, size_t reqlen, struct frame_ctx *ctx, struct buf *out);
+/* What an exchange needs besides the request. */
+struct exchange_env {
+	struct pool *pool;
+	const struct config *cfg;
+	struct readshare *share;   /* NULL unless --coalesce or --cache-ttl */
+};
+
+/* Sends req (which the call may modify in place and restores, e.g. the
+ * Modbus id) to the target over a pooled connection and puts the answer
+ * into out. who names the client in log lines. */
+enum exchange_result exchange_run(const struct exchange_env *env, const char *who, uint8_t *req,
+				  size_t reqlen, struct frame_ctx *ctx, struct buf *out);
 
 /* Checks an idle upstream connection without blocking: whole frames that
  * arrived unasked are logged and dropped. Returns 1 when it may be used,
- * 0 when it is closed, errored or holds bytes that form no frame. */
+ * 0 when it is closed, errored, holds bytes that form no frame, or is past
+ * --upstream-max-idle or --upstream-max-age. */
 int exchange_check_idle(const struct config *cfg, struct pool_slot *s);
+
+/* When the supervisor should look at an idle slot next. */
+int64_t exchange_idle_due(const struct config *cfg, const struct pool_slot *s);
 
 #endif

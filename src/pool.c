@@ -113,6 +113,8 @@ void pool_slot_ready_locked(struct pool *p, struct pool_slot *s)
 void pool_slot_connected_locked(struct pool *p, struct pool_slot *s, int fd, int64_t ready_at)
 {
 	s->fd = fd;
+	s->opened_at = time_now_ms();
+	s->last_answer_at = 0;
 	s->failures = 0;
 	s->timeouts = 0;
 	buf_reset(&s->rbuf);

@@ -24,6 +24,8 @@ struct pool_slot {
 	int64_t ready_at;       /* WARMING: when it may be used */
 	int64_t next_attempt;   /* DOWN: when to connect again */
 	int64_t last_used;      /* when it last went idle */
+	int64_t opened_at;      /* when it connected (--upstream-max-age) */
+	int64_t last_answer_at; /* when its last exchange ended (--request-gap) */
 	unsigned failures;      /* consecutive failed connects */
 	unsigned timeouts;      /* consecutive unanswered requests (tagged framings) */
 	struct buf rbuf;        /* bytes read from the target, kept between frames */

@@ -132,7 +132,7 @@ static void client_serve(struct client *c, struct buf *in, struct buf *out)
 			continue;
 		}
 		int64_t t0 = time_now_ms();
-		enum exchange_result r = exchange_run(&srv->pool, cfg, c->name, req, reqlen, &ctx, out);
+		enum exchange_result r = exchange_run(&srv->env, c->name, req, reqlen, &ctx, out);
 		if (r != EXCH_OK) {
 			if (r == EXCH_TIMEOUT)
 				STAT_INC(req_timeout);
@@ -278,6 +278,13 @@ int server_start(struct server *srv, const struct config *cfg)
 			   cfg->max_frame);
 	if (rc < 0)
 		return rc;
+	srv->env.pool = &srv->pool;
+	srv->env.cfg = cfg;
+	srv->env.share = NULL;
+	if (cfg->coalesce || cfg->cache_ttl_ms > 0) {
+		readshare_init(&srv->share, cfg->coalesce, cfg->cache_ttl_ms);
+		srv->env.share = &srv->share;
+	}
 	srv->lfd = net_listen(cfg->listen_host, cfg->listen_port, 1024);
 	if (srv->lfd < 0) {
 		rc = srv->lfd;
@@ -381,6 +388,8 @@ void server_stop(struct server *srv)
 		return;
 	}
 	pool_destroy(&srv->pool);
+	if (srv->env.share != NULL)
+		readshare_destroy(srv->env.share);
 	pthread_attr_destroy(&srv->client_attr);
 	pthread_cond_destroy(&srv->drained);
 	pthread_mutex_destroy(&srv->lock);

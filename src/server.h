@@ -6,8 +6,10 @@
 #include <stdatomic.h>
 
 #include "cli.h"
+#include "exchange.h"
 #include "metrics.h"
 #include "pool.h"
+#include "readshare.h"
 #include "supervisor.h"
 
 struct client;
@@ -17,6 +19,8 @@ struct server {
 	struct pool pool;
 	struct supervisor sup;
 	struct metrics metrics;
+	struct readshare share;
+	struct exchange_env env;
 	int metrics_on;
 	int lfd;
 	pthread_t acceptor;

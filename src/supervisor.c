@@ -105,12 +105,13 @@ static void *supervisor_main(void *arg)
 				pool_slot_ready_locked(p, s);
 			} else if (s->state == SLOT_WARMING) {
 				next = s->ready_at < next ? s->ready_at : next;
-			} else if (s->state == SLOT_IDLE && cfg->health_ms > 0) {
-				if (s->last_used + cfg->health_ms <= now) {
+			} else if (s->state == SLOT_IDLE) {
+				int64_t due = exchange_idle_due(cfg, s);
+				if (due <= now) {
 					check_slot(sv, s);
 					acted = 1;
-				} else if (s->last_used + cfg->health_ms < next) {
-					next = s->last_used + cfg->health_ms;
+				} else if (due < next) {
+					next = due;
 				}
 			}
 		}
