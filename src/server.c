@@ -224,6 +224,8 @@ static void accept_one(struct server *srv, int fd, const struct net_addr *peer)
 	STAT_INC(clients_now);
 	STAT_INC(clients_total);
 
+	/* before the thread starts: from then on c belongs to it */
+	log_info("%s: connected", c->name);
 	pthread_t t;
 	int rc = pthread_create(&t, &srv->client_attr, client_main, c);
 	if (rc != 0) {
@@ -231,9 +233,7 @@ static void accept_one(struct server *srv, int fd, const struct net_addr *peer)
 		client_unlink(c);
 		free(c);
 		reject(fd, addr, strerror(rc));
-		return;
 	}
-	log_info("%s: connected", c->name);
 }
 
 static void *acceptor_main(void *arg)
