@@ -133,16 +133,17 @@ static void request_gap(const struct config *cfg, const struct pool_slot *s)
 /* The wire form of a Modbus request for the target: unit mapped, our own
  * transaction id, or RTU. Returns the length in wire (which may be req). */
 static size_t modbus_outgoing(const struct config *cfg, struct pool_slot *s, uint8_t *req, size_t reqlen,
-			      uint8_t *rtu, const uint8_t **wire, uint16_t *tid)
+			      uint8_t saved[7], uint8_t *rtu, const uint8_t **wire, uint16_t *tid)
 {
-	req[6] = cfg->unit_map[req[6]];
+	int id = -1;
+	if (match_by_id(cfg)) {
+		*tid = modbus_ids_take(&s->ids);
+		id = *tid;
+	}
+	modbus_map_request(req, cfg->unit_map, id, saved);
 	if (cfg->modbus_rtu) {
 		*wire = rtu;
 		return rtu_from_mbap(req, reqlen, rtu);
-	}
-	if (match_by_id(cfg)) {
-		*tid = modbus_ids_take(&s->ids);
-		modbus_set_tid(req, *tid);
 	}
 	*wire = req;
 	return reqlen;
@@ -161,16 +162,12 @@ static int modbus_incoming(const struct config *cfg, const uint8_t *ans, size_t 
 		n = rtu_to_mbap(ans, n, 0, mbap);
 		ans = mbap;
 	}
-	/* an answer to another function is another request's answer: never deliver it */
-	if (n < 8 || (modbus_function(ans) & 0x7F) != modbus_function(req))
+	if (!modbus_answer_fits(req, ans, n))
 		return -EPROTO;
 	buf_reset(out);
 	if (buf_append(out, ans, n) < 0)
 		return -EPROTO;
-	uint8_t *o = out->data + out->start;
-	o[0] = req[0]; /* the client's transaction id and unit id */
-	o[1] = req[1];
-	o[6] = req[6];
+	modbus_answer_for(out->data + out->start, req);
 	return 0;
 }
 
@@ -204,15 +201,13 @@ static enum exchange_result upstream_exchange(const struct exchange_env *env, co
 	const uint8_t *wire = req;
 	size_t wlen = reqlen;
 	uint16_t tid = 0;
-	if (modbus) {
-		memcpy(saved, req, sizeof saved);
-		wlen = modbus_outgoing(cfg, s, req, reqlen, rtu, &wire, &tid);
-	}
+	if (modbus)
+		wlen = modbus_outgoing(cfg, s, req, reqlen, saved, rtu, &wire, &tid);
 	log_hex("to target", wire, wlen);
 	rc = net_write_all(s->fd, wire, wlen, deadline);
 	uint8_t dev_unit = modbus ? req[6] : 0;
 	if (modbus)
-		memcpy(req, saved, sizeof saved);
+		modbus_restore_request(req, saved);
 
 	enum exchange_result res = EXCH_OK;
 	int healthy = 1;
@@ -303,10 +298,7 @@ static enum exchange_result shared_read(const struct exchange_env *env, const ch
 	buf_reset(out);
 	if (buf_append(out, copy, len) < 0)
 		return EXCH_BAD_GATEWAY;
-	uint8_t *o = out->data + out->start;
-	o[0] = req[0];
-	o[1] = req[1];
-	o[6] = req[6];
+	modbus_answer_for(out->data + out->start, req);
 	return EXCH_OK;
 }
 

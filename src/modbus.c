@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 size_t modbus_exception(const uint8_t *req, uint8_t code, uint8_t *out)
 {
@@ -22,6 +23,32 @@ size_t modbus_exception(const uint8_t *req, uint8_t code, uint8_t *out)
 uint16_t modbus_ids_take(struct modbus_ids *ids)
 {
 	return ids->next++;
+}
+
+void modbus_map_request(uint8_t *req, const uint8_t map[256], int tid, uint8_t saved[7])
+{
+	memcpy(saved, req, 7);
+	req[6] = map[req[6]];
+	if (tid >= 0)
+		modbus_set_tid(req, (uint16_t)tid);
+}
+
+void modbus_restore_request(uint8_t *req, const uint8_t saved[7])
+{
+	memcpy(req, saved, 7);
+}
+
+int modbus_answer_fits(const uint8_t *req, const uint8_t *ans, size_t n)
+{
+	/* an answer to another function is another request's answer: never deliver it */
+	return n >= 8 && (modbus_function(ans) & 0x7F) == modbus_function(req);
+}
+
+void modbus_answer_for(uint8_t *ans, const uint8_t *req)
+{
+	ans[0] = req[0];
+	ans[1] = req[1];
+	ans[6] = req[6];
 }
 
 static int parse_u16(const char *s, const char *end, unsigned long max, unsigned long *out)

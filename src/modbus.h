@@ -32,6 +32,17 @@ struct modbus_ids {
 /* The id for the next request on this connection. */
 uint16_t modbus_ids_take(struct modbus_ids *ids);
 
+/* The request as the device gets it: unit id through map, and our own
+ * transaction id when ids are matched (tid >= 0). saved keeps the 7 bytes
+ * of MBAP header that modbus_restore_request puts back. */
+void modbus_map_request(uint8_t *req, const uint8_t map[256], int tid, uint8_t saved[7]);
+void modbus_restore_request(uint8_t *req, const uint8_t saved[7]);
+/* Whether ans (n bytes, MBAP) can be the answer to req: the same function,
+ * or its exception. */
+int modbus_answer_fits(const uint8_t *req, const uint8_t *ans, size_t n);
+/* Gives an answer the client's transaction id and unit id. */
+void modbus_answer_for(uint8_t *ans, const uint8_t *req);
+
 /* Policy: which requests may reach the device. */
 #define MODBUS_MAX_WRITE_RANGES 32
 
