@@ -1,8 +1,8 @@
 # libFuzzer targets (./configure CC=clang --enable-fuzzing): one per codec,
 # and one for the Modbus id mapping; `make fuzz` runs each for FUZZ_SECONDS
 # on its seed corpus in tests/fuzz/corpus/NAME.
-FUZZ_CODECS = echo http iso8583 mpu modbus
-FUZZ_TARGETS = $(FUZZ_CODECS:%=tests/fuzz/fuzz-%) tests/fuzz/fuzz-modbus-map
+FUZZ_TARGETS = tests/fuzz/fuzz-echo tests/fuzz/fuzz-http tests/fuzz/fuzz-iso8583 \
+	tests/fuzz/fuzz-mpu tests/fuzz/fuzz-modbus tests/fuzz/fuzz-modbus-map
 FUZZ_SECONDS = 30
 FUZZ_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -g
 FUZZ_LIBADD = src/libtcpmux.a
