@@ -39,8 +39,12 @@ fuzz: $(FUZZ_TARGETS)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  name=$${t##*/fuzz-}; work=fuzz-work/$$name; mkdir -p $$work; \
 	  echo "fuzzing $$name for $(FUZZ_SECONDS) s"; \
-	  ./$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
-	    -artifact_prefix=$$work/ $$work $(srcdir)/tests/fuzz/corpus/$$name 2>&1 | tail -n 12; \
+	  if ./$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
+	    -artifact_prefix=$$work/ $$work $(srcdir)/tests/fuzz/corpus/$$name >$$work.log 2>&1; then \
+	    grep -E '^(Done|stat::number_of_executed_runs|stat::peak_rss)' $$work.log; \
+	  else \
+	    tail -n 60 $$work.log; echo "fuzz-$$name FAILED: the input is in $$work/"; exit 1; \
+	  fi; \
 	done
 else
 fuzz:
