@@ -32,13 +32,20 @@ static int match_by_id(const struct config *cfg)
 	return cfg->codec->tagged && cfg->modbus_tid_check && !cfg->modbus_rtu;
 }
 
+/* When the connection last carried an exchange (or opened). Health
+ * checks do not count: they send nothing. */
+static int64_t idle_since(const struct pool_slot *s)
+{
+	return s->last_answer_at > s->opened_at ? s->last_answer_at : s->opened_at;
+}
+
 int64_t exchange_idle_due(const struct config *cfg, const struct pool_slot *s)
 {
 	int64_t due = INT64_MAX;
 	if (cfg->health_ms > 0)
 		due = s->last_used + cfg->health_ms;
-	if (cfg->upstream_max_idle_ms > 0 && s->last_used + cfg->upstream_max_idle_ms < due)
-		due = s->last_used + cfg->upstream_max_idle_ms;
+	if (cfg->upstream_max_idle_ms > 0 && idle_since(s) + cfg->upstream_max_idle_ms < due)
+		due = idle_since(s) + cfg->upstream_max_idle_ms;
 	if (cfg->upstream_max_age_ms > 0 && s->opened_at + cfg->upstream_max_age_ms < due)
 		due = s->opened_at + cfg->upstream_max_age_ms;
 	return due;
@@ -47,9 +54,9 @@ int64_t exchange_idle_due(const struct config *cfg, const struct pool_slot *s)
 int exchange_check_idle(const struct config *cfg, struct pool_slot *s)
 {
 	int64_t now = time_now_ms();
-	if (cfg->upstream_max_idle_ms > 0 && now - s->last_used >= cfg->upstream_max_idle_ms) {
+	if (cfg->upstream_max_idle_ms > 0 && now - idle_since(s) >= cfg->upstream_max_idle_ms) {
 		log_info("upstream #%d: idle for %lld ms (--upstream-max-idle), reopening", s->id,
-			 (long long)(now - s->last_used));
+			 (long long)(now - idle_since(s)));
 		return 0;
 	}
 	if (cfg->upstream_max_age_ms > 0 && now - s->opened_at >= cfg->upstream_max_age_ms) {
@@ -91,7 +98,8 @@ int exchange_check_idle(const struct config *cfg, struct pool_slot *s)
 static int borrow_checked(struct pool *pool, const struct config *cfg, int64_t deadline,
 			  struct pool_slot **out)
 {
-	for (int tries = 0; tries <= pool->nslots; tries++) {
+	/* pool_borrow ends the loop at the deadline; the count is a backstop */
+	for (int tries = 0; tries < 10000; tries++) {
 		int rc = pool_borrow(pool, deadline, out);
 		if (rc < 0)
 			return rc;
@@ -176,11 +184,11 @@ static enum exchange_result upstream_exchange(const struct exchange_env *env, co
 					      size_t reqlen, struct frame_ctx *ctx, struct buf *out)
 {
 	const struct config *cfg = env->cfg;
-	const int64_t deadline = time_now_ms() + cfg->timeout_ms;
 	const int modbus = cfg->codec->tagged;
 	struct pool_slot *s;
 
-	int rc = borrow_checked(env->pool, cfg, deadline, &s);
+	/* --timeout bounds the wait for a connection, then the target's answer */
+	int rc = borrow_checked(env->pool, cfg, time_now_ms() + cfg->timeout_ms, &s);
 	if (rc < 0) {
 		if (rc == -ESHUTDOWN)
 			return EXCH_SHUTDOWN;
@@ -197,6 +205,7 @@ static enum exchange_result upstream_exchange(const struct exchange_env *env, co
 	}
 
 	request_gap(cfg, s);
+	const int64_t deadline = time_now_ms() + cfg->timeout_ms;
 	uint8_t saved[7], rtu[RTU_MAX_ADU];
 	const uint8_t *wire = req;
 	size_t wlen = reqlen;

@@ -192,6 +192,446 @@ START_TEST(test_modbus_malformed)
 }
 END_TEST
 
+/* ---- modbus rtu --------------------------------------------------------- */
+
+/* Reads one RTU answer, framed by its function code (exception: 5 bytes;
+ * 1-4: 5 + byte count; 5, 6, 15, 16: 8). Returns its length, -EBADMSG when
+ * the CRC is wrong, -EPROTO for a function code it cannot frame, -errno. */
+static ssize_t rtu_recv(int fd, uint8_t *r, int timeout_ms)
+{
+	ssize_t got = tm_read_exact(fd, r, 3, timeout_ms);
+	if (got != 3)
+		return got < 0 ? got : -ECONNRESET;
+	size_t total;
+	if (r[1] & 0x80)
+		total = 5;
+	else if (r[1] >= 1 && r[1] <= 4)
+		total = 5 + (size_t)r[2];
+	else if (r[1] == 5 || r[1] == 6 || r[1] == 15 || r[1] == 16)
+		total = 8;
+	else
+		return -EPROTO;
+	got = tm_read_exact(fd, r + 3, total - 3, timeout_ms);
+	if (got != (ssize_t)(total - 3))
+		return got < 0 ? got : -ECONNRESET;
+	if (sim_modbus_crc(r, total - 2) != (uint16_t)(r[total - 2] | r[total - 1] << 8))
+		return -EBADMSG;
+	return (ssize_t)total;
+}
+
+/* Sends unit + pdu sealed with its CRC. */
+static void rtu_send(int fd, uint8_t unit, const uint8_t *pdu, size_t pdulen)
+{
+	uint8_t req[300];
+	req[0] = unit;
+	memcpy(req + 1, pdu, pdulen);
+	size_t n = sim_rtu_seal(req, 1 + pdulen);
+	ck_assert_int_eq(tm_write_all(fd, req, n), 0);
+}
+
+static size_t rtu_pdu_read(uint8_t *pdu, uint8_t fc, uint16_t addr, uint16_t qty)
+{
+	pdu[0] = fc;
+	pdu[1] = (uint8_t)(addr >> 8);
+	pdu[2] = (uint8_t)addr;
+	pdu[3] = (uint8_t)(qty >> 8);
+	pdu[4] = (uint8_t)qty;
+	return 5;
+}
+
+/* Reads qty registers over RTU and checks unit, fc, count and values. */
+static void rtu_check_read(int fd, uint8_t unit, uint8_t fc, uint16_t addr, uint16_t qty)
+{
+	uint8_t pdu[5], r[300];
+	rtu_send(fd, unit, pdu, rtu_pdu_read(pdu, fc, addr, qty));
+	ck_assert_int_eq(rtu_recv(fd, r, WAIT_MS), 5 + 2 * qty);
+	ck_assert_uint_eq(r[0], unit);
+	ck_assert_uint_eq(r[1], fc);
+	ck_assert_uint_eq(r[2], 2 * qty);
+	for (uint16_t i = 0; i < qty; i++)
+		ck_assert_uint_eq(r[3 + 2 * i] << 8 | r[4 + 2 * i],
+				  sim_modbus_value(fc, (uint16_t)(addr + i), unit));
+}
+
+/* Sends a request and returns the exception code of the RTU answer. */
+static uint8_t rtu_exception(int fd, uint8_t unit, const uint8_t *pdu, size_t pdulen)
+{
+	uint8_t r[300];
+	rtu_send(fd, unit, pdu, pdulen);
+	ck_assert_int_eq(rtu_recv(fd, r, WAIT_MS), 5);
+	ck_assert_uint_eq(r[0], unit);
+	ck_assert_uint_eq(r[1], pdu[0] | 0x80);
+	return r[2];
+}
+
+START_TEST(test_modbus_crc)
+{
+	/* MODBUS over serial line v1.02, 6.2.2: the CRC of 02 07 is 0x1241,
+	 * sent as 41 12; 0x4B37 is CRC-16/MODBUS's check value for "123456789";
+	 * the others are read requests as real masters send them. */
+	static const struct {
+		const char *bytes;
+		size_t len;
+		uint16_t crc;
+	} cases[] = {
+		{ "\x02\x07", 2, 0x1241 },
+		{ "123456789", 9, 0x4B37 },
+		{ "\x01\x03\x00\x00\x00\x0A", 6, 0xCDC5 },
+		{ "\x01\x04\x80\xE8\x00\x0C", 6, 0xFB59 },
+		{ "", 0, 0xFFFF },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ck_assert_msg(sim_modbus_crc((const uint8_t *)cases[i].bytes, cases[i].len) == cases[i].crc,
+			      "case %zu: %04x", i,
+			      sim_modbus_crc((const uint8_t *)cases[i].bytes, cases[i].len));
+
+	uint8_t f[4] = { 0x02, 0x07 };
+	ck_assert_uint_eq(sim_rtu_seal(f, 2), 4);
+	ck_assert_uint_eq(f[2], 0x41);
+	ck_assert_uint_eq(f[3], 0x12);
+	/* A frame with its CRC appended has a CRC of zero. */
+	ck_assert_uint_eq(sim_modbus_crc(f, 4), 0);
+}
+END_TEST
+
+START_TEST(test_rtu_request_len)
+{
+	uint8_t f[300] = { 1, 3, 0, 0, 0, 1 };
+	sim_rtu_seal(f, 6);
+	for (size_t n = 0; n < 8; n++)
+		ck_assert_int_eq(sim_rtu_request_len(f, n), 0);
+	ck_assert_int_eq(sim_rtu_request_len(f, 8), 8);
+	ck_assert_int_eq(sim_rtu_request_len(f, 20), 8);
+
+	/* 16: 7 header bytes, byte count at 6, the values, the CRC. */
+	static const uint8_t w16[] = { 1, 16, 0, 10, 0, 2, 4, 0, 1, 0, 2 };
+	memcpy(f, w16, sizeof(w16));
+	sim_rtu_seal(f, sizeof(w16));
+	for (size_t n = 0; n < 13; n++)
+		ck_assert_int_eq(sim_rtu_request_len(f, n), 0);
+	ck_assert_int_eq(sim_rtu_request_len(f, 13), 13);
+	f[1] = 15;
+	ck_assert_int_eq(sim_rtu_request_len(f, 13), 13);
+
+	static const struct {
+		uint8_t fc;
+		ssize_t len;
+	} fixed[] = { { 1, 8 }, { 2, 8 }, { 4, 8 }, { 5, 8 }, { 6, 8 }, { 8, 8 },
+		      { 7, 4 }, { 11, 4 }, { 12, 4 }, { 17, 4 }, { 22, 10 } };
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		f[1] = fixed[i].fc;
+		ck_assert_int_eq(sim_rtu_request_len(f, (size_t)fixed[i].len - 1), 0);
+		ck_assert_int_eq(sim_rtu_request_len(f, 20), fixed[i].len);
+	}
+	/* 23: byte count at 10. */
+	memset(f, 0, 20);
+	f[1] = 23;
+	f[10] = 4;
+	ck_assert_int_eq(sim_rtu_request_len(f, 16), 0);
+	ck_assert_int_eq(sim_rtu_request_len(f, 17), 17);
+
+	/* An unknown code ends where its CRC is. */
+	static const uint8_t vendor[] = { 9, 0x41, 0xAA, 0xBB, 0xCC };
+	memcpy(f, vendor, sizeof(vendor));
+	sim_rtu_seal(f, sizeof(vendor));
+	for (size_t n = 0; n < 7; n++)
+		ck_assert_int_eq(sim_rtu_request_len(f, n), 0);
+	ck_assert_int_eq(sim_rtu_request_len(f, 7), 7);
+	ck_assert_int_eq(sim_rtu_request_len(f, 30), 7);
+	memset(f, 0x55, sizeof(f));
+	f[1] = 0x64;
+	ck_assert_int_eq(sim_rtu_request_len(f, 255), 0);
+	ck_assert_int_eq(sim_rtu_request_len(f, 256), -EPROTO);
+}
+END_TEST
+
+START_TEST(test_rtu_read_write)
+{
+	struct sim *s = start((struct sim_opts){ .proto = SIM_MODBUS_RTU });
+	ck_assert_int_eq(sim_get_proto(s), SIM_MODBUS_RTU);
+	int fd = conn(s);
+	uint8_t pdu[260], r[300];
+
+	rtu_check_read(fd, 1, 3, 100, 10);
+	rtu_check_read(fd, 0xF7, 4, 65530, 6);
+	rtu_check_read(fd, 0, 3, 0, 125);
+
+	/* Function 6 echoes the request; the value lands in the registers. */
+	pdu[0] = 6;
+	pdu[1] = 0x01;
+	pdu[2] = 0xF4;
+	pdu[3] = 0xBE;
+	pdu[4] = 0xEF;
+	rtu_send(fd, 2, pdu, 5);
+	ck_assert_int_eq(rtu_recv(fd, r, WAIT_MS), 8);
+	ck_assert_uint_eq(r[0], 2);
+	ck_assert(memcmp(r + 1, pdu, 5) == 0);
+	ck_assert_uint_eq(sim_modbus_holding(s, 500, 2), 0xBEEF);
+
+	/* Function 16: address and quantity come back. */
+	static const uint8_t w16[] = { 16, 0x01, 0xF5, 0, 2, 4, 0x12, 0x34, 0x56, 0x78 };
+	rtu_send(fd, 2, w16, sizeof(w16));
+	ck_assert_int_eq(rtu_recv(fd, r, WAIT_MS), 8);
+	ck_assert_uint_eq(r[1], 16);
+	ck_assert(memcmp(r + 2, w16 + 1, 4) == 0);
+	rtu_send(fd, 2, pdu, rtu_pdu_read(pdu, 3, 499, 4));
+	ck_assert_int_eq(rtu_recv(fd, r, WAIT_MS), 13);
+	ck_assert_uint_eq(r[3] << 8 | r[4], sim_modbus_value(3, 499, 2));
+	ck_assert_uint_eq(r[5] << 8 | r[6], 0xBEEF);
+	ck_assert_uint_eq(r[7] << 8 | r[8], 0x1234);
+	ck_assert_uint_eq(r[9] << 8 | r[10], 0x5678);
+
+	/* Exceptions, in RTU framing. */
+	ck_assert_uint_eq(rtu_exception(fd, 1, pdu, rtu_pdu_read(pdu, 3, 65535, 2)), 0x02);
+	ck_assert_uint_eq(rtu_exception(fd, 1, pdu, rtu_pdu_read(pdu, 4, 0, 126)), 0x03);
+	ck_assert_uint_eq(rtu_exception(fd, 1, pdu, rtu_pdu_read(pdu, 5, 0, 0xFF00)), 0x01);
+	ck_assert_uint_eq(rtu_exception(fd, 1, pdu, rtu_pdu_read(pdu, 0x41, 1, 2)), 0x01);
+	pdu[0] = 7;
+	ck_assert_uint_eq(rtu_exception(fd, 3, pdu, 1), 0x01);
+
+	struct sim_stats st;
+	sim_get_stats(s, &st);
+	ck_assert_int_eq(st.requests, 11);
+	ck_assert_int_eq(st.answers, 11);
+	ck_assert_int_eq(st.crc_errors, 0);
+	close(fd);
+	sim_stop(s);
+}
+END_TEST
+
+START_TEST(test_rtu_framing)
+{
+	struct sim *s = start((struct sim_opts){ .proto = SIM_MODBUS_RTU });
+	int fd = conn(s);
+	uint8_t req[4 * 8], r[300];
+
+	/* One byte per segment. */
+	req[0] = 1;
+	rtu_pdu_read(req + 1, 3, 10, 2);
+	sim_rtu_seal(req, 6);
+	ck_assert_int_eq(tm_write_split(fd, req, 8, 1), 0);
+	ck_assert_int_eq(rtu_recv(fd, r, WAIT_MS), 9);
+	ck_assert_uint_eq(r[3] << 8 | r[4], sim_modbus_value(3, 10, 1));
+
+	/* Three and a half requests in one write, then the rest. */
+	for (int i = 0; i < 4; i++) {
+		req[8 * i] = (uint8_t)(i + 1);
+		rtu_pdu_read(req + 8 * i + 1, 4, (uint16_t)(20 * i), 1);
+		sim_rtu_seal(req + 8 * i, 6);
+	}
+	ck_assert_int_eq(tm_write_all(fd, req, 28), 0);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(rtu_recv(fd, r, WAIT_MS), 7);
+		ck_assert_uint_eq(r[0], i + 1);
+		ck_assert_uint_eq(r[3] << 8 | r[4], sim_modbus_value(4, (uint16_t)(20 * i), (uint8_t)(i + 1)));
+	}
+	ck_assert_int_eq(tm_read_exact(fd, r, 1, 100), -ETIMEDOUT);
+	ck_assert_int_eq(tm_write_all(fd, req + 28, 4), 0);
+	ck_assert_int_eq(rtu_recv(fd, r, WAIT_MS), 7);
+	ck_assert_uint_eq(r[0], 4);
+
+	/* A bad CRC gets no answer, as on a serial line, and the stream stays
+	 * in step: the next request is answered. */
+	req[0] = 1;
+	rtu_pdu_read(req + 1, 3, 10, 1);
+	sim_rtu_seal(req, 6);
+	req[7] ^= 0x01;
+	ck_assert_int_eq(tm_write_all(fd, req, 8), 0);
+	ck_assert_int_eq(tm_read_exact(fd, r, 1, 200), -ETIMEDOUT);
+	ck_assert_int_eq(TM_SIM_STAT(s, crc_errors), 1);
+	rtu_check_read(fd, 5, 3, 11, 1);
+
+	struct sim_stats st;
+	sim_get_stats(s, &st);
+	ck_assert_int_eq(st.requests, 6);
+	ck_assert_int_eq(st.answers, 6);
+	ck_assert_int_eq(st.crc_errors, 1);
+	ck_assert_int_eq(st.protocol_errors, 0);
+	close(fd);
+
+	/* 256 bytes that never carry their CRC close the connection. */
+	fd = conn(s);
+	uint8_t junk[256];
+	memset(junk, 0x55, sizeof(junk));
+	junk[1] = 0x64;
+	ck_assert_int_eq(tm_write_all(fd, junk, sizeof(junk)), 0);
+	ck_assert_int_eq(tm_wait_closed(fd, WAIT_MS), 0);
+	close(fd);
+	ck_assert(TM_SIM_WAIT(s, protocol_errors, 1, WAIT_MS));
+	sim_stop(s);
+}
+END_TEST
+
+START_TEST(test_rtu_bad_crc_answers)
+{
+	struct sim *s = start((struct sim_opts){ .proto = SIM_MODBUS_RTU, .rtu_bad_crc_every = 2 });
+	int fd = conn(s);
+	uint8_t pdu[5], r[300];
+
+	rtu_check_read(fd, 1, 3, 0, 1);
+	rtu_send(fd, 1, pdu, rtu_pdu_read(pdu, 3, 0, 1));
+	ck_assert_int_eq(rtu_recv(fd, r, WAIT_MS), -EBADMSG);
+	rtu_check_read(fd, 1, 3, 0, 1);
+	ck_assert_int_eq(TM_SIM_STAT(s, bad_crc_sent), 1);
+	close(fd);
+	sim_stop(s);
+
+	/* The option is for RTU only. */
+	s = start((struct sim_opts){ .proto = SIM_MODBUS, .rtu_bad_crc_every = 1 });
+	fd = conn(s);
+	check_read(fd, 1, 1, 3, 0, 1);
+	ck_assert_int_eq(TM_SIM_STAT(s, bad_crc_sent), 0);
+	close(fd);
+	sim_stop(s);
+}
+END_TEST
+
+/* ---- device quirks ------------------------------------------------------ */
+
+/* Waits until ms have passed since t0: the pause is the stimulus here. */
+static void pause_since(int64_t t0, int ms)
+{
+	TM_WAIT_FOR(tm_now_ms() - t0 >= ms, ms + 1000);
+}
+
+START_TEST(test_min_gap)
+{
+	struct sim *s = start((struct sim_opts){ .proto = SIM_MODBUS, .min_gap_ms = 100 });
+	int fd = conn(s), other = conn(s);
+	uint8_t req[24], adu[260];
+
+	/* The first request of a connection is served; one right after its
+	 * answer is refused as busy, and so is one right after that refusal. */
+	check_read(fd, 1, 1, 3, 0, 1);
+	ck_assert_int_eq(read_exception(fd, 3, 0, 1), 0x06);
+	int64_t t0 = tm_now_ms();
+	ck_assert_int_eq(read_exception(fd, 3, 0, 1), 0x06);
+	ck_assert_int_eq(TM_SIM_STAT(s, gap_violations), 2);
+
+	/* Another connection has its own clock. */
+	check_read(other, 2, 1, 3, 0, 1);
+
+	pause_since(t0, 110);
+	check_read(fd, 3, 1, 4, 7, 3);
+
+	/* Two requests in one write: the second is too soon. */
+	pause_since(tm_now_ms(), 110);
+	tm_modbus_req_read(req, 10, 1, 3, 5, 1);
+	tm_modbus_req_read(req + 12, 11, 1, 3, 6, 1);
+	ck_assert_int_eq(tm_write_all(fd, req, sizeof(req)), 0);
+	ck_assert_int_eq(tm_modbus_recv(fd, adu, sizeof(adu), WAIT_MS), 11);
+	ck_assert_uint_eq(adu[1], 10);
+	ck_assert_int_eq(tm_modbus_recv(fd, adu, sizeof(adu), WAIT_MS), 9);
+	ck_assert_uint_eq(adu[1], 11);
+	ck_assert_uint_eq(adu[7], 0x83);
+	ck_assert_uint_eq(adu[8], 0x06);
+
+	struct sim_stats st;
+	sim_get_stats(s, &st);
+	ck_assert_int_eq(st.gap_violations, 3);
+	ck_assert_int_eq(st.requests, 7);
+	ck_assert_int_eq(st.answers, 7);
+	close(fd);
+	close(other);
+	sim_stop(s);
+
+	/* RTU: the same, in RTU framing. */
+	s = start((struct sim_opts){ .proto = SIM_MODBUS_RTU, .min_gap_ms = 100 });
+	fd = conn(s);
+	uint8_t pdu[5];
+	rtu_check_read(fd, 4, 3, 0, 2);
+	ck_assert_uint_eq(rtu_exception(fd, 4, pdu, rtu_pdu_read(pdu, 3, 0, 2)), 0x06);
+	pause_since(tm_now_ms(), 110);
+	rtu_check_read(fd, 4, 3, 0, 2);
+	ck_assert_int_eq(TM_SIM_STAT(s, gap_violations), 1);
+	close(fd);
+	sim_stop(s);
+
+	/* Other protocols ignore the option. */
+	s = start((struct sim_opts){ .proto = SIM_ECHO, .min_gap_ms = 1000 });
+	fd = conn(s);
+	char line[16];
+	ck_assert_int_eq(tm_write_all(fd, "a\nb\n", 4), 0);
+	ck_assert_int_eq(tm_line_recv(fd, line, sizeof(line), WAIT_MS), 2);
+	ck_assert_int_eq(tm_line_recv(fd, line, sizeof(line), WAIT_MS), 2);
+	ck_assert_str_eq(line, "b\n");
+	close(fd);
+	sim_stop(s);
+}
+END_TEST
+
+START_TEST(test_blackhole)
+{
+	struct sim *s = start((struct sim_opts){ .proto = SIM_MODBUS, .blackhole_idle_ms = 200 });
+	int fd = conn(s), busy = conn(s);
+	uint8_t req[12], adu[260];
+
+	check_read(fd, 1, 1, 3, 0, 1);
+	int64_t t0 = tm_now_ms();
+
+	/* A connection that keeps talking stays alive meanwhile. */
+	for (int i = 0; i < 8; i++) {
+		check_read(busy, (uint16_t)i, 2, 3, 1, 1);
+		tm_sleep_ms(50);
+	}
+	ck_assert(TM_SIM_WAIT(s, blackholed, 1, WAIT_MS));
+	ck_assert_int_ge(tm_now_ms() - t0, 190);
+	ck_assert_int_eq(TM_SIM_STAT(s, blackholed), 1);
+	close(busy);
+
+	/* Silent for good: no answer, no close, even to garbage. */
+	tm_modbus_req_read(req, 2, 1, 3, 0, 1);
+	ck_assert_int_eq(tm_write_all(fd, req, sizeof(req)), 0);
+	ck_assert(TM_SIM_WAIT(s, ignored, 1, WAIT_MS));
+	ck_assert_int_eq(tm_write_all(fd, req, sizeof(req)), 0);
+	ck_assert(TM_SIM_WAIT(s, ignored, 2, WAIT_MS));
+	static const uint8_t bad_pid[] = { 0, 1, 0, 1, 0, 6, 1, 3, 0, 0, 0, 1 };
+	ck_assert_int_eq(tm_write_all(fd, bad_pid, sizeof(bad_pid)), 0);
+	ck_assert_int_eq(tm_wait_closed(fd, 300), -ETIMEDOUT);
+
+	/* A new connection is served, then goes silent when left idle; one that
+	 * never says anything goes silent too. */
+	int fresh = conn(s);
+	check_read(fresh, 3, 1, 3, 0, 1);
+	int mute = conn(s);
+	ck_assert(TM_SIM_WAIT(s, blackholed, 3, WAIT_MS));
+	tm_modbus_req_read(req, 4, 1, 3, 0, 1);
+	ck_assert_int_eq(tm_write_all(mute, req, sizeof(req)), 0);
+	ck_assert_int_eq(tm_modbus_recv(mute, adu, sizeof(adu), 300), -ETIMEDOUT);
+
+	struct sim_stats st;
+	sim_get_stats(s, &st);
+	ck_assert_int_eq(st.ignored, 3);
+	ck_assert_int_eq(st.requests, 10);
+	ck_assert_int_eq(st.answers, 10);
+	ck_assert_int_eq(st.protocol_errors, 0);
+	ck_assert_int_eq(st.blackholed, 3);
+	TM_WAIT_FOR(TM_SIM_STAT(s, conns) == 3, WAIT_MS);
+	ck_assert_int_eq(TM_SIM_STAT(s, conns), 3);
+
+	/* Stopping does not wait for the silent ones. */
+	int64_t t1 = tm_now_ms();
+	sim_stop(s);
+	ck_assert_int_lt(tm_now_ms() - t1, 2000);
+	ck_assert_int_eq(tm_wait_closed(fd, WAIT_MS), 0);
+	close(fd);
+	close(fresh);
+	close(mute);
+}
+END_TEST
+
+START_TEST(test_proto_names)
+{
+	static const enum sim_proto all[] = { SIM_MODBUS, SIM_ECHO, SIM_ISO8583, SIM_MPU, SIM_HTTP,
+					      SIM_MODBUS_RTU };
+	ck_assert_str_eq(sim_proto_name(SIM_MODBUS_RTU), "modbus-rtu");
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		ck_assert_int_eq(sim_proto_parse(sim_proto_name(all[i])), all[i]);
+	ck_assert_int_eq(sim_proto_parse("rtu"), -1);
+	ck_assert_str_eq(sim_proto_name((enum sim_proto)99), "?");
+}
+END_TEST
+
 /* ---- connections and faults --------------------------------------------- */
 
 START_TEST(test_max_conns)
@@ -787,6 +1227,14 @@ Suite *make_suite(void)
 		{ "modbus_framing", test_modbus_framing, false },
 		{ "modbus_tid_offset", test_modbus_tid_offset, false },
 		{ "modbus_malformed", test_modbus_malformed, false },
+		{ "modbus_crc", test_modbus_crc, false },
+		{ "rtu_request_len", test_rtu_request_len, false },
+		{ "rtu_read_write", test_rtu_read_write, false },
+		{ "rtu_framing", test_rtu_framing, false },
+		{ "rtu_bad_crc_answers", test_rtu_bad_crc_answers, false },
+		{ "min_gap", test_min_gap, false },
+		{ "blackhole", test_blackhole, false },
+		{ "proto_names", test_proto_names, false },
 		{ "max_conns", test_max_conns, false },
 		{ "inflight", test_inflight, false },
 		{ "late", test_late, false },

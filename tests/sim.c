@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -22,6 +23,8 @@
 #define SIM_STACK (256 * 1024)
 #define SIM_BUF_START 4096
 #define SIM_MODBUS_MAX 260
+#define SIM_RTU_MAX 256         /* MODBUS over serial line v1.02, 2.5.1 */
+#define SIM_RTU_IN_MAX 300      /* 15/16 with a (bogus) byte count of 255 */
 #define SIM_LINE_MAX (64 * 1024)
 #define SIM_ISO8583_MAX (2 + 65535)
 #define SIM_MPU_MAX (4 + 9999)
@@ -48,6 +51,10 @@ struct sim_conn {
 	struct sim_buf out;
 	long answers;
 	bool close_now;         /* http: close after this answer */
+	bool answered;          /* last_answer_ms is valid */
+	int64_t last_answer_ms; /* when the last answer was sent (min_gap_ms) */
+	int64_t last_active_ms; /* last request or answer, or the accept */
+	bool blackholed;        /* silent for good (blackhole_idle_ms) */
 };
 
 struct sim {
@@ -74,12 +81,16 @@ struct sim {
 
 /* One framer and one answer builder per protocol. frame returns the length
  * of the whole request at the start of p, 0 when more bytes are needed, or
- * a negative errno for a malformed request. */
+ * a negative errno for a malformed request. valid (optional) says whether a
+ * framed request is intact (the RTU CRC); busy (optional, modbus only)
+ * builds the exception 0x06 answer for min_gap_ms. */
 struct sim_ops {
 	const char *name;
 	size_t max_in;
 	ssize_t (*frame)(const uint8_t *p, size_t len);
 	int (*answer)(struct sim_conn *c, const uint8_t *req, size_t len);
+	bool (*valid)(const uint8_t *p, size_t len);
+	int (*busy)(struct sim_conn *c, const uint8_t *req, size_t len);
 };
 
 /* ---- buffers ------------------------------------------------------------ */
@@ -160,6 +171,13 @@ static void put16(uint8_t *p, unsigned v)
 	p[1] = (uint8_t)v;
 }
 
+static int64_t sim_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Waits ms milliseconds unless the simulator is being killed. Returns 0,
  * or -ECANCELED when it is. */
 static int sim_nap(struct sim *s, int ms)
@@ -228,21 +246,20 @@ static ssize_t sim_modbus_frame(const uint8_t *p, size_t len)
 	return (ssize_t)(6 + l);
 }
 
-static int sim_modbus_answer(struct sim_conn *c, const uint8_t *req, size_t len)
+/* Serves one PDU (Modbus Application Protocol v1.1b3, 6.3, 6.4, 6.6,
+ * 6.12) and writes the answer PDU to rp (253 bytes at most). exc != 0
+ * forces that exception. Returns the answer PDU's length. */
+static size_t sim_modbus_pdu(struct sim *s, uint8_t unit, const uint8_t *pdu, size_t pdulen,
+			     uint8_t exc, uint8_t *rp)
 {
-	struct sim *s = c->sim;
-	const uint8_t *pdu = req + 7;
-	size_t pdulen = len - 7;
-	uint8_t unit = req[6];
 	uint8_t fc = pdu[0];
-	uint8_t r[SIM_MODBUS_MAX];
-	uint8_t *rp = r + 7;
 	size_t rlen = 0;
-	uint8_t exc = 0;
 	unsigned addr = pdulen >= 5 ? be16(pdu + 1) : 0;
 	unsigned qty = pdulen >= 5 ? be16(pdu + 3) : 0;
 
-	switch (fc) {
+	switch (exc ? -1 : fc) {
+	case -1:
+		break;
 	case 3:
 	case 4:
 		if (pdulen != 5 || qty < 1 || qty > 125) {
@@ -300,11 +317,111 @@ static int sim_modbus_answer(struct sim_conn *c, const uint8_t *req, size_t len)
 		rp[1] = exc;
 		rlen = 2;
 	}
-	put16(r, (unsigned)(be16(req) + s->o.tid_offset));
+	return rlen;
+}
+
+static int sim_mbap_reply(struct sim_conn *c, const uint8_t *req, size_t len, uint8_t exc)
+{
+	uint8_t r[SIM_MODBUS_MAX];
+	size_t rlen = sim_modbus_pdu(c->sim, req[6], req + 7, len - 7, exc, r + 7);
+	put16(r, (unsigned)(be16(req) + c->sim->o.tid_offset));
 	put16(r + 2, 0);
 	put16(r + 4, (unsigned)(1 + rlen));
-	r[6] = unit;
+	r[6] = req[6];
 	return sbuf_add(&c->out, r, 7 + rlen);
+}
+
+static int sim_modbus_answer(struct sim_conn *c, const uint8_t *req, size_t len)
+{
+	return sim_mbap_reply(c, req, len, 0);
+}
+
+static int sim_modbus_busy(struct sim_conn *c, const uint8_t *req, size_t len)
+{
+	return sim_mbap_reply(c, req, len, 0x06);
+}
+
+/* ---- modbus rtu ----------------------------------------------------------- */
+
+/* MODBUS over serial line v1.02, 6.2.2: shift right, XOR 0xA001 when the
+ * bit shifted out is 1, eight times per byte, from 0xFFFF. */
+uint16_t sim_modbus_crc(const uint8_t *p, size_t len)
+{
+	unsigned crc = 0xFFFF;
+	for (size_t i = 0; i < len; i++) {
+		crc ^= p[i];
+		for (int b = 0; b < 8; b++)
+			crc = (crc & 1) ? (crc >> 1) ^ 0xA001u : crc >> 1;
+	}
+	return (uint16_t)crc;
+}
+
+size_t sim_rtu_seal(uint8_t *p, size_t len)
+{
+	uint16_t crc = sim_modbus_crc(p, len);
+	p[len] = (uint8_t)(crc & 0xFF);
+	p[len + 1] = (uint8_t)(crc >> 8);
+	return len + 2;
+}
+
+static bool sim_rtu_valid(const uint8_t *p, size_t len)
+{
+	return len >= 4 && sim_modbus_crc(p, len - 2) == (uint16_t)(p[len - 2] | p[len - 1] << 8);
+}
+
+/* Over TCP there is no 3.5-character silence to end a frame, so the length
+ * comes from the function code, as a gateway frames it. */
+ssize_t sim_rtu_request_len(const uint8_t *p, size_t len)
+{
+	size_t need;
+	if (len < 2)
+		return 0;
+	switch (p[1]) {
+	case 1: case 2: case 3: case 4: case 5: case 6: case 8:
+		need = 8;
+		break;
+	case 7: case 11: case 12: case 17:
+		need = 4;
+		break;
+	case 22:
+		need = 10;
+		break;
+	case 15: case 16:
+		if (len < 7)
+			return 0;
+		need = 9 + (size_t)p[6];
+		break;
+	case 23:
+		if (len < 11)
+			return 0;
+		need = 13 + (size_t)p[10];
+		break;
+	default:
+		/* Unknown layout: the shortest prefix that carries its own CRC. */
+		for (size_t n = 4; n <= len && n <= SIM_RTU_MAX; n++)
+			if (sim_rtu_valid(p, n))
+				return (ssize_t)n;
+		return len >= SIM_RTU_MAX ? -EPROTO : 0;
+	}
+	return len < need ? 0 : (ssize_t)need;
+}
+
+static int sim_rtu_reply(struct sim_conn *c, const uint8_t *req, size_t len, uint8_t exc)
+{
+	uint8_t r[1 + 253 + 2];
+	size_t rlen = sim_modbus_pdu(c->sim, req[0], req + 1, len - 3, exc, r + 1);
+	r[0] = req[0];
+	return sbuf_add(&c->out, r, sim_rtu_seal(r, 1 + rlen));
+}
+
+static int sim_rtu_answer(struct sim_conn *c, const uint8_t *req, size_t len)
+{
+	return sim_rtu_reply(c, req, len, 0);
+}
+
+static int sim_rtu_busy(struct sim_conn *c, const uint8_t *req, size_t len)
+{
+	return sim_rtu_reply(c, req, len, 0x06);
 }
 
 /* ---- echo, iso8583, mpu ------------------------------------------------- */
@@ -597,12 +714,15 @@ out:
 }
 
 static const struct sim_ops sim_ops[] = {
-	[SIM_MODBUS] = { "modbus", SIM_MODBUS_MAX, sim_modbus_frame, sim_modbus_answer },
+	[SIM_MODBUS] = { "modbus", SIM_MODBUS_MAX, sim_modbus_frame, sim_modbus_answer, NULL,
+			 sim_modbus_busy },
 	[SIM_ECHO] = { "echo", SIM_LINE_MAX, sim_echo_frame, sim_echo_answer },
 	[SIM_ISO8583] = { "iso8583", SIM_ISO8583_MAX, sim_iso8583_frame, sim_iso8583_answer },
 	[SIM_MPU] = { "mpu", SIM_MPU_MAX, sim_mpu_frame, sim_mpu_answer },
 	[SIM_HTTP] = { "http", SIM_HTTP_HEAD_MAX + 2 * SIM_HTTP_BODY_MAX, sim_http_frame,
 		       sim_http_answer },
+	[SIM_MODBUS_RTU] = { "modbus-rtu", SIM_RTU_IN_MAX, sim_rtu_request_len, sim_rtu_answer,
+			     sim_rtu_valid, sim_rtu_busy },
 };
 
 const char *sim_proto_name(enum sim_proto p)
@@ -622,12 +742,33 @@ int sim_proto_parse(const char *name)
 
 /* ---- connections -------------------------------------------------------- */
 
+/* Counts one more of a counter under slock. */
+static void sim_count(struct sim *s, long *counter)
+{
+	pthread_mutex_lock(&s->slock);
+	(*counter)++;
+	pthread_mutex_unlock(&s->slock);
+}
+
 /* Handles the request of len bytes at the start of c->in. Returns 0 to go
  * on, < 0 to close the connection. */
 static int sim_handle(struct sim_conn *c, const struct sim_ops *ops, size_t len)
 {
 	struct sim *s = c->sim;
 	const struct sim_opts *o = &s->o;
+
+	if (c->blackholed) {
+		sim_count(s, &s->st.ignored);
+		return 0;
+	}
+	if (ops->valid && !ops->valid(c->in.data, len)) {
+		sim_count(s, &s->st.crc_errors);
+		return 0;
+	}
+	int64_t now = sim_now_ms();
+	c->last_active_ms = now;
+	bool busy = o->min_gap_ms > 0 && ops->busy && c->answered &&
+		    now - c->last_answer_ms < o->min_gap_ms;
 
 	pthread_mutex_lock(&s->slock);
 	long seq = ++s->st.requests;
@@ -639,7 +780,11 @@ static int sim_handle(struct sim_conn *c, const struct sim_ops *ops, size_t len)
 	bool late = false;
 	int rc = 0;
 	long *outcome = NULL;
-	if (o->hangup_every > 0 && seq % o->hangup_every == 0) {
+	if (busy) {
+		outcome = &s->st.gap_violations;
+		c->out.len = 0;
+		rc = ops->busy(c, c->in.data, len);
+	} else if (o->hangup_every > 0 && seq % o->hangup_every == 0) {
 		outcome = &s->st.hangups;
 		rc = -ECONNABORTED;
 	} else if (o->drop_every > 0 && seq % o->drop_every == 0) {
@@ -658,23 +803,58 @@ static int sim_handle(struct sim_conn *c, const struct sim_ops *ops, size_t len)
 			outcome = late ? &s->st.late : NULL;
 	}
 
+	bool corrupt = false;
 	pthread_mutex_lock(&s->slock);
 	s->st.inflight--;
 	if (outcome)
 		(*outcome)++;
-	if (rc == 0 && outcome != &s->st.dropped)
+	if (rc == 0 && outcome != &s->st.dropped) {
 		s->st.answers++;
+		if (o->proto == SIM_MODBUS_RTU && o->rtu_bad_crc_every > 0 &&
+		    s->st.answers % o->rtu_bad_crc_every == 0) {
+			corrupt = true;
+			s->st.bad_crc_sent++;
+		}
+	}
 	pthread_mutex_unlock(&s->slock);
 	if (rc < 0 || outcome == &s->st.dropped)
 		return rc;
 
+	if (corrupt && c->out.len >= 2) {
+		c->out.data[c->out.len - 2] ^= 0xFF;
+		c->out.data[c->out.len - 1] ^= 0xFF;
+	}
 	rc = sim_send_all(c->fd, c->out.data, c->out.len);
 	if (rc < 0)
 		return rc;
 	c->answers++;
+	c->answered = true;
+	c->last_answer_ms = c->last_active_ms = sim_now_ms();
 	if (c->close_now || (o->close_after > 0 && c->answers >= o->close_after))
 		return -ECONNABORTED;
 	return 0;
+}
+
+/* blackhole_idle_ms: waits until fd is readable or the connection has been
+ * idle long enough to go silent; the caller reads next either way. */
+static void sim_idle_wait(struct sim_conn *c)
+{
+	struct sim *s = c->sim;
+	int idle = s->o.blackhole_idle_ms;
+
+	/* Each round either finds bytes, blackholes, or waits out the rest. */
+	while (idle > 0 && !c->blackholed) {
+		int64_t left = c->last_active_ms + idle - sim_now_ms();
+		if (left <= 0) {
+			c->blackholed = true;
+			sim_count(s, &s->st.blackholed);
+			return;
+		}
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		int r = poll(&pfd, 1, left > 1000000 ? 1000000 : (int)left);
+		if (r != 0 && !(r < 0 && errno == EINTR))
+			return;
+	}
 }
 
 static void sim_conn_finish(struct sim_conn *c, bool protocol_error)
@@ -713,6 +893,10 @@ static void *sim_conn_main(void *arg)
 	 * the shutdown() of sim_kill. */
 	for (;;) {
 		ssize_t n = ops->frame(c->in.data, c->in.len);
+		if (c->blackholed && (n < 0 || (n == 0 && c->in.len == c->in.max))) {
+			c->in.len = 0; /* silent: nothing closes the connection now */
+			continue;
+		}
 		if (n < 0) {
 			bad = true;
 			break;
@@ -730,6 +914,7 @@ static void *sim_conn_main(void *arg)
 		size_t want = c->in.len + SIM_BUF_START;
 		if (sbuf_reserve(&c->in, want > c->in.max ? c->in.max : want) < 0)
 			break;
+		sim_idle_wait(c);
 		ssize_t r = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -788,6 +973,7 @@ static int sim_admit(struct sim *s, int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->sim = s;
 	c->fd = fd;
+	c->last_active_ms = sim_now_ms();
 	c->in.max = sim_ops[s->o.proto].max_in;
 	c->out.max = SIZE_MAX;
 	pthread_attr_t attr;

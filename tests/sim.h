@@ -17,6 +17,18 @@
  *              exception 0x01. The answer carries the request's transaction
  *              id (plus tid_offset) and unit id. A malformed MBAP header
  *              (protocol id != 0, length outside 2..254) closes the connection.
+ * SIM_MODBUS_RTU  Modbus RTU frames over TCP (MODBUS over serial line v1.02,
+ *              2.5.1): unit id, PDU, CRC-16 low byte first (sim_modbus_crc).
+ *              The same registers and answers as SIM_MODBUS, in RTU framing
+ *              (tid_offset does not apply). A request is framed by its
+ *              function code: 1-6 and 8 are 8 bytes, 7, 11, 12 and 17 are 4,
+ *              22 is 10, 15 and 16 are 9 + byte count (byte 6), 23 is 13 +
+ *              byte count (byte 10); any other code ends at the first length
+ *              >= 4 whose last two bytes are the CRC of the rest (256 bytes
+ *              without one close the connection). A request with a bad CRC
+ *              gets no answer, as on a serial line; it counts in crc_errors,
+ *              not in requests. Unit 0 is answered like any other (no
+ *              broadcast semantics).
  * SIM_ECHO     each line, up to and including '\n', is sent back unchanged.
  * SIM_ISO8583  2-byte big-endian length + payload; the answer has the same
  *              framing and the payload reversed (sim_reverse).
@@ -35,6 +47,22 @@
  * request numbers that are multiples of N. When several apply, the first
  * in this order wins: hangup, drop, late.
  *
+ * Device quirks (modbus and modbus-rtu only, per connection):
+ * min_gap_ms       a request that arrives less than min_gap_ms after the
+ *                  previous answer on its connection was sent (exceptions
+ *                  included) is answered at once with exception 0x06 (server
+ *                  device busy) instead of being served; it counts in requests,
+ *                  answers and gap_violations and is numbered for *_every
+ *                  but never hung up, dropped or delayed.
+ * blackhole_idle_ms  a connection that has been idle that long (no request
+ *                  received and no answer sent, counted from the accept)
+ *                  stops answering for good without closing: no FIN, no RST.
+ *                  Whole requests that arrive later count in ignored (not in
+ *                  requests); other bytes are discarded. Applies to every
+ *                  protocol.
+ * rtu_bad_crc_every  modbus-rtu: every Nth answer (counted per simulator)
+ *                  goes out with its CRC inverted, as line noise would.
+ *
  * A connection counts against max_conns until its thread has seen the
  * close, so a client that closes and reconnects at once can be rejected:
  * wait for the conns counter to drop first (TM_WAIT_FOR in testing.h).
@@ -47,6 +75,7 @@ enum sim_proto {
 	SIM_ISO8583,
 	SIM_MPU,
 	SIM_HTTP,
+	SIM_MODBUS_RTU,
 };
 
 struct sim_opts {
@@ -62,11 +91,15 @@ struct sim_opts {
 	int close_after;    /* close a connection after it sent N answers; 0 = never */
 	int tid_offset;     /* modbus: answer with transaction id + this (gateways that answer id+1) */
 	int http_chunked;   /* http: answer with Transfer-Encoding: chunked instead of Content-Length */
+	int min_gap_ms;     /* modbus: exception 0x06 to a request this soon after an answer */
+	int blackhole_idle_ms; /* a connection idle this long stops answering, stays open */
+	int rtu_bad_crc_every; /* modbus-rtu: every Nth answer carries a wrong CRC */
 };
 
 /* Counters since sim_start (sim_kill and sim_revive keep them). */
 struct sim_stats {
-	long requests;      /* whole request frames received */
+	long requests;      /* whole request frames received and served (not those
+	                       in crc_errors or ignored) */
 	long answers;       /* answers sent (counted just before the write, so a
 	                       client that has read an answer sees it counted) */
 	long dropped;       /* requests left unanswered (drop_every) */
@@ -79,6 +112,11 @@ struct sim_stats {
 	long conns_max;     /* most connections open at once */
 	long inflight;      /* requests received and not yet answered, now */
 	long inflight_max;  /* most requests in flight at once, across all connections */
+	long crc_errors;    /* modbus-rtu requests with a bad CRC (never answered) */
+	long gap_violations; /* requests answered 0x06 because of min_gap_ms */
+	long blackholed;    /* connections that went silent (blackhole_idle_ms) */
+	long ignored;       /* whole requests received on a blackholed connection */
+	long bad_crc_sent;  /* answers sent with a wrong CRC (rtu_bad_crc_every) */
 };
 
 struct sim;
@@ -111,6 +149,17 @@ void sim_set_delay(struct sim *s, int delay_ms);
 uint16_t sim_modbus_value(uint8_t fc, uint16_t addr, uint8_t unit);
 /* The value of a holding register now, written or not (unit as read with). */
 uint16_t sim_modbus_holding(struct sim *s, uint16_t addr, uint8_t unit);
+/* CRC-16/MODBUS of len bytes (polynomial 0xA001 reflected, initial value
+ * 0xFFFF). An RTU frame carries it low byte first. */
+uint16_t sim_modbus_crc(const uint8_t *p, size_t len);
+/* Appends the CRC to the len bytes at p (unit id + PDU), low byte first;
+ * p needs len + 2 bytes. Returns len + 2. */
+size_t sim_rtu_seal(uint8_t *p, size_t len);
+/* The length of the whole RTU request at the start of p (framed by its
+ * function code as described above), 0 when more bytes are needed, or
+ * -EPROTO. The CRC is not checked. */
+ssize_t sim_rtu_request_len(const uint8_t *p, size_t len);
+
 /* out = in reversed (the iso8583 and mpu answers). in and out may not overlap. */
 void sim_reverse(const uint8_t *in, uint8_t *out, size_t len);
 
@@ -121,7 +170,7 @@ void sim_reverse(const uint8_t *in, uint8_t *out, size_t len);
  * at most) and *outlen set. */
 ssize_t sim_http_dechunk(const uint8_t *p, size_t len, uint8_t *out, size_t *outlen);
 
-/* "modbus", "echo", ... <-> enum; sim_proto_parse returns -1 when unknown. */
+/* "modbus", "echo", ..., "modbus-rtu" <-> enum; sim_proto_parse returns -1 when unknown. */
 const char *sim_proto_name(enum sim_proto p);
 int sim_proto_parse(const char *name);
 

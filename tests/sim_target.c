@@ -17,7 +17,7 @@ static const char usage[] =
 	"Serve a simulated target on 127.0.0.1 until SIGINT or SIGTERM.\n"
 	"Prints \"port N\" once listening, its counters on SIGUSR1 and at exit.\n"
 	"\n"
-	"  -p, --proto NAME       modbus (default), echo, iso8583, mpu or http\n"
+	"  -p, --proto NAME       modbus (default), modbus-rtu, echo, iso8583, mpu or http\n"
 	"  -P, --port N           port to listen on (default 0: the kernel picks)\n"
 	"  -m, --max-conns N      close connections beyond N at once (0: no limit)\n"
 	"  -d, --delay-ms N       wait N ms before each answer\n"
@@ -28,6 +28,10 @@ static const char usage[] =
 	"      --close-after N    close each connection after N answers\n"
 	"      --tid-offset N     modbus: answer with transaction id + N\n"
 	"      --http-chunked     http: answer with chunked bodies\n"
+	"      --min-gap-ms N     modbus: exception 0x06 to a request less than N ms\n"
+	"                         after the connection's previous answer\n"
+	"      --blackhole-idle-ms N  a connection idle N ms stops answering (stays open)\n"
+	"      --rtu-bad-crc-every N  modbus-rtu: every Nth answer carries a wrong CRC\n"
 	"  -h, --help             show this help\n";
 
 enum {
@@ -38,6 +42,9 @@ enum {
 	OPT_CLOSE_AFTER,
 	OPT_TID_OFFSET,
 	OPT_HTTP_CHUNKED,
+	OPT_MIN_GAP_MS,
+	OPT_BLACKHOLE_IDLE_MS,
+	OPT_RTU_BAD_CRC_EVERY,
 };
 
 static const struct option longopts[] = {
@@ -52,6 +59,9 @@ static const struct option longopts[] = {
 	{ "close-after", required_argument, NULL, OPT_CLOSE_AFTER },
 	{ "tid-offset", required_argument, NULL, OPT_TID_OFFSET },
 	{ "http-chunked", no_argument, NULL, OPT_HTTP_CHUNKED },
+	{ "min-gap-ms", required_argument, NULL, OPT_MIN_GAP_MS },
+	{ "blackhole-idle-ms", required_argument, NULL, OPT_BLACKHOLE_IDLE_MS },
+	{ "rtu-bad-crc-every", required_argument, NULL, OPT_RTU_BAD_CRC_EVERY },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -75,9 +85,11 @@ static void print_stats(struct sim *s)
 	sim_get_stats(s, &st);
 	printf("requests %ld\nanswers %ld\ndropped %ld\nhangups %ld\nlate %ld\n"
 	       "accepted %ld\nrejected %ld\nprotocol_errors %ld\nconns %ld\nconns_max %ld\n"
-	       "inflight %ld\ninflight_max %ld\n",
+	       "inflight %ld\ninflight_max %ld\ncrc_errors %ld\ngap_violations %ld\n"
+	       "blackholed %ld\nignored %ld\nbad_crc_sent %ld\n",
 	       st.requests, st.answers, st.dropped, st.hangups, st.late, st.accepted, st.rejected,
-	       st.protocol_errors, st.conns, st.conns_max, st.inflight, st.inflight_max);
+	       st.protocol_errors, st.conns, st.conns_max, st.inflight, st.inflight_max,
+	       st.crc_errors, st.gap_violations, st.blackholed, st.ignored, st.bad_crc_sent);
 	fflush(stdout);
 }
 
@@ -126,6 +138,15 @@ int main(int argc, char **argv)
 			break;
 		case OPT_HTTP_CHUNKED:
 			o.http_chunked = 1;
+			break;
+		case OPT_MIN_GAP_MS:
+			o.min_gap_ms = parse_int("min-gap-ms", optarg, 0, INT_MAX);
+			break;
+		case OPT_BLACKHOLE_IDLE_MS:
+			o.blackhole_idle_ms = parse_int("blackhole-idle-ms", optarg, 0, INT_MAX);
+			break;
+		case OPT_RTU_BAD_CRC_EVERY:
+			o.rtu_bad_crc_every = parse_int("rtu-bad-crc-every", optarg, 0, INT_MAX);
 			break;
 		case 'h':
 			fputs(usage, stdout);
