@@ -109,7 +109,9 @@ static void client_serve(struct client *c, struct buf *in, struct buf *out)
 				send_error(c, &ctx, NULL, 0,
 					   n == -EPROTO ? CODEC_ERR_BAD_REQUEST
 					   : n == -EMSGSIZE ? CODEC_ERR_TOO_LARGE : CODEC_ERR_UNSUPPORTED);
-			} else if (n == -ECONNRESET)
+			} else if (n == -ECONNRESET && buf_len(in) == 0)
+				log_info("%s: client reset the connection", c->name);
+			else if (n == -ECONNRESET)
 				log_info("%s: client left in the middle of a request", c->name);
 			else
 				log_info("%s: read failed: %s", c->name, strerror((int)-n));
