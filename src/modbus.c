@@ -56,8 +56,10 @@ static int parse_u16(const char *s, const char *end, unsigned long max, unsigned
 	char *e;
 	if (s == end || *s < '0' || *s > '9')
 		return -EINVAL;
+	/* decimal, or hex with 0x: a leading zero is not octal here */
+	int base = (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) ? 16 : 10;
 	errno = 0;
-	unsigned long v = strtoul(s, &e, 0);
+	unsigned long v = strtoul(s, &e, base);
 	if (errno != 0 || e != end || v > max)
 		return -EINVAL;
 	*out = v;

@@ -84,6 +84,8 @@ START_TEST(test_parse_range)
 	ck_assert_int_eq(modbus_parse_write_range("255:0x10-0x1f", &r), 0);
 	ck_assert_uint_eq(r.first, 16);
 	ck_assert_uint_eq(r.last, 31);
+	ck_assert_int_eq(modbus_parse_write_range("1:0100", &r), 0); /* decimal, not octal */
+	ck_assert_uint_eq(r.first, 100);
 	static const char *const bad[] = { "", "1", "1:", ":5", "256:1", "1:70000", "1:9-3", "x:1", "1:1-",
 					   "1:-3", "1:2-3-4", "-1:5" };
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
