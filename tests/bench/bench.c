@@ -1,0 +1,660 @@
+/* tcpmux-bench: runs each scenario of the benchmark beside its reference
+ * and prints requests/s, latency percentiles, the daemon's RSS and threads,
+ * and the ratio against each goal. Timings are printed, never asserted; the
+ * exit status is 1 only when an answer was wrong or a request failed. */
+#include "config.h"
+#include "bench.h"
+#include "sim.h"
+#include "testing.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define POLLERS 10
+#define POLL_PERIOD_US 10000   /* each poller asks every 10 ms, like a busy SCADA */
+#define IDLE_SAMPLE 20         /* idle clients asked once each after a measurement */
+#define SLOW_MS 2
+#define SLOW_CLIENTS 32
+#define HTTP_CONNS 16
+#define HTTP_POOL "4"
+#define MAX_GOALS 32
+#define FD_SPARE 64            /* descriptors besides the client sockets */
+
+struct opts {
+	bool quick;
+	int warm_ms, dur_ms;
+	int wrk_s;
+	int repeat;                /* measurements per figure; the fastest is shown */
+	bool run[6];               /* scenarios 1..5 */
+	bool keep;
+};
+
+struct goal {
+	char text[200];
+	bool met;
+};
+
+static struct goal goals[MAX_GOALS];
+static int ngoals;
+static long total_mismatches, total_errors, setup_failures;
+
+static void goal(bool met, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void goal(bool met, const char *fmt, ...)
+{
+	va_list ap;
+	char text[200];
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	printf("  => %s: %s\n", text, met ? "MET" : "NOT MET");
+	if (ngoals < MAX_GOALS) {
+		snprintf(goals[ngoals].text, sizeof goals[ngoals].text, "%s", text);
+		goals[ngoals++].met = met;
+	}
+}
+
+static void header(int n, const char *title)
+{
+	printf("\n%d. %s\n", n, title);
+	printf("  %-40s %9s %8s %8s %9s %7s %6s %7s %5s %5s\n", "run", "req/s", "p50 us", "p99 us", "max us",
+	       "RSS MiB", "thr", "cpu/req", "host", "bad");
+	fflush(stdout);
+}
+
+/* One table line. "bad" is mismatches/errors; cpu/req is the daemon's CPU
+ * time (user + system, in us) per answered request. */
+static void row(const char *label, const struct bench_result *r)
+{
+	total_mismatches += r->mismatches;
+	total_errors += r->errors;
+	if (!r->valid) {
+		printf("  %-40s did not run: %s\n", label, r->note[0] ? r->note : "?");
+		setup_failures++;
+		fflush(stdout);
+		return;
+	}
+	printf("  %-40s %9.0f %8.1f %8.1f %9.1f", label, r->rate, r->p50_us, r->p99_us, r->max_us);
+	if (r->rss_kib >= 0)
+		printf(" %7.1f %6ld", r->rss_kib / 1024.0, r->threads);
+	else
+		printf(" %7s %6s", "-", "-");
+	if (r->cpu_us_per_req >= 0)
+		printf(" %7.1f", r->cpu_us_per_req);
+	else
+		printf(" %7s", "-");
+	if (r->host_busy >= 0)
+		printf(" %4.0f%%", 100 * r->host_busy);
+	else
+		printf(" %5s", "-");
+	printf(" %2ld/%-2ld\n", r->mismatches, r->errors);
+	if (r->note[0])
+		printf("    note: %s\n", r->note);
+	fflush(stdout);
+}
+
+static void fail_row(const char *label, const char *why)
+{
+	struct bench_result r = { .valid = false };
+	snprintf(r.note, sizeof r.note, "%s", why);
+	row(label, &r);
+}
+
+static struct sim *start_sim(int delay_ms)
+{
+	struct sim_opts o = { .proto = SIM_MODBUS, .delay_ms = delay_ms };
+	struct sim *s = sim_start(&o);
+	if (s == NULL)
+		fprintf(stderr, "bench: cannot start the simulator: %s\n", strerror(errno));
+	return s;
+}
+
+/* The daemon as the benchmark runs it: no -v; big queue and client caps so
+ * only the measured limits apply. */
+static int start_daemon(struct bench_daemon *d, const char *proto, int target_port, int conns)
+{
+	char target[32], nconn[16];
+	snprintf(target, sizeof target, "127.0.0.1:%d", target_port);
+	snprintf(nconn, sizeof nconn, "%d", conns);
+	const char *args[] = { "-p", proto, "-t", target, "--max-connections", nconn, "--timeout", "10",
+			       "--queue-size", "10000", "--max-clients", "20000", NULL };
+	return bench_daemon_start(d, args);
+}
+
+/* Waits until the simulator accepted the daemon's n upstream connections
+ * (counted from before the start), so the first measured request does not
+ * pay for the connect. */
+static bool wait_upstream(struct sim *s, long accepted_before, int n)
+{
+	return TM_SIM_WAIT(s, accepted, accepted_before + n, BENCH_START_TIMEOUT_MS);
+}
+
+static void stop_daemon(struct bench_daemon *d)
+{
+	int w = bench_daemon_log_lines(d);
+	int rc = bench_daemon_stop(d);
+	if (rc != 0) {
+		printf("    note: the daemon exited with status %d\n", rc);
+		bench_daemon_log_tail(d, 10);
+	}
+	if (w > 0) {
+		printf("    note: the daemon logged %d warning/error line%s (see below)\n", w, w == 1 ? "" : "s");
+		bench_daemon_log_tail(d, 5);
+	}
+}
+
+static struct bench_load load_for(const struct opts *o, int port, int clients, pid_t daemon)
+{
+	struct bench_load l = { .port = port, .clients = clients, .warm_ms = o->warm_ms,
+				.dur_ms = o->dur_ms, .daemon = daemon };
+	return l;
+}
+
+/* Runs a measurement o->repeat times and keeps the one with the highest
+ * rate: other load on the machine only ever slows a run down, so the best
+ * of a few is the least disturbed. Mismatches and errors add up over all. */
+static void measure(const struct opts *o, const struct bench_load *l, struct bench_result *best)
+{
+	long mism = 0, err = 0;
+	best->valid = false;
+	for (int i = 0; i < o->repeat; i++) {
+		struct bench_result r;
+		bench_modbus_run(l, &r);
+		mism += r.mismatches;
+		err += r.errors;
+		if (i == 0 || (r.valid && (!best->valid || r.rate > best->rate)))
+			*best = r;
+	}
+	best->mismatches = mism;
+	best->errors = err;
+}
+
+/* ---- 1. overhead ---------------------------------------------------------- */
+
+static void scenario_overhead(const struct opts *o)
+{
+	header(1, "Overhead: one client, sequential reads, target answers at once");
+	struct sim *s = start_sim(0);
+	if (s == NULL) {
+		fail_row("simulator", "cannot start");
+		return;
+	}
+	struct bench_result direct, via, viav;
+	struct bench_load l = load_for(o, sim_port(s), 1, 0);
+	measure(o, &l, &direct);
+	row("direct to the target", &direct);
+
+	struct bench_daemon d;
+	long acc = TM_SIM_STAT(s, accepted);
+	if (start_daemon(&d, "modbus", sim_port(s), 1) == 0) {
+		wait_upstream(s, acc, 1);
+		l = load_for(o, d.port, 1, d.pid);
+		measure(o, &l, &via);
+		row("through the daemon", &via);
+		stop_daemon(&d);
+	} else {
+		fail_row("through the daemon", "the daemon did not start");
+		via.valid = false;
+	}
+
+	/* The harness's way: -v, output read through a pipe by a thread of
+	 * ours. Shows what -v costs. */
+	acc = TM_SIM_STAT(s, accepted);
+	const char *extra[] = { "--max-connections", "1", "--timeout", "10", "--queue-size", "10000",
+				"--max-clients", "20000", NULL };
+	struct tm_daemon *td = tm_daemon_start_sim(s, extra);
+	if (td) {
+		wait_upstream(s, acc, 1);
+		l = load_for(o, tm_daemon_port(td), 1, tm_daemon_pid(td));
+		measure(o, &l, &viav);
+		row("through the daemon with -v (harness)", &viav);
+		tm_daemon_stop(td, SIGTERM, BENCH_STOP_TIMEOUT_MS);
+	} else {
+		fail_row("through the daemon with -v (harness)", "tm_daemon_start failed");
+		viav.valid = false;
+	}
+	sim_stop(s);
+
+	if (direct.valid && via.valid) {
+		double added = via.p50_us - direct.p50_us;
+		printf("  ratio %.2fx of the direct rate; added per request at p50: %.1f us\n",
+		       via.rate / direct.rate, added);
+		goal(added <= 30.0, "1. overhead: added p50 %.1f us (goal <= 30 us)", added);
+	}
+	if (via.valid && viav.valid)
+		printf("  -v costs %+.1f us at p50 and %+.1f%% in rate (per-connection log lines only)\n",
+		       viav.p50_us - via.p50_us, 100.0 * (viav.rate - via.rate) / via.rate);
+}
+
+/* ---- 2. one upstream connection, many clients ------------------------------ */
+
+static void scenario_one_conn(const struct opts *o)
+{
+	static const int nclients[] = { 1, 10, 100 };
+	struct bench_result direct, via[3];
+	header(2, "One upstream connection (--max-connections 1), many clients, target answers at once");
+	struct sim *s = start_sim(0);
+	if (s == NULL) {
+		fail_row("simulator", "cannot start");
+		return;
+	}
+	struct bench_load l = load_for(o, sim_port(s), 1, 0);
+	measure(o, &l, &direct);
+	row("reference: 1 client direct to the target", &direct);
+
+	struct bench_daemon d;
+	long acc = TM_SIM_STAT(s, accepted);
+	bool ok = start_daemon(&d, "modbus", sim_port(s), 1) == 0;
+	for (int i = 0; i < 3; i++) {
+		char label[64];
+		snprintf(label, sizeof label, "%d client%s through the daemon", nclients[i],
+			 nclients[i] == 1 ? "" : "s");
+		if (!ok) {
+			fail_row(label, "the daemon did not start");
+			via[i].valid = false;
+			continue;
+		}
+		if (i == 0)
+			wait_upstream(s, acc, 1);
+		l = load_for(o, d.port, nclients[i], d.pid);
+		measure(o, &l, &via[i]);
+		row(label, &via[i]);
+	}
+	if (ok)
+		stop_daemon(&d);
+	sim_stop(s);
+
+	if (direct.valid && via[0].valid && via[1].valid && via[2].valid)
+		printf("  ratios to one direct client: 1 client %.2fx, 10 clients %.2fx, 100 clients %.2fx\n",
+		       via[0].rate / direct.rate, via[1].rate / direct.rate, via[2].rate / direct.rate);
+	if (direct.valid && via[2].valid) {
+		double r = via[2].rate / direct.rate;
+		goal(r >= 1.3, "2. one connection: 100 clients at %.2fx one direct client (goal >= 1.3x)", r);
+	}
+	if (via[0].valid && via[1].valid && via[2].valid) {
+		double lo = via[1].rate < via[2].rate ? via[1].rate : via[2].rate;
+		goal(lo >= via[0].rate,
+		     "2. one connection: 10 and 100 clients at >= the 1-client rate (lowest %.2fx of it)",
+		     lo / via[0].rate);
+	}
+}
+
+/* ---- 3. slow target, more connections -------------------------------------- */
+
+static void scenario_slow(const struct opts *o)
+{
+	static const int conns[] = { 1, 2, 4, 8 };
+	struct bench_result r[4];
+	long inflight[4] = { 0 };
+	header(3, "Slow target (answers after 2 ms), --max-connections N, 32 clients");
+	struct sim *s = start_sim(SLOW_MS);
+	if (s == NULL) {
+		fail_row("simulator", "cannot start");
+		return;
+	}
+	for (int i = 0; i < 4; i++) {
+		char label[64];
+		snprintf(label, sizeof label, "N = %d (reference N x 500 = %d/s)", conns[i], conns[i] * 500);
+		struct bench_daemon d;
+		long acc = TM_SIM_STAT(s, accepted);
+		if (start_daemon(&d, "modbus", sim_port(s), conns[i]) < 0) {
+			fail_row(label, "the daemon did not start");
+			r[i].valid = false;
+			continue;
+		}
+		wait_upstream(s, acc, conns[i]);
+		sim_reset_max(s);
+		struct bench_load l = load_for(o, d.port, SLOW_CLIENTS, d.pid);
+		measure(o, &l, &r[i]);
+		inflight[i] = TM_SIM_STAT(s, inflight_max);
+		row(label, &r[i]);
+		stop_daemon(&d);
+	}
+	sim_stop(s);
+
+	printf("  requests in flight at the target at once (max): N=1 %ld, N=2 %ld, N=4 %ld, N=8 %ld\n",
+	       inflight[0], inflight[1], inflight[2], inflight[3]);
+	if (!r[0].valid)
+		return;
+	for (int i = 1; i < 4; i++) {
+		if (!r[i].valid)
+			continue;
+		double ratio = r[i].rate / (conns[i] * r[0].rate);
+		goal(ratio >= 0.9,
+		     "3. slow target N=%d: %.2fx of N x the 1-connection rate (goal >= 0.9x; %.2fx of N x 500/s)",
+		     conns[i], ratio, r[i].rate / (conns[i] * 500.0));
+	}
+}
+
+/* ---- 4. many clients ------------------------------------------------------- */
+
+/* Asks up to IDLE_SAMPLE of the idle clients, spread over all of them, for
+ * one read each. Returns how many answered correctly; counts the rest. */
+static int ask_idle(const int *fds, int n, struct bench_result *r)
+{
+	int step = n / IDLE_SAMPLE > 0 ? n / IDLE_SAMPLE : 1, ok = 0, asked = 0;
+	for (int i = 0; i < n && asked < IDLE_SAMPLE; i += step, asked++) {
+		int rc = bench_modbus_once(fds[i], (uint16_t)(7000 + i), (uint16_t)(i % 60000), 4);
+		if (rc == 0)
+			ok++;
+		else if (rc == 1)
+			r->mismatches++;
+		else
+			r->errors++;
+	}
+	return asked == 0 ? 0 : ok;
+}
+
+static void scenario_many(const struct opts *o)
+{
+	static const int full_levels[] = { 0, 1000, 2000, 5000 };
+	static const int quick_levels[] = { 0, 100 };
+	const int *levels = o->quick ? quick_levels : full_levels;
+	int nlevels = o->quick ? 2 : 4;
+
+	header(4, "Many clients (--max-connections 1): 10 pollers (one read per 10 ms each), the rest idle");
+	long limit = bench_raise_nofile();
+	int top = levels[nlevels - 1];
+	if (limit < top + FD_SPARE) {
+		printf("  note: RLIMIT_NOFILE is %ld (the hard limit): at most %ld clients fit in this process "
+		       "(and the daemon, which inherits it, needs as many descriptors); larger levels are "
+		       "measured at that size instead. Raise the hard limit (ulimit -Hn, as root) for them.\n",
+		       limit, limit - FD_SPARE);
+	}
+	struct sim *s = start_sim(0);
+	if (s == NULL) {
+		fail_row("simulator", "cannot start");
+		return;
+	}
+	struct bench_daemon d;
+	long acc = TM_SIM_STAT(s, accepted);
+	if (start_daemon(&d, "modbus", sim_port(s), 1) < 0) {
+		fail_row("daemon", "did not start");
+		sim_stop(s);
+		return;
+	}
+	wait_upstream(s, acc, 1);
+	long rss0, thr0;
+	/* the probe connection of bench_daemon_start may still hold a thread */
+	for (int i = 0; i < 200; i++) {
+		bench_proc_status(d.pid, &rss0, &thr0);
+		if (thr0 <= 3)
+			break;
+		poll(NULL, 0, 5);
+	}
+	printf("  %-40s %9s %8s %8s %9s %7.1f %6ld\n", "daemon at rest, no client", "-", "-", "-", "-",
+	       rss0 / 1024.0, thr0);
+
+	int *fds = calloc((size_t)top + 1, sizeof *fds);
+	int nidle = 0;
+	long rss_at[4] = { -1, -1, -1, -1 };
+	double p99_at[4] = { -1, -1, -1, -1 };
+	bool answered_all = fds != NULL;
+	int done_total = -1;
+	for (int li = 0; li < nlevels && fds; li++) {
+		int total = levels[li];
+		bool clamped = false;
+		char label[64];
+		if (total > 0 && total + FD_SPARE > limit) {
+			/* measure what fits instead, once, and say so */
+			total = (int)(limit - FD_SPARE);
+			clamped = true;
+			if (total <= done_total) {
+				printf("  %d clients: skipped, RLIMIT_NOFILE %ld is too low\n", levels[li], limit);
+				continue;
+			}
+		}
+		done_total = total;
+		int idle = total > POLLERS ? total - POLLERS : 0;
+		int rc = bench_idle_open(d.port, idle - nidle, fds, &nidle, d.pid, thr0);
+		if (total == 0)
+			snprintf(label, sizeof label, "%d pollers, no idle client", POLLERS);
+		else
+			snprintf(label, sizeof label, "%d clients (%d idle + %d polling)", total, nidle, POLLERS);
+		if (rc < 0) {
+			char why[96];
+			snprintf(why, sizeof why, "only %d idle clients connected: %s", nidle, strerror(-rc));
+			fail_row(label, why);
+			answered_all = false;
+			break;
+		}
+		struct bench_result r;
+		struct bench_load l = load_for(o, d.port, POLLERS, d.pid);
+		l.pace_us = POLL_PERIOD_US;
+		bench_modbus_run(&l, &r);
+		int ok = ask_idle(fds, nidle, &r);
+		if (nidle > 0 && r.valid)
+			snprintf(r.note + strlen(r.note), sizeof r.note - strlen(r.note),
+				 "%sidle clients asked once: %d of %d answered", r.note[0] ? "; " : "", ok,
+				 nidle < IDLE_SAMPLE ? nidle : IDLE_SAMPLE);
+		row(label, &r);
+		if (!r.valid || r.clients_answered < POLLERS || r.errors || r.mismatches)
+			answered_all = false;
+		if (clamped) {
+			printf("    note: %d clients wanted, %d measured: RLIMIT_NOFILE is %ld\n", levels[li], total,
+			       limit);
+			continue;
+		}
+		rss_at[li] = r.rss_kib;
+		p99_at[li] = r.valid ? r.p99_us : -1;
+	}
+	bench_idle_close(fds, &nidle);
+	free(fds);
+	stop_daemon(&d);
+	sim_stop(s);
+
+	for (int li = 1; li < nlevels; li++)
+		if (rss_at[li] >= 0 && p99_at[li] >= 0 && p99_at[0] > 0)
+			printf("  %d clients: %.1f KiB RSS per client over the daemon at rest; pollers' p99 %.2fx "
+			       "the p99 with no idle client\n",
+			       levels[li], (double)(rss_at[li] - rss0) / levels[li], p99_at[li] / p99_at[0]);
+	for (int li = 0; li < nlevels; li++) {
+		double cap = levels[li] == 2000 ? 24 : levels[li] == 5000 ? 60 : 0;
+		if (cap > 0 && rss_at[li] >= 0)
+			goal(rss_at[li] / 1024.0 <= cap, "4. %d clients in %.1f MiB RSS, %.2fx the budget (goal <= %.0f MiB)",
+			     levels[li], rss_at[li] / 1024.0, rss_at[li] / 1024.0 / cap, cap);
+		else if (cap > 0)
+			goal(false, "4. %d clients: not measured", levels[li]);
+	}
+	goal(answered_all, "4. every poller (and every idle client asked) answered at every level");
+}
+
+/* ---- 5. HTTP ---------------------------------------------------------------- */
+
+static void scenario_http(const struct opts *o)
+{
+	char wrk[PATH_MAX], nginx[PATH_MAX], url[128];
+	header(5, "HTTP: wrk (1 thread, 16 keep-alive connections) to nginx, --max-connections 4");
+	bool have_wrk = bench_find_program("wrk", wrk, sizeof wrk);
+	bool have_nginx = bench_find_program("nginx", nginx, sizeof nginx);
+	if (!have_wrk || !have_nginx) {
+		printf("  skipped: %s not installed (apt-get install wrk nginx-light)\n",
+		       !have_wrk && !have_nginx ? "wrk and nginx" : !have_wrk ? "wrk" : "nginx");
+		return;
+	}
+	struct bench_nginx n;
+	int rc = bench_nginx_start(&n, nginx);
+	if (rc < 0) {
+		printf("  skipped: nginx did not start: %s\n", strerror(-rc));
+		bench_nginx_stop(&n);
+		return;
+	}
+	struct bench_result direct, via;
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/index.html", n.port);
+	bench_wrk_run(wrk, url, 1, HTTP_CONNS, o->wrk_s, 0, &direct);
+	row("reference: wrk direct to nginx", &direct);
+
+	struct bench_daemon d;
+	char target[32];
+	snprintf(target, sizeof target, "127.0.0.1:%d", n.port);
+	const char *args[] = { "-p", "http", "-t", target, "--max-connections", HTTP_POOL, "--timeout", "10",
+			       "--queue-size", "10000", "--max-clients", "20000", NULL };
+	if (bench_daemon_start(&d, args) == 0) {
+		snprintf(url, sizeof url, "http://127.0.0.1:%d/index.html", d.port);
+		bench_wrk_run(wrk, url, 1, HTTP_CONNS, o->wrk_s, d.pid, &via);
+		row("wrk through the daemon", &via);
+		stop_daemon(&d);
+	} else {
+		fail_row("wrk through the daemon", "the daemon did not start");
+		via.valid = false;
+	}
+	bench_nginx_stop(&n);
+	if (direct.valid && via.valid) {
+		double r = via.rate / direct.rate;
+		printf("  ratio %.2fx of the direct rate; p50 %+.0f us through the daemon\n", r,
+		       via.p50_us - direct.p50_us);
+		goal(r >= 0.5 && via.errors == 0, "5. http: %.2fx the direct rate, %ld errors (goal >= 0.5x, 0 errors)",
+		     r, via.errors);
+	}
+}
+
+/* ---- main ------------------------------------------------------------------- */
+
+static const char usage[] =
+	"Usage: tcpmux-bench [--quick] [--duration MS] [--repeat N] [--only LIST] [--keep]\n"
+	"Benchmark the daemon against simulated targets (and nginx with wrk) on 127.0.0.1.\n"
+	"\n"
+	"  -q, --quick         tiny sizes, a few seconds in all (also BENCH_QUICK=1): the smoke test\n"
+	"  -d, --duration MS   recorded time per measurement (default 2000; quick 200)\n"
+	"  -r, --repeat N      run each measurement of scenarios 1-3 N times, show the fastest\n"
+	"                      (default 1; for a machine that other work disturbs)\n"
+	"  -o, --only LIST     scenarios to run, e.g. 1,3 (default all: 1-5)\n"
+	"  -k, --keep          keep the temporary directory with the daemon logs\n"
+	"  -h, --help          show this help\n"
+	"\n"
+	"Exit status 0 when every answer matched and no request failed, 1 otherwise,\n"
+	"2 for a usage error. Timings are printed, never judged in the exit status.\n";
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+	static const struct option longopts[] = {
+		{ "quick", no_argument, NULL, 'q' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "repeat", required_argument, NULL, 'r' },
+		{ "only", required_argument, NULL, 'o' },
+		{ "keep", no_argument, NULL, 'k' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *q = getenv("BENCH_QUICK");
+	int dur = -1, c;
+	o->quick = q && *q && strcmp(q, "0") != 0;
+	for (int i = 1; i <= 5; i++)
+		o->run[i] = true;
+	while ((c = getopt_long(argc, argv, "qd:r:o:kh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'q':
+			o->quick = true;
+			break;
+		case 'd': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 50 || v > 60000) {
+				fprintf(stderr, "tcpmux-bench: --duration wants 50..60000 ms\n");
+				return -1;
+			}
+			dur = (int)v;
+			break;
+		}
+		case 'r': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 1 || v > 20) {
+				fprintf(stderr, "tcpmux-bench: --repeat wants 1..20\n");
+				return -1;
+			}
+			o->repeat = (int)v;
+			break;
+		}
+		case 'o':
+			for (int i = 1; i <= 5; i++)
+				o->run[i] = false;
+			for (const char *p = optarg; *p; p++) {
+				if (*p >= '1' && *p <= '5')
+					o->run[*p - '0'] = true;
+				else if (*p != ',') {
+					fprintf(stderr, "tcpmux-bench: --only wants scenario numbers 1-5\n");
+					return -1;
+				}
+			}
+			break;
+		case 'k':
+			o->keep = true;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			exit(0);
+		default:
+			fputs(usage, stderr);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fputs(usage, stderr);
+		return -1;
+	}
+	if (o->repeat == 0)
+		o->repeat = 1;
+	o->dur_ms = dur > 0 ? dur : o->quick ? 200 : 2000;
+	o->warm_ms = o->quick ? 50 : 300;
+	o->wrk_s = o->quick ? 1 : (o->dur_ms + 999) / 1000;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = { 0 };
+	if (parse_opts(argc, argv, &o) < 0)
+		return 2;
+	/* The program stops by itself even if something hangs. */
+	alarm(o.quick ? 120 : 900);
+	signal(SIGPIPE, SIG_IGN);
+	setenv("TM_QUIET", "1", 1); /* the harness daemon (-v row) must not echo its log */
+	setvbuf(stdout, NULL, _IOLBF, 0);
+
+	long nofile = bench_raise_nofile();
+	printf("tcpmux-bench%s: %d ms per measurement after %d ms warm-up; daemon %s\n",
+	       o.quick ? " --quick" : "", o.dur_ms, o.warm_ms, tm_daemon_binary());
+	if (o.repeat > 1)
+		printf("repeat: each figure of scenarios 1-3 is the fastest of %d runs\n", o.repeat);
+	printf("daemon flags: -p modbus -t 127.0.0.1:PORT --max-connections N --timeout 10 "
+	       "--queue-size 10000 --max-clients 20000 (no -v); %ld CPUs online; RLIMIT_NOFILE %ld\n",
+	       sysconf(_SC_NPROCESSORS_ONLN), nofile);
+	printf("client: one send + one blocking recv per read of 8 registers, each answer checked "
+	       "against sim_modbus_value\n");
+	printf("columns: latency percentiles in us; the daemon's VmRSS and Threads at the end of the "
+	       "window; cpu/req = the daemon's CPU time (us) per answered request; host = share of "
+	       "all CPUs busy (everything on the machine); bad = mismatches/errors\n");
+
+	if (o.run[1])
+		scenario_overhead(&o);
+	if (o.run[2])
+		scenario_one_conn(&o);
+	if (o.run[3])
+		scenario_slow(&o);
+	if (o.run[4])
+		scenario_many(&o);
+	if (o.run[5])
+		scenario_http(&o);
+
+	printf("\nsummary\n");
+	int met = 0;
+	for (int i = 0; i < ngoals; i++) {
+		printf("  %-7s %s\n", goals[i].met ? "MET" : "NOT MET", goals[i].text);
+		met += goals[i].met;
+	}
+	printf("  goals met: %d of %d; mismatches: %ld; errors: %ld; runs that failed to start: %ld\n", met,
+	       ngoals, total_mismatches, total_errors, setup_failures);
+	if (o.keep)
+		printf("  logs kept in %s\n", bench_tmp_dir());
+	else
+		bench_tmp_cleanup();
+	return total_mismatches || total_errors || setup_failures ? 1 : 0;
+}

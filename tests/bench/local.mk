@@ -1,0 +1,21 @@
+# automake fragment included by Makefile.am: the benchmark.
+# `make bench` builds and runs it (`make bench BENCH_FLAGS=--quick` for a
+# short run, `BENCH_FLAGS="--only 2,3"` for some scenarios); `make check`
+# runs it in --quick mode as a smoke test: it must finish with every answer
+# right and no request failed; its timings are not judged.
+check_PROGRAMS += tests/bench/tcpmux-bench
+tests_bench_tcpmux_bench_SOURCES = \
+	tests/bench/bench.c tests/bench/bench.h \
+	tests/bench/bench_load.c \
+	tests/bench/bench_proc.c \
+	tests/bench/bench_http.c
+tests_bench_tcpmux_bench_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests
+# the simulators and the harness; not CHECK_LIBS: the bench has its own main
+tests_bench_tcpmux_bench_LDADD = tests/libtesting.a
+
+TESTS += tests/bench/smoke.sh
+EXTRA_DIST += tests/bench/smoke.sh
+
+.PHONY: bench
+bench: tests/bench/tcpmux-bench src/tcp-multiplexer
+	./tests/bench/tcpmux-bench $(BENCH_FLAGS)
