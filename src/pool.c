@@ -5,15 +5,19 @@
 #include "timeutil.h"
 
 #include <errno.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 /* A client thread waiting for a slot; lives on that thread's stack. A
  * returned slot is handed straight to the first waiter, so only that one
- * thread wakes (no thundering herd) and nobody overtakes it. */
+ * thread wakes (no thundering herd) and nobody overtakes it. The hand-over
+ * is decided under the lock and the waiter's semaphore posted after it is
+ * released, so the woken thread never contends for the lock: it owns the
+ * slot already. A waiter that someone dequeued always gets that post. */
 struct pool_waiter {
-	pthread_cond_t cond;
+	sem_t sem;
 	struct pool_slot *slot;   /* set by the thread that hands it a slot */
 	int err;                  /* or an error: -ENOTCONN, -ESHUTDOWN */
 	struct pool_waiter *next;
@@ -87,13 +91,15 @@ static void fail_waiters_locked(struct pool *p, int err)
 		struct pool_waiter *w = p->head;
 		p->head = w->next;
 		w->err = err;
-		pthread_cond_signal(&w->cond);
+		sem_post(&w->sem); /* w may be gone after this */
 	}
 	p->tail = NULL;
 	p->nwaiting = 0;
 }
 
-void pool_slot_ready_locked(struct pool *p, struct pool_slot *s)
+/* Gives s to the first waiter, or makes it idle. Returns the waiter to
+ * post once the lock is released, or NULL. */
+static struct pool_waiter *hand_locked(struct pool *p, struct pool_slot *s)
 {
 	struct pool_waiter *w = p->head;
 	if (w != NULL) {
@@ -103,11 +109,18 @@ void pool_slot_ready_locked(struct pool *p, struct pool_slot *s)
 		p->nwaiting--;
 		s->state = SLOT_BUSY;
 		w->slot = s;
-		pthread_cond_signal(&w->cond);
-		return;
+		return w;
 	}
 	s->state = SLOT_IDLE;
 	s->last_used = time_now_ms();
+	return NULL;
+}
+
+void pool_slot_ready_locked(struct pool *p, struct pool_slot *s)
+{
+	struct pool_waiter *w = hand_locked(p, s);
+	if (w != NULL)
+		sem_post(&w->sem); /* rare path (supervisor): posting under the lock is fine */
 }
 
 void pool_slot_connected_locked(struct pool *p, struct pool_slot *s, int fd, int64_t ready_at)
@@ -167,40 +180,44 @@ int pool_borrow(struct pool *p, int64_t deadline, struct pool_slot **out)
 	}
 
 	struct pool_waiter w = { .slot = NULL, .err = 0, .next = NULL };
-	cond_init_monotonic(&w.cond);
+	sem_init(&w.sem, 0, 0);
 	if (p->tail != NULL)
 		p->tail->next = &w;
 	else
 		p->head = &w;
 	p->tail = &w;
 	p->nwaiting++;
+	pthread_mutex_unlock(&p->lock);
 
 	struct timespec ts = time_abs(deadline);
-	int rc = 0;
-	while (w.slot == NULL && w.err == 0 && rc != ETIMEDOUT)
-		rc = pthread_cond_timedwait(&w.cond, &p->lock, &ts);
-
-	int ret;
+	int rc;
+	while ((rc = sem_clockwait(&w.sem, CLOCK_MONOTONIC, &ts)) < 0 && errno == EINTR)
+		;
+	if (rc < 0) {
+		pthread_mutex_lock(&p->lock);
+		int handed = w.slot != NULL || w.err != 0;
+		if (!handed)
+			dequeue(p, &w);
+		pthread_mutex_unlock(&p->lock);
+		if (handed) /* handed over as the deadline passed: its post is coming */
+			while (sem_wait(&w.sem) < 0 && errno == EINTR)
+				;
+	}
+	sem_destroy(&w.sem);
 	if (w.slot != NULL) {
 		*out = w.slot;
-		ret = 0;
-	} else if (w.err != 0) {
-		ret = w.err;
-	} else {
-		dequeue(p, &w);
-		ret = -ETIMEDOUT;
+		return 0;
 	}
-	pthread_mutex_unlock(&p->lock);
-	pthread_cond_destroy(&w.cond);
-	return ret;
+	return w.err != 0 ? w.err : -ETIMEDOUT;
 }
 
 void pool_return(struct pool *p, struct pool_slot *s, int healthy)
 {
 	int fd = -1;
+	struct pool_waiter *w = NULL;
 	pthread_mutex_lock(&p->lock);
 	if (healthy && !p->stopping) {
-		pool_slot_ready_locked(p, s);
+		w = hand_locked(p, s);
 	} else {
 		fd = s->fd;
 		s->fd = -1;
@@ -210,6 +227,8 @@ void pool_return(struct pool *p, struct pool_slot *s, int healthy)
 		pthread_cond_signal(&p->work);
 	}
 	pthread_mutex_unlock(&p->lock);
+	if (w != NULL)
+		sem_post(&w->sem);
 	if (fd >= 0)
 		close(fd);
 }
