@@ -840,6 +840,252 @@ START_TEST(test_fixed_port)
 }
 END_TEST
 
+/* reset_every: the peer sees a reset, not an answer and not a clean close. */
+START_TEST(test_reset)
+{
+	struct sim *s = start((struct sim_opts){ .proto = SIM_MODBUS, .reset_every = 2 });
+	int fd = conn(s);
+	uint8_t req[12], adu[260];
+
+	check_read(fd, 1, 1, 3, 0, 1);
+	tm_modbus_req_read(req, 2, 1, 3, 0, 1);
+	ck_assert_int_eq(tm_write_all(fd, req, sizeof(req)), 0);
+	ck_assert_int_eq(tm_modbus_recv(fd, adu, sizeof(adu), WAIT_MS), -ECONNRESET);
+	close(fd);
+	TM_WAIT_FOR(TM_SIM_STAT(s, conns) == 0, WAIT_MS);
+
+	/* Set while running, on a new connection, read with a plain recv. */
+	struct sim_opts o = { .reset_every = 1 };
+	sim_set_faults(s, &o);
+	fd = conn(s);
+	ck_assert_int_eq(tm_write_all(fd, req, sizeof(req)), 0);
+	ck_assert_int_eq(tm_read_exact(fd, adu, 1, WAIT_MS), -ECONNRESET);
+	close(fd);
+
+	struct sim_stats st;
+	sim_get_stats(s, &st);
+	ck_assert_int_eq(st.requests, 3);
+	ck_assert_int_eq(st.answers, 1);
+	ck_assert_int_eq(st.resets, 2);
+	ck_assert_int_eq(st.hangups, 0);
+	ck_assert_int_eq(st.inflight, 0);
+	sim_stop(s);
+}
+END_TEST
+
+/* half_every: half the answer, then silence on an open connection. */
+START_TEST(test_half)
+{
+	struct sim *s = start((struct sim_opts){ .proto = SIM_MODBUS, .half_every = 2 });
+	int fd = conn(s), other = conn(s);
+	uint8_t req[12], adu[260];
+
+	check_read(fd, 1, 1, 3, 0, 1);
+	tm_modbus_req_read(req, 0x0102, 1, 3, 0, 1);
+	ck_assert_int_eq(tm_write_all(fd, req, sizeof(req)), 0);
+	/* 11 bytes: tid 01 02, protocol 00 00, length 00 05; half is 5 */
+	ck_assert_int_eq(tm_read_exact(fd, adu, 5, WAIT_MS), 5);
+	static const uint8_t head[] = { 0x01, 0x02, 0, 0, 0 };
+	ck_assert(memcmp(adu, head, sizeof(head)) == 0);
+	ck_assert_int_eq(tm_read_exact(fd, adu, 1, 300), -ETIMEDOUT);
+
+	/* Stalled for good: later requests get nothing, the connection stays. */
+	ck_assert_int_eq(tm_write_all(fd, req, sizeof(req)), 0);
+	ck_assert(TM_SIM_WAIT(s, ignored, 1, WAIT_MS));
+	ck_assert_int_eq(tm_wait_closed(fd, 300), -ETIMEDOUT);
+	/* Other connections are served (request 3 is not a multiple of 2). */
+	check_read(other, 3, 1, 3, 0, 1);
+
+	/* Echo: the first 3 bytes of "abcdef\n". */
+	sim_stop(s);
+	close(fd);
+	close(other);
+	s = start((struct sim_opts){ .proto = SIM_ECHO, .half_every = 1 });
+	fd = conn(s);
+	char line[16];
+	ck_assert_int_eq(tm_write_all(fd, "abcdef\n", 7), 0);
+	ck_assert_int_eq(tm_read_exact(fd, line, 3, WAIT_MS), 3);
+	ck_assert(memcmp(line, "abc", 3) == 0);
+	ck_assert_int_eq(tm_read_exact(fd, line, 1, 300), -ETIMEDOUT);
+
+	struct sim_stats st;
+	sim_get_stats(s, &st);
+	ck_assert_int_eq(st.halves, 1);
+	ck_assert_int_eq(st.answers, 0);
+	ck_assert_int_eq(st.inflight, 0);
+	close(fd);
+	sim_stop(s);
+}
+END_TEST
+
+/* The unsolicited Modbus frame: whole, unit 247, 0xBAD0, an id far from
+ * the last request's. Returns its transaction id. */
+static uint16_t check_unsolicited_modbus(const uint8_t *adu, ssize_t n, uint16_t last_tid)
+{
+	ck_assert_int_eq(n, 11);
+	ck_assert_uint_eq(adu[6], 247);
+	ck_assert_uint_eq(adu[7], 3);
+	ck_assert_uint_eq(adu[8], 2);
+	ck_assert_uint_eq(adu[9] << 8 | adu[10], 0xBAD0);
+	uint16_t tid = (uint16_t)(adu[0] << 8 | adu[1]);
+	uint16_t dist = (uint16_t)(tid - last_tid);
+	ck_assert_uint_ge(dist, 0x4000);
+	ck_assert_uint_lt(dist, 0xC000);
+	return tid;
+}
+
+/* unsolicited_every_ms on an idle connection, and between exchanges. */
+START_TEST(test_unsolicited_modbus)
+{
+	struct sim *s = start((struct sim_opts){ .proto = SIM_MODBUS, .unsolicited_every_ms = 150 });
+	int fd = conn(s);
+	uint8_t adu[260];
+	int64_t t0 = tm_now_ms();
+
+	check_read(fd, 0x1234, 1, 3, 0, 1);
+	ssize_t n = tm_modbus_recv(fd, adu, sizeof(adu), WAIT_MS);
+	ck_assert_int_ge(tm_now_ms() - t0, 140);
+	check_unsolicited_modbus(adu, n, 0x1234);
+	t0 = tm_now_ms();
+	n = tm_modbus_recv(fd, adu, sizeof(adu), WAIT_MS);
+	ck_assert_int_ge(tm_now_ms() - t0, 100);
+	check_unsolicited_modbus(adu, n, 0x1234);
+
+	/* Busy: requests keep the connection between exchanges only briefly,
+	 * yet frames still come, each whole, between the answers. */
+	uint8_t req[12];
+	int answers = 0, extra = 0;
+	t0 = tm_now_ms();
+	for (uint16_t tid = 100; tm_now_ms() - t0 < 600 && tid < 60000; tid++) {
+		tm_modbus_req_read(req, tid, 2, 4, tid, 1);
+		ck_assert_int_eq(tm_write_all(fd, req, sizeof(req)), 0);
+		/* Its answer, after any unsolicited frames. */
+		for (int k = 0; k < 10; k++) {
+			n = tm_modbus_recv(fd, adu, sizeof(adu), WAIT_MS);
+			ck_assert_int_eq(n, 11);
+			if (adu[6] == 247) {
+				check_unsolicited_modbus(adu, n, (uint16_t)(tid - 1));
+				extra++;
+				continue;
+			}
+			ck_assert_uint_eq(adu[0] << 8 | adu[1], tid);
+			ck_assert_uint_eq(adu[9] << 8 | adu[10], sim_modbus_value(4, tid, 2));
+			answers++;
+			break;
+		}
+	}
+	ck_assert_int_gt(answers, 0);
+	ck_assert_int_ge(extra, 2);
+	/* one more may be on its way after the last answer */
+	ck_assert_int_ge(TM_SIM_STAT(s, unsolicited), 2 + extra);
+	ck_assert_int_le(TM_SIM_STAT(s, unsolicited), 3 + extra);
+	ck_assert_int_eq(TM_SIM_STAT(s, answers), 1 + answers);
+	close(fd);
+	sim_stop(s);
+}
+END_TEST
+
+/* One unsolicited frame per protocol, readable by the protocol's reader;
+ * garbage instead with unsolicited_garbage. */
+START_TEST(test_unsolicited_protocols)
+{
+	uint8_t buf[512];
+	char text[512];
+	struct sim *s = start((struct sim_opts){ .proto = SIM_ECHO, .unsolicited_every_ms = 50 });
+	int fd = conn(s);
+	ck_assert_int_eq(tm_line_recv(fd, text, sizeof(text), WAIT_MS), 12);
+	ck_assert_str_eq(text, "unsolicited\n");
+	close(fd);
+	sim_stop(s);
+
+	s = start((struct sim_opts){ .proto = SIM_ISO8583, .unsolicited_every_ms = 50 });
+	fd = conn(s);
+	ck_assert_int_eq(tm_iso8583_recv(fd, buf, sizeof(buf), WAIT_MS), 11);
+	ck_assert(memcmp(buf, "UNSOLICITED", 11) == 0);
+	close(fd);
+	sim_stop(s);
+
+	s = start((struct sim_opts){ .proto = SIM_MPU, .unsolicited_every_ms = 50 });
+	fd = conn(s);
+	ck_assert_int_eq(tm_mpu_recv(fd, buf, sizeof(buf), WAIT_MS), 11);
+	ck_assert(memcmp(buf, "UNSOLICITED", 11) == 0);
+	close(fd);
+	sim_stop(s);
+
+	s = start((struct sim_opts){ .proto = SIM_HTTP, .unsolicited_every_ms = 50 });
+	fd = conn(s);
+	ck_assert_int_gt(tm_http_recv(fd, text, sizeof(text), false, WAIT_MS), 0);
+	ck_assert_int_eq(tm_http_status(text), 408);
+	close(fd);
+	sim_stop(s);
+
+	s = start((struct sim_opts){ .proto = SIM_MODBUS_RTU, .unsolicited_every_ms = 50 });
+	fd = conn(s);
+	ck_assert_int_eq(rtu_recv(fd, buf, WAIT_MS), 7);
+	ck_assert_uint_eq(buf[0], 247);
+	ck_assert_uint_eq(buf[1], 3);
+	ck_assert_uint_eq(buf[3] << 8 | buf[4], 0xBAD0);
+	close(fd);
+	sim_stop(s);
+
+	static const uint8_t junk[] = { 0xDE, 0xAD, 0xBE, 0xEF, 0xFF, 0xFF, 0xFF, 0xFF };
+	static const enum sim_proto all[] = { SIM_MODBUS, SIM_ECHO, SIM_HTTP };
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		s = start((struct sim_opts){ .proto = all[i], .unsolicited_every_ms = 50,
+					     .unsolicited_garbage = 1 });
+		fd = conn(s);
+		ck_assert_int_eq(tm_read_exact(fd, buf, 16, WAIT_MS), 16);
+		ck_assert(memcmp(buf, junk, 8) == 0);
+		ck_assert(memcmp(buf + 8, junk, 8) == 0);
+		close(fd);
+		ck_assert_int_ge(TM_SIM_STAT(s, unsolicited), 2);
+		sim_stop(s);
+	}
+}
+END_TEST
+
+/* sim_set_faults takes effect for the next request, and for a connection
+ * already waiting between exchanges; clearing them restores service. */
+START_TEST(test_set_faults)
+{
+	struct sim *s = start((struct sim_opts){ .proto = SIM_MODBUS });
+	int fd = conn(s);
+	uint8_t req[12], adu[260];
+
+	check_read(fd, 1, 1, 3, 0, 1);
+	sim_set_faults(s, &(struct sim_opts){ .drop_every = 1 });
+	tm_modbus_req_read(req, 2, 1, 3, 0, 1);
+	ck_assert_int_eq(tm_write_all(fd, req, sizeof(req)), 0);
+	ck_assert_int_eq(tm_modbus_recv(fd, adu, sizeof(adu), 300), -ETIMEDOUT);
+	ck_assert_int_eq(TM_SIM_STAT(s, dropped), 1);
+
+	sim_set_faults(s, &(struct sim_opts){ .delay_ms = 200 });
+	int64_t t0 = tm_now_ms();
+	check_read(fd, 3, 1, 3, 0, 1);
+	ck_assert_int_ge(tm_now_ms() - t0, 190);
+
+	/* The connection now waits for a request; frames start within
+	 * SIM_FAULT_POLL_MS + every. */
+	sim_set_faults(s, &(struct sim_opts){ .unsolicited_every_ms = 20 });
+	ck_assert_int_eq(tm_modbus_recv(fd, adu, sizeof(adu), 1000), 11);
+	ck_assert_uint_eq(adu[6], 247);
+	sim_set_faults(s, &(struct sim_opts){ 0 });
+	long sent = TM_SIM_STAT(s, unsolicited);
+	/* Drain what was sent before the change; then nothing more comes. */
+	for (int k = 0; k < 100 && tm_modbus_recv(fd, adu, sizeof(adu), 300) == 11; k++)
+		ck_assert_uint_eq(adu[6], 247);
+	ck_assert_int_le(TM_SIM_STAT(s, unsolicited), sent + 1);
+	check_read(fd, 4, 1, 3, 0, 1);
+
+	struct sim_stats st;
+	sim_get_stats(s, &st);
+	ck_assert_int_eq(st.requests, 4);
+	ck_assert_int_eq(st.answers, 3);
+	close(fd);
+	sim_stop(s);
+}
+END_TEST
+
 /* ---- echo, iso8583, mpu ------------------------------------------------- */
 
 START_TEST(test_echo)
@@ -1243,6 +1489,11 @@ Suite *make_suite(void)
 		{ "kill_revive", test_kill_revive, false },
 		{ "stop_while_busy", test_stop_while_busy, false },
 		{ "fixed_port", test_fixed_port, false },
+		{ "reset", test_reset, false },
+		{ "half", test_half, false },
+		{ "unsolicited_modbus", test_unsolicited_modbus, false },
+		{ "unsolicited_protocols", test_unsolicited_protocols, false },
+		{ "set_faults", test_set_faults, false },
 		{ "echo", test_echo, false },
 		{ "iso8583", test_iso8583, false },
 		{ "mpu", test_mpu, false },

@@ -32,6 +32,9 @@
 #define SIM_HTTP_BODY_MAX (1024 * 1024)
 #define SIM_HTTP_CHUNK_LINE_MAX 1024
 #define SIM_REVIVE_MS 2000
+#define SIM_FAULT_POLL_MS 200   /* how soon a waiting connection sees sim_set_faults */
+#define SIM_UNSOLICITED_UNIT 247
+#define SIM_UNSOLICITED_VALUE 0xBAD0
 
 /* A byte buffer that grows up to max. */
 struct sim_buf {
@@ -54,7 +57,11 @@ struct sim_conn {
 	bool answered;          /* last_answer_ms is valid */
 	int64_t last_answer_ms; /* when the last answer was sent (min_gap_ms) */
 	int64_t last_active_ms; /* last request or answer, or the accept */
-	bool blackholed;        /* silent for good (blackhole_idle_ms) */
+	bool blackholed;        /* silent for good (blackhole_idle_ms, or stalled by half_every) */
+	bool reset;             /* close with a reset (reset_every) */
+	uint16_t last_tid;      /* modbus: the last request's transaction id */
+	int64_t last_unsolicited_ms; /* the last unsolicited frame, or the accept */
+	unsigned seed;          /* rand_r, for unsolicited transaction ids */
 };
 
 struct sim {
@@ -70,7 +77,7 @@ struct sim {
 	struct sim_conn *conns;
 	int nconns;
 
-	pthread_mutex_t slock;  /* st, delay_ms */
+	pthread_mutex_t slock;  /* st, delay_ms, and the faults in o (sim_set_faults) */
 	struct sim_stats st;
 	int delay_ms;
 
@@ -83,7 +90,8 @@ struct sim {
  * of the whole request at the start of p, 0 when more bytes are needed, or
  * a negative errno for a malformed request. valid (optional) says whether a
  * framed request is intact (the RTU CRC); busy (optional, modbus only)
- * builds the exception 0x06 answer for min_gap_ms. */
+ * builds the exception 0x06 answer for min_gap_ms; unsolicited builds the
+ * frame of unsolicited_every_ms. Each builder appends to c->out. */
 struct sim_ops {
 	const char *name;
 	size_t max_in;
@@ -91,6 +99,7 @@ struct sim_ops {
 	int (*answer)(struct sim_conn *c, const uint8_t *req, size_t len);
 	bool (*valid)(const uint8_t *p, size_t len);
 	int (*busy)(struct sim_conn *c, const uint8_t *req, size_t len);
+	int (*unsolicited)(struct sim_conn *c);
 };
 
 /* ---- buffers ------------------------------------------------------------ */
@@ -324,6 +333,7 @@ static int sim_mbap_reply(struct sim_conn *c, const uint8_t *req, size_t len, ui
 {
 	uint8_t r[SIM_MODBUS_MAX];
 	size_t rlen = sim_modbus_pdu(c->sim, req[6], req + 7, len - 7, exc, r + 7);
+	c->last_tid = be16(req);
 	put16(r, (unsigned)(be16(req) + c->sim->o.tid_offset));
 	put16(r + 2, 0);
 	put16(r + 4, (unsigned)(1 + rlen));
@@ -339,6 +349,28 @@ static int sim_modbus_answer(struct sim_conn *c, const uint8_t *req, size_t len)
 static int sim_modbus_busy(struct sim_conn *c, const uint8_t *req, size_t len)
 {
 	return sim_mbap_reply(c, req, len, 0x06);
+}
+
+/* A read answer (function 3, one register) from a unit nobody asked. */
+static size_t sim_unsolicited_pdu(uint8_t *p)
+{
+	p[0] = SIM_UNSOLICITED_UNIT;
+	p[1] = 3;
+	p[2] = 2;
+	put16(p + 3, SIM_UNSOLICITED_VALUE);
+	return 5;
+}
+
+static int sim_modbus_unsolicited(struct sim_conn *c)
+{
+	uint8_t r[6 + 5];
+	/* Far from the ids in use: 16384..49151 after the last request's. */
+	unsigned tid = c->last_tid + 0x4000u + (unsigned)rand_r(&c->seed) % 0x8000u;
+	put16(r, tid & 0xFFFFu);
+	put16(r + 2, 0);
+	put16(r + 4, 5);
+	sim_unsolicited_pdu(r + 6);
+	return sbuf_add(&c->out, r, sizeof(r));
 }
 
 /* ---- modbus rtu ----------------------------------------------------------- */
@@ -424,6 +456,12 @@ static int sim_rtu_busy(struct sim_conn *c, const uint8_t *req, size_t len)
 	return sim_rtu_reply(c, req, len, 0x06);
 }
 
+static int sim_rtu_unsolicited(struct sim_conn *c)
+{
+	uint8_t r[5 + 2];
+	return sbuf_add(&c->out, r, sim_rtu_seal(r, sim_unsolicited_pdu(r)));
+}
+
 /* ---- echo, iso8583, mpu ------------------------------------------------- */
 
 void sim_reverse(const uint8_t *in, uint8_t *out, size_t len)
@@ -443,6 +481,11 @@ static int sim_echo_answer(struct sim_conn *c, const uint8_t *req, size_t len)
 	return sbuf_add(&c->out, req, len);
 }
 
+static int sim_echo_unsolicited(struct sim_conn *c)
+{
+	return sbuf_printf(&c->out, "unsolicited\n");
+}
+
 static ssize_t sim_iso8583_frame(const uint8_t *p, size_t len)
 {
 	if (len < 2)
@@ -460,6 +503,12 @@ static int sim_iso8583_answer(struct sim_conn *c, const uint8_t *req, size_t len
 	sim_reverse(req + 2, c->out.data + 2, len - 2);
 	c->out.len = len;
 	return 0;
+}
+
+static int sim_iso8583_unsolicited(struct sim_conn *c)
+{
+	static const uint8_t r[] = "\x00\x0bUNSOLICITED";
+	return sbuf_add(&c->out, r, sizeof(r) - 1);
 }
 
 static ssize_t sim_mpu_frame(const uint8_t *p, size_t len)
@@ -484,6 +533,11 @@ static int sim_mpu_answer(struct sim_conn *c, const uint8_t *req, size_t len)
 	sim_reverse(req + 4, c->out.data + 4, len - 4);
 	c->out.len = len;
 	return 0;
+}
+
+static int sim_mpu_unsolicited(struct sim_conn *c)
+{
+	return sbuf_printf(&c->out, "0011UNSOLICITED");
 }
 
 /* ---- http --------------------------------------------------------------- */
@@ -713,16 +767,27 @@ out:
 	return rc;
 }
 
+/* RFC 9110 section 15.5.9: a server may send 408 on a connection it is
+ * about to close, without a request. */
+static int sim_http_unsolicited(struct sim_conn *c)
+{
+	return sbuf_printf(&c->out, "HTTP/1.1 408 Request Timeout\r\nServer: sim\r\n"
+			   "Content-Length: 0\r\nConnection: close\r\n\r\n");
+}
+
 static const struct sim_ops sim_ops[] = {
 	[SIM_MODBUS] = { "modbus", SIM_MODBUS_MAX, sim_modbus_frame, sim_modbus_answer, NULL,
-			 sim_modbus_busy },
-	[SIM_ECHO] = { "echo", SIM_LINE_MAX, sim_echo_frame, sim_echo_answer },
-	[SIM_ISO8583] = { "iso8583", SIM_ISO8583_MAX, sim_iso8583_frame, sim_iso8583_answer },
-	[SIM_MPU] = { "mpu", SIM_MPU_MAX, sim_mpu_frame, sim_mpu_answer },
+			 sim_modbus_busy, sim_modbus_unsolicited },
+	[SIM_ECHO] = { "echo", SIM_LINE_MAX, sim_echo_frame, sim_echo_answer, NULL, NULL,
+		       sim_echo_unsolicited },
+	[SIM_ISO8583] = { "iso8583", SIM_ISO8583_MAX, sim_iso8583_frame, sim_iso8583_answer, NULL,
+			  NULL, sim_iso8583_unsolicited },
+	[SIM_MPU] = { "mpu", SIM_MPU_MAX, sim_mpu_frame, sim_mpu_answer, NULL, NULL,
+		      sim_mpu_unsolicited },
 	[SIM_HTTP] = { "http", SIM_HTTP_HEAD_MAX + 2 * SIM_HTTP_BODY_MAX, sim_http_frame,
-		       sim_http_answer },
+		       sim_http_answer, NULL, NULL, sim_http_unsolicited },
 	[SIM_MODBUS_RTU] = { "modbus-rtu", SIM_RTU_IN_MAX, sim_rtu_request_len, sim_rtu_answer,
-			     sim_rtu_valid, sim_rtu_busy },
+			     sim_rtu_valid, sim_rtu_busy, sim_rtu_unsolicited },
 };
 
 const char *sim_proto_name(enum sim_proto p)
@@ -750,6 +815,29 @@ static void sim_count(struct sim *s, long *counter)
 	pthread_mutex_unlock(&s->slock);
 }
 
+/* The faults in force now (sim_set_faults may change them). */
+struct sim_faults {
+	int delay_ms, late_every, late_ms, drop_every, hangup_every, close_after;
+	int reset_every, half_every, unsolicited_every_ms, unsolicited_garbage;
+};
+
+static struct sim_faults sim_faults_locked(const struct sim *s)
+{
+	const struct sim_opts *o = &s->o;
+	return (struct sim_faults){
+		.delay_ms = s->delay_ms, .late_every = o->late_every, .late_ms = o->late_ms,
+		.drop_every = o->drop_every, .hangup_every = o->hangup_every,
+		.close_after = o->close_after, .reset_every = o->reset_every,
+		.half_every = o->half_every, .unsolicited_every_ms = o->unsolicited_every_ms,
+		.unsolicited_garbage = o->unsolicited_garbage,
+	};
+}
+
+static bool sim_every(int n, long seq)
+{
+	return n > 0 && seq % n == 0;
+}
+
 /* Handles the request of len bytes at the start of c->in. Returns 0 to go
  * on, < 0 to close the connection. */
 static int sim_handle(struct sim_conn *c, const struct sim_ops *ops, size_t len)
@@ -774,41 +862,50 @@ static int sim_handle(struct sim_conn *c, const struct sim_ops *ops, size_t len)
 	long seq = ++s->st.requests;
 	if (++s->st.inflight > s->st.inflight_max)
 		s->st.inflight_max = s->st.inflight;
-	int ms = s->delay_ms;
+	struct sim_faults f = sim_faults_locked(s);
 	pthread_mutex_unlock(&s->slock);
 
-	bool late = false;
+	int ms = f.delay_ms;
 	int rc = 0;
+	bool half = false;
 	long *outcome = NULL;
 	if (busy) {
 		outcome = &s->st.gap_violations;
 		c->out.len = 0;
 		rc = ops->busy(c, c->in.data, len);
-	} else if (o->hangup_every > 0 && seq % o->hangup_every == 0) {
+	} else if (sim_every(f.hangup_every, seq)) {
 		outcome = &s->st.hangups;
 		rc = -ECONNABORTED;
-	} else if (o->drop_every > 0 && seq % o->drop_every == 0) {
+	} else if (sim_every(f.reset_every, seq)) {
+		outcome = &s->st.resets;
+		c->reset = true;
+		rc = -ECONNRESET;
+	} else if (sim_every(f.drop_every, seq)) {
 		outcome = &s->st.dropped;
 	} else {
-		if (o->late_every > 0 && seq % o->late_every == 0) {
-			ms = o->late_ms;
-			late = true;
+		half = sim_every(f.half_every, seq);
+		if (!half && sim_every(f.late_every, seq)) {
+			ms = f.late_ms;
+			outcome = &s->st.late;
 		}
 		if (ms > 0)
 			rc = sim_nap(s, ms);
 		c->out.len = 0;
 		if (rc == 0)
 			rc = ops->answer(c, c->in.data, len);
-		if (rc == 0)
-			outcome = late ? &s->st.late : NULL;
+		if (rc == 0 && half)
+			outcome = &s->st.halves;
+		else if (rc < 0)
+			outcome = NULL;
 	}
 
 	bool corrupt = false;
+	bool silent = outcome == &s->st.dropped || outcome == &s->st.halves;
 	pthread_mutex_lock(&s->slock);
 	s->st.inflight--;
 	if (outcome)
 		(*outcome)++;
-	if (rc == 0 && outcome != &s->st.dropped) {
+	if (rc == 0 && !silent) {
 		s->st.answers++;
 		if (o->proto == SIM_MODBUS_RTU && o->rtu_bad_crc_every > 0 &&
 		    s->st.answers % o->rtu_bad_crc_every == 0) {
@@ -819,6 +916,12 @@ static int sim_handle(struct sim_conn *c, const struct sim_ops *ops, size_t len)
 	pthread_mutex_unlock(&s->slock);
 	if (rc < 0 || outcome == &s->st.dropped)
 		return rc;
+	if (half) {
+		/* The first half, then nothing: the connection stalls for good. */
+		c->blackholed = true;
+		size_t n = c->out.len / 2 ? c->out.len / 2 : 1;
+		return sim_send_all(c->fd, c->out.data, n < c->out.len ? n : c->out.len);
+	}
 
 	if (corrupt && c->out.len >= 2) {
 		c->out.data[c->out.len - 2] ^= 0xFF;
@@ -830,30 +933,65 @@ static int sim_handle(struct sim_conn *c, const struct sim_ops *ops, size_t len)
 	c->answers++;
 	c->answered = true;
 	c->last_answer_ms = c->last_active_ms = sim_now_ms();
-	if (c->close_now || (o->close_after > 0 && c->answers >= o->close_after))
+	if (c->close_now || (f.close_after > 0 && c->answers >= f.close_after))
 		return -ECONNABORTED;
 	return 0;
 }
 
-/* blackhole_idle_ms: waits until fd is readable or the connection has been
- * idle long enough to go silent; the caller reads next either way. */
-static void sim_idle_wait(struct sim_conn *c)
+/* unsolicited_every_ms: the frame (or garbage) nobody asked for. */
+static int sim_send_unsolicited(struct sim_conn *c, const struct sim_ops *ops, bool garbage)
+{
+	static const uint8_t junk[] = { 0xDE, 0xAD, 0xBE, 0xEF, 0xFF, 0xFF, 0xFF, 0xFF };
+	c->out.len = 0;
+	int rc = garbage ? sbuf_add(&c->out, junk, sizeof(junk)) : ops->unsolicited(c);
+	if (rc < 0)
+		return rc;
+	/* Counted before the write, as answers are. */
+	sim_count(c->sim, &c->sim->st.unsolicited);
+	return sim_send_all(c->fd, c->out.data, c->out.len);
+}
+
+/* Waits until fd is readable (the caller reads next). Meanwhile a
+ * connection idle for blackhole_idle_ms goes silent, and unsolicited frames
+ * go out when due. Returns 0, or < 0 when a send failed (close). */
+static int sim_wait_readable(struct sim_conn *c, const struct sim_ops *ops)
 {
 	struct sim *s = c->sim;
 	int idle = s->o.blackhole_idle_ms;
 
-	/* Each round either finds bytes, blackholes, or waits out the rest. */
-	while (idle > 0 && !c->blackholed) {
-		int64_t left = c->last_active_ms + idle - sim_now_ms();
-		if (left <= 0) {
-			c->blackholed = true;
-			sim_count(s, &s->st.blackholed);
-			return;
+	/* Each round finds bytes, or acts on a timer, or waits at most
+	 * SIM_FAULT_POLL_MS (so a changed fault is seen); it ends when bytes
+	 * come, the peer closes or errs, or a send fails. */
+	for (;;) {
+		int64_t now = sim_now_ms(), wait = SIM_FAULT_POLL_MS;
+		if (idle > 0 && !c->blackholed) {
+			int64_t left = c->last_active_ms + idle - now;
+			if (left <= 0) {
+				c->blackholed = true;
+				sim_count(s, &s->st.blackholed);
+				continue;
+			}
+			wait = left < wait ? left : wait;
+		}
+		pthread_mutex_lock(&s->slock);
+		int every = s->o.unsolicited_every_ms;
+		bool garbage = s->o.unsolicited_garbage;
+		pthread_mutex_unlock(&s->slock);
+		if (every > 0 && !c->blackholed && c->in.len == 0) {
+			int64_t left = c->last_unsolicited_ms + every - now;
+			if (left <= 0) {
+				c->last_unsolicited_ms = now;
+				int rc = sim_send_unsolicited(c, ops, garbage);
+				if (rc < 0)
+					return rc;
+				continue;
+			}
+			wait = left < wait ? left : wait;
 		}
 		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
-		int r = poll(&pfd, 1, left > 1000000 ? 1000000 : (int)left);
-		if (r != 0 && !(r < 0 && errno == EINTR))
-			return;
+		int r = poll(&pfd, 1, (int)wait);
+		if (r > 0 || (r < 0 && errno != EINTR))
+			return 0;
 	}
 }
 
@@ -864,6 +1002,11 @@ static void sim_conn_finish(struct sim_conn *c, bool protocol_error)
 	free(c->out.data);
 	c->in.data = c->out.data = NULL;
 
+	if (c->reset) {
+		/* An abortive close: the peer gets RST instead of FIN. */
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
 	pthread_mutex_lock(&s->lock);
 	close(c->fd);
 	c->fd = -1;
@@ -914,7 +1057,8 @@ static void *sim_conn_main(void *arg)
 		size_t want = c->in.len + SIM_BUF_START;
 		if (sbuf_reserve(&c->in, want > c->in.max ? c->in.max : want) < 0)
 			break;
-		sim_idle_wait(c);
+		if (sim_wait_readable(c, ops) < 0)
+			break;
 		ssize_t r = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -973,7 +1117,8 @@ static int sim_admit(struct sim *s, int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->sim = s;
 	c->fd = fd;
-	c->last_active_ms = sim_now_ms();
+	c->last_active_ms = c->last_unsolicited_ms = sim_now_ms();
+	c->seed = (unsigned)fd ^ (unsigned)c->last_active_ms;
 	c->in.max = sim_ops[s->o.proto].max_in;
 	c->out.max = SIZE_MAX;
 	pthread_attr_t attr;
@@ -1198,5 +1343,21 @@ void sim_set_delay(struct sim *s, int delay_ms)
 {
 	pthread_mutex_lock(&s->slock);
 	s->delay_ms = delay_ms;
+	pthread_mutex_unlock(&s->slock);
+}
+
+void sim_set_faults(struct sim *s, const struct sim_opts *o)
+{
+	pthread_mutex_lock(&s->slock);
+	s->delay_ms = o->delay_ms;
+	s->o.late_every = o->late_every;
+	s->o.late_ms = o->late_ms;
+	s->o.drop_every = o->drop_every;
+	s->o.hangup_every = o->hangup_every;
+	s->o.close_after = o->close_after;
+	s->o.reset_every = o->reset_every;
+	s->o.half_every = o->half_every;
+	s->o.unsolicited_every_ms = o->unsolicited_every_ms;
+	s->o.unsolicited_garbage = o->unsolicited_garbage;
 	pthread_mutex_unlock(&s->slock);
 }

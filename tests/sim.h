@@ -45,7 +45,36 @@
  * Requests are numbered 1, 2, 3, ... across all connections of one
  * simulator, in the order they are received; the *_every options pick
  * request numbers that are multiples of N. When several apply, the first
- * in this order wins: hangup, drop, late.
+ * in this order wins: hangup, reset, drop, half, late.
+ *
+ * Faults (every protocol; sim_set_faults changes them while running):
+ * hangup_every     close the connection (FIN) instead of answering.
+ * reset_every      close the connection with SO_LINGER {1, 0} instead of
+ *                  answering, so the peer sees a reset (RST), not an answer.
+ * drop_every       never answer; the connection stays open and serves the
+ *                  next request as usual.
+ * half_every       after delay_ms, write the first half of the answer
+ *                  (len / 2 bytes, at least 1) and never the rest: the
+ *                  connection stays open but stalls for good, as a
+ *                  blackholed one (later requests count in ignored). It
+ *                  counts in halves, not in answers.
+ * late_every       answer after late_ms instead of delay_ms.
+ * close_after      close a connection once it has sent that many answers.
+ * unsolicited_every_ms  every that many ms (from the accept, then from the
+ *                  previous one) send a frame nobody asked for, at the first
+ *                  moment the connection is between exchanges (no request
+ *                  received in part or being served; possibly right after an
+ *                  answer). It is a whole well-formed answer: modbus: function
+ *                  3 from unit 247 with one register 0xBAD0 and a transaction
+ *                  id 16384..49151 away from the last request's on that
+ *                  connection (so it never equals an id a sequential allocator
+ *                  is about to use); modbus-rtu: the same in RTU framing;
+ *                  echo: "unsolicited\n"; iso8583 and mpu: the payload
+ *                  "UNSOLICITED"; http: a 408 with Connection: close. With
+ *                  unsolicited_garbage it is instead the 8 bytes DE AD BE EF
+ *                  FF FF FF FF, which form no frame in any protocol (modbus:
+ *                  protocol id 0xBEEF; echo: no newline). Silent connections
+ *                  (blackholed, stalled) send none. They count in unsolicited.
  *
  * Device quirks (modbus and modbus-rtu only, per connection):
  * min_gap_ms       a request that arrives less than min_gap_ms after the
@@ -94,6 +123,10 @@ struct sim_opts {
 	int min_gap_ms;     /* modbus: exception 0x06 to a request this soon after an answer */
 	int blackhole_idle_ms; /* a connection idle this long stops answering, stays open */
 	int rtu_bad_crc_every; /* modbus-rtu: every Nth answer carries a wrong CRC */
+	int reset_every;    /* every Nth request: reset the connection (RST) instead of answering */
+	int half_every;     /* every Nth request: write half the answer, then stall for good */
+	int unsolicited_every_ms; /* send a frame nobody asked for this often, between exchanges */
+	int unsolicited_garbage;  /* ... and make it 8 bytes of garbage instead */
 };
 
 /* Counters since sim_start (sim_kill and sim_revive keep them). */
@@ -117,6 +150,10 @@ struct sim_stats {
 	long blackholed;    /* connections that went silent (blackhole_idle_ms) */
 	long ignored;       /* whole requests received on a blackholed connection */
 	long bad_crc_sent;  /* answers sent with a wrong CRC (rtu_bad_crc_every) */
+	long resets;        /* connections reset instead of answering (reset_every) */
+	long halves;        /* half answers written, connection stalled (half_every) */
+	long unsolicited;   /* frames (or garbage) sent that nobody asked for (counted
+	                       just before the write, as answers) */
 };
 
 struct sim;
@@ -142,6 +179,13 @@ void sim_get_stats(struct sim *s, struct sim_stats *out);
 void sim_reset_max(struct sim *s);
 /* Changes delay_ms for the requests received from now on. */
 void sim_set_delay(struct sim *s, int delay_ms);
+/* Replaces the faults with those of o, for what happens from now on:
+ * delay_ms, late_every, late_ms, drop_every, hangup_every, close_after,
+ * reset_every, half_every, unsolicited_every_ms and unsolicited_garbage.
+ * The other fields of o are ignored (they stay as sim_start set them).
+ * Request numbering goes on; a connection waiting between exchanges sees a
+ * new unsolicited_every_ms within 200 ms. */
+void sim_set_faults(struct sim *s, const struct sim_opts *o);
 
 /* The value the modbus simulator reads at addr for function fc (3 holding,
  * 4 input) and unit, as long as no write touched it (holding registers only;

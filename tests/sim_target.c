@@ -32,6 +32,11 @@ static const char usage[] =
 	"                         after the connection's previous answer\n"
 	"      --blackhole-idle-ms N  a connection idle N ms stops answering (stays open)\n"
 	"      --rtu-bad-crc-every N  modbus-rtu: every Nth answer carries a wrong CRC\n"
+	"      --reset-every N    reset the connection (RST) instead of answering every Nth request\n"
+	"      --half-every N     write half of every Nth answer, then stall that connection\n"
+	"      --unsolicited-every-ms N  send a frame nobody asked for every N ms,\n"
+	"                         between exchanges\n"
+	"      --unsolicited-garbage  ... 8 bytes that form no frame, instead\n"
 	"  -h, --help             show this help\n";
 
 enum {
@@ -45,6 +50,10 @@ enum {
 	OPT_MIN_GAP_MS,
 	OPT_BLACKHOLE_IDLE_MS,
 	OPT_RTU_BAD_CRC_EVERY,
+	OPT_RESET_EVERY,
+	OPT_HALF_EVERY,
+	OPT_UNSOLICITED_EVERY_MS,
+	OPT_UNSOLICITED_GARBAGE,
 };
 
 static const struct option longopts[] = {
@@ -62,6 +71,10 @@ static const struct option longopts[] = {
 	{ "min-gap-ms", required_argument, NULL, OPT_MIN_GAP_MS },
 	{ "blackhole-idle-ms", required_argument, NULL, OPT_BLACKHOLE_IDLE_MS },
 	{ "rtu-bad-crc-every", required_argument, NULL, OPT_RTU_BAD_CRC_EVERY },
+	{ "reset-every", required_argument, NULL, OPT_RESET_EVERY },
+	{ "half-every", required_argument, NULL, OPT_HALF_EVERY },
+	{ "unsolicited-every-ms", required_argument, NULL, OPT_UNSOLICITED_EVERY_MS },
+	{ "unsolicited-garbage", no_argument, NULL, OPT_UNSOLICITED_GARBAGE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -86,10 +99,12 @@ static void print_stats(struct sim *s)
 	printf("requests %ld\nanswers %ld\ndropped %ld\nhangups %ld\nlate %ld\n"
 	       "accepted %ld\nrejected %ld\nprotocol_errors %ld\nconns %ld\nconns_max %ld\n"
 	       "inflight %ld\ninflight_max %ld\ncrc_errors %ld\ngap_violations %ld\n"
-	       "blackholed %ld\nignored %ld\nbad_crc_sent %ld\n",
+	       "blackholed %ld\nignored %ld\nbad_crc_sent %ld\nresets %ld\nhalves %ld\n"
+	       "unsolicited %ld\n",
 	       st.requests, st.answers, st.dropped, st.hangups, st.late, st.accepted, st.rejected,
 	       st.protocol_errors, st.conns, st.conns_max, st.inflight, st.inflight_max,
-	       st.crc_errors, st.gap_violations, st.blackholed, st.ignored, st.bad_crc_sent);
+	       st.crc_errors, st.gap_violations, st.blackholed, st.ignored, st.bad_crc_sent,
+	       st.resets, st.halves, st.unsolicited);
 	fflush(stdout);
 }
 
@@ -147,6 +162,18 @@ int main(int argc, char **argv)
 			break;
 		case OPT_RTU_BAD_CRC_EVERY:
 			o.rtu_bad_crc_every = parse_int("rtu-bad-crc-every", optarg, 0, INT_MAX);
+			break;
+		case OPT_RESET_EVERY:
+			o.reset_every = parse_int("reset-every", optarg, 0, INT_MAX);
+			break;
+		case OPT_HALF_EVERY:
+			o.half_every = parse_int("half-every", optarg, 0, INT_MAX);
+			break;
+		case OPT_UNSOLICITED_EVERY_MS:
+			o.unsolicited_every_ms = parse_int("unsolicited-every-ms", optarg, 0, INT_MAX);
+			break;
+		case OPT_UNSOLICITED_GARBAGE:
+			o.unsolicited_garbage = 1;
 			break;
 		case 'h':
 			fputs(usage, stdout);
