@@ -57,19 +57,19 @@ int exchange_check_idle(const struct config *cfg, struct pool_slot *s)
 	if (cfg->upstream_max_idle_ms > 0 && now - idle_since(s) >= cfg->upstream_max_idle_ms) {
 		log_info("upstream #%d: idle for %lld ms (--upstream-max-idle), reopening", s->id,
 			 (long long)(now - idle_since(s)));
-		return 0;
+		return POOL_RETIRE;
 	}
 	if (cfg->upstream_max_age_ms > 0 && now - s->opened_at >= cfg->upstream_max_age_ms) {
 		log_info("upstream #%d: open for %lld ms (--upstream-max-age), reopening", s->id,
 			 (long long)(now - s->opened_at));
-		return 0;
+		return POOL_RETIRE;
 	}
 	struct pollfd pfd = { .fd = s->fd, .events = POLLIN | POLLRDHUP };
 	if (poll(&pfd, 1, 0) == 0 && buf_len(&s->rbuf) == 0)
-		return 1;
+		return POOL_HEALTHY;
 	if (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)) {
 		log_info("upstream #%d: connection closed by the target while idle", s->id);
-		return 0;
+		return POOL_BROKEN;
 	}
 	struct frame_ctx ctx = { .max_frame = cfg->max_frame };
 	for (int i = 0; i < MAX_STRAY_FRAMES; i++) {
@@ -82,15 +82,15 @@ int exchange_check_idle(const struct config *cfg, struct pool_slot *s)
 			continue;
 		}
 		if (n == -ETIMEDOUT && buf_len(&s->rbuf) == 0 && !(pfd.revents & POLLRDHUP))
-			return 1;
+			return POOL_HEALTHY;
 		if (n == 0 || n == -ETIMEDOUT || n == -ECONNRESET)
 			log_info("upstream #%d: closed by the target while idle", s->id);
 		else
 			log_info("upstream #%d: idle connection holds bytes that form no frame (%s)", s->id,
 				 strerror((int)-n));
-		return 0;
+		return POOL_BROKEN;
 	}
-	return 0;
+	return POOL_BROKEN;
 }
 
 /* Borrows a slot whose connection still works: a slot found dead by the
@@ -103,9 +103,10 @@ static int borrow_checked(struct pool *pool, const struct config *cfg, int64_t d
 		int rc = pool_borrow(pool, deadline, out);
 		if (rc < 0)
 			return rc;
-		if (exchange_check_idle(cfg, *out))
+		int health = exchange_check_idle(cfg, *out);
+		if (health == POOL_HEALTHY)
 			return 0;
-		pool_return(pool, *out, 0);
+		pool_return(pool, *out, health);
 	}
 	return -ETIMEDOUT;
 }
@@ -227,6 +228,8 @@ static enum exchange_result upstream_exchange(const struct exchange_env *env, co
 	} else {
 		ctx->close_upstream = 0;
 		ssize_t n = read_answer(cfg, s, ctx, tid, deadline, who);
+		if (n > 0 || n == -EPROTO || n == -EMSGSIZE)
+			s->carried = 1; /* it answered, if badly: the target is alive */
 		if (n > 0) {
 			const uint8_t *ans = buf_head(&s->rbuf);
 			log_hex("from target", ans, (size_t)n);
@@ -263,7 +266,7 @@ static enum exchange_result upstream_exchange(const struct exchange_env *env, co
 		}
 	}
 	s->last_answer_at = time_now_ms();
-	pool_return(env->pool, s, healthy);
+	pool_return(env->pool, s, healthy ? POOL_HEALTHY : POOL_BROKEN);
 	return res;
 }
 

@@ -34,9 +34,9 @@ enum exchange_result exchange_run(const struct exchange_env *env, const char *wh
 				  size_t reqlen, struct frame_ctx *ctx, struct buf *out);
 
 /* Checks an idle upstream connection without blocking: whole frames that
- * arrived unasked are logged and dropped. Returns 1 when it may be used,
- * 0 when it is closed, errored, holds bytes that form no frame, or is past
- * --upstream-max-idle or --upstream-max-age. */
+ * arrived unasked are logged and dropped. Returns POOL_HEALTHY when it may
+ * be used, POOL_RETIRE when it is past --upstream-max-idle or -age, and
+ * POOL_BROKEN when it is closed, errored or holds bytes that form no frame. */
 int exchange_check_idle(const struct config *cfg, struct pool_slot *s);
 
 /* When the supervisor should look at an idle slot next. */

@@ -5,23 +5,61 @@
 #include "timeutil.h"
 
 #include <errno.h>
-#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#define BACKOFF_CAP_MS 30000
+/* A connection that breaks this soon without carrying an exchange counts as a failed connect. */
+#define DIED_YOUNG_MS 2000
+
 /* A client thread waiting for a slot; lives on that thread's stack. A
  * returned slot is handed straight to the first waiter, so only that one
  * thread wakes (no thundering herd) and nobody overtakes it. The hand-over
- * is decided under the lock and the waiter's semaphore posted after it is
- * released, so the woken thread never contends for the lock: it owns the
- * slot already. A waiter that someone dequeued always gets that post. */
+ * is decided under the pool's lock and posted to the waiter's own
+ * mutex/condvar after that lock is released, so the woken thread never
+ * contends for the pool's lock: it owns the slot already. A waiter that
+ * someone dequeued always gets that post. */
 struct pool_waiter {
-	sem_t sem;
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	int posted;
 	struct pool_slot *slot;   /* set by the thread that hands it a slot */
 	int err;                  /* or an error: -ENOTCONN, -ESHUTDOWN */
 	struct pool_waiter *next;
 };
+
+static void post(struct pool_waiter *w)
+{
+	pthread_mutex_lock(&w->m);
+	w->posted = 1;
+	pthread_cond_signal(&w->c);
+	pthread_mutex_unlock(&w->m); /* w may be gone after this */
+}
+
+/* Waits for the post until deadline (-1: for ever). Returns 0 or ETIMEDOUT. */
+static int wait_post(struct pool_waiter *w, int64_t deadline)
+{
+	struct timespec ts = time_abs(deadline);
+	int rc = 0;
+	pthread_mutex_lock(&w->m);
+	while (!w->posted && rc != ETIMEDOUT)
+		rc = deadline < 0 ? pthread_cond_wait(&w->c, &w->m) : pthread_cond_timedwait(&w->c, &w->m, &ts);
+	rc = w->posted ? 0 : ETIMEDOUT;
+	pthread_mutex_unlock(&w->m);
+	return rc;
+}
+
+int64_t pool_backoff(int64_t base_ms, unsigned failures, unsigned r)
+{
+	int64_t cap = base_ms > BACKOFF_CAP_MS ? base_ms : BACKOFF_CAP_MS;
+	int64_t d = base_ms;
+	for (unsigned i = 1; i < failures && d < cap; i++)
+		d *= 2;
+	if (d > cap)
+		d = cap;
+	return d + (d / 10 > 0 ? (int64_t)(r % (unsigned)(d / 10 + 1)) : 0);
+}
 
 static int cond_init_monotonic(pthread_cond_t *c)
 {
@@ -41,6 +79,8 @@ int pool_init(struct pool *p, int nslots, int queue_max, size_t buf_initial, siz
 		return -ENOMEM;
 	p->nslots = nslots;
 	p->queue_max = queue_max;
+	p->backoff_ms = 1000;
+	p->seed = (unsigned)time_now_ms() ^ (unsigned)getpid();
 	for (int i = 0; i < nslots; i++) {
 		p->slots[i].id = i;
 		p->slots[i].fd = -1;
@@ -91,7 +131,7 @@ static void fail_waiters_locked(struct pool *p, int err)
 		struct pool_waiter *w = p->head;
 		p->head = w->next;
 		w->err = err;
-		sem_post(&w->sem); /* w may be gone after this */
+		post(w); /* w may be gone after this */
 	}
 	p->tail = NULL;
 	p->nwaiting = 0;
@@ -120,7 +160,7 @@ void pool_slot_ready_locked(struct pool *p, struct pool_slot *s)
 {
 	struct pool_waiter *w = hand_locked(p, s);
 	if (w != NULL)
-		sem_post(&w->sem); /* rare path (supervisor): posting under the lock is fine */
+		post(w); /* rare path (supervisor): posting under the lock is fine */
 }
 
 void pool_slot_connected_locked(struct pool *p, struct pool_slot *s, int fd, int64_t ready_at)
@@ -128,7 +168,7 @@ void pool_slot_connected_locked(struct pool *p, struct pool_slot *s, int fd, int
 	s->fd = fd;
 	s->opened_at = time_now_ms();
 	s->last_answer_at = 0;
-	s->failures = 0;
+	s->carried = 0; /* failures are forgiven once it carries an exchange */
 	s->timeouts = 0;
 	buf_reset(&s->rbuf);
 	p->live++;
@@ -179,8 +219,9 @@ int pool_borrow(struct pool *p, int64_t deadline, struct pool_slot **out)
 		return -EAGAIN;
 	}
 
-	struct pool_waiter w = { .slot = NULL, .err = 0, .next = NULL };
-	sem_init(&w.sem, 0, 0);
+	struct pool_waiter w = { .posted = 0, .slot = NULL, .err = 0, .next = NULL };
+	pthread_mutex_init(&w.m, NULL);
+	cond_init_monotonic(&w.c);
 	if (p->tail != NULL)
 		p->tail->next = &w;
 	else
@@ -189,21 +230,17 @@ int pool_borrow(struct pool *p, int64_t deadline, struct pool_slot **out)
 	p->nwaiting++;
 	pthread_mutex_unlock(&p->lock);
 
-	struct timespec ts = time_abs(deadline);
-	int rc;
-	while ((rc = sem_clockwait(&w.sem, CLOCK_MONOTONIC, &ts)) < 0 && errno == EINTR)
-		;
-	if (rc < 0) {
+	if (wait_post(&w, deadline) != 0) {
 		pthread_mutex_lock(&p->lock);
 		int handed = w.slot != NULL || w.err != 0;
 		if (!handed)
 			dequeue(p, &w);
 		pthread_mutex_unlock(&p->lock);
 		if (handed) /* handed over as the deadline passed: its post is coming */
-			while (sem_wait(&w.sem) < 0 && errno == EINTR)
-				;
+			wait_post(&w, -1);
 	}
-	sem_destroy(&w.sem);
+	pthread_cond_destroy(&w.c);
+	pthread_mutex_destroy(&w.m);
 	if (w.slot != NULL) {
 		*out = w.slot;
 		return 0;
@@ -211,24 +248,39 @@ int pool_borrow(struct pool *p, int64_t deadline, struct pool_slot **out)
 	return w.err != 0 ? w.err : -ETIMEDOUT;
 }
 
-void pool_return(struct pool *p, struct pool_slot *s, int healthy)
+void pool_return(struct pool *p, struct pool_slot *s, int health)
 {
 	int fd = -1;
 	struct pool_waiter *w = NULL;
+	int64_t now = time_now_ms();
 	pthread_mutex_lock(&p->lock);
-	if (healthy && !p->stopping) {
+	if (s->carried)
+		s->failures = 0;
+	if (health == POOL_HEALTHY && !p->stopping) {
 		w = hand_locked(p, s);
 	} else {
 		fd = s->fd;
 		s->fd = -1;
 		s->state = SLOT_DOWN;
-		s->next_attempt = time_now_ms(); /* reconnect at once; backoff is for failed connects */
 		p->live--;
+		if (health != POOL_BROKEN || s->carried || now - s->opened_at >= DIED_YOUNG_MS) {
+			s->next_attempt = now; /* reconnect at once */
+		} else {
+			/* A target that accepts and then drops every connection
+			 * (another master holds its one session) is as good as down:
+			 * back off as after a failed connect, and tell the waiters. */
+			s->failures++;
+			s->next_attempt = now + pool_backoff(p->backoff_ms, s->failures, (unsigned)rand_r(&p->seed));
+			if (p->live == 0) {
+				p->target_down = 1;
+				fail_waiters_locked(p, -ENOTCONN);
+			}
+		}
 		pthread_cond_signal(&p->work);
 	}
 	pthread_mutex_unlock(&p->lock);
 	if (w != NULL)
-		sem_post(&w->sem);
+		post(w);
 	if (fd >= 0)
 		close(fd);
 }

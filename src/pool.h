@@ -28,6 +28,7 @@ struct pool_slot {
 	int64_t last_answer_at; /* when its last exchange ended (--request-gap) */
 	unsigned failures;      /* consecutive failed connects */
 	unsigned timeouts;      /* consecutive unanswered requests (tagged framings) */
+	int carried;            /* an exchange got its answer since the connect */
 	struct buf rbuf;        /* bytes read from the target, kept between frames */
 	struct modbus_ids ids;
 };
@@ -43,6 +44,8 @@ struct pool {
 	int target_down;                /* the last connect failed and no slot is live */
 	int stopping;
 	int queue_max;
+	int64_t backoff_ms;             /* --reconnect-backoff */
+	unsigned seed;                  /* jitter, under the lock */
 	int nwaiting;
 	struct pool_waiter *head, *tail; /* clients waiting, in arrival order */
 };
@@ -54,13 +57,25 @@ void pool_destroy(struct pool *p);
  * Returns 0, -ETIMEDOUT, -EAGAIN (queue full), -ENOTCONN (the target is
  * down: fail fast instead of waiting) or -ESHUTDOWN. */
 int pool_borrow(struct pool *p, int64_t deadline, struct pool_slot **out);
-/* Gives a slot back: healthy ones go to the next waiter or idle, broken
- * ones are closed and the supervisor reconnects them. */
-void pool_return(struct pool *p, struct pool_slot *s, int healthy);
+/* How a slot comes back. */
+enum pool_health {
+	POOL_BROKEN = 0,   /* the target closed it, failed or misbehaved */
+	POOL_HEALTHY = 1,  /* to the next waiter, or idle */
+	POOL_RETIRE = 2,   /* closed by our own choice (--upstream-max-idle/-age) */
+};
+/* Gives a slot back. Broken and retired ones are closed and the supervisor
+ * reconnects them: at once, unless a broken one died young, never having
+ * carried an exchange (a target that accepts and drops every connection
+ * gets the connect backoff, not a storm of reconnects). */
+void pool_return(struct pool *p, struct pool_slot *s, int health);
 /* Wakes every waiter with -ESHUTDOWN and refuses new borrows. */
 void pool_stop(struct pool *p);
 /* Live and busy slots and waiting clients right now (statistics). */
 void pool_counts(struct pool *p, int *live, int *busy, int *waiting);
+
+/* The wait before connect attempt number failures+1: doubling from base,
+ * capped at max(base, 30 s), plus up to 10 % jitter (r is a random number). */
+int64_t pool_backoff(int64_t base_ms, unsigned failures, unsigned r);
 
 /* For the supervisor, with p->lock held. */
 void pool_slot_ready_locked(struct pool *p, struct pool_slot *s);  /* WARMING/BUSY -> IDLE or next waiter */

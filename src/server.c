@@ -280,6 +280,7 @@ int server_start(struct server *srv, const struct config *cfg)
 			   cfg->max_frame);
 	if (rc < 0)
 		return rc;
+	srv->pool.backoff_ms = cfg->backoff_ms;
 	srv->env.pool = &srv->pool;
 	srv->env.cfg = cfg;
 	srv->env.share = NULL;

@@ -13,20 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define BACKOFF_CAP_MS 30000
 #define CONNECT_TIMEOUT_CAP_MS 10000
 #define IDLE_WAKE_MS 60000
-
-int64_t supervisor_backoff(int64_t base_ms, unsigned failures, unsigned r)
-{
-	int64_t cap = base_ms > BACKOFF_CAP_MS ? base_ms : BACKOFF_CAP_MS;
-	int64_t d = base_ms;
-	for (unsigned i = 1; i < failures && d < cap; i++)
-		d *= 2;
-	if (d > cap)
-		d = cap;
-	return d + (d / 10 > 0 ? (int64_t)(r % (unsigned)(d / 10 + 1)) : 0);
-}
 
 /* Connects slot s with the lock released; called and returns with it held. */
 static void connect_slot(struct supervisor *sv, struct pool_slot *s)
@@ -58,7 +46,7 @@ static void connect_slot(struct supervisor *sv, struct pool_slot *s)
 	} else if (fd >= 0) {
 		pool_slot_connected_locked(p, s, fd, now + cfg->delay_ms);
 	} else {
-		int64_t wait = supervisor_backoff(cfg->backoff_ms, s->failures + 1, (unsigned)rand_r(&sv->seed));
+		int64_t wait = pool_backoff(cfg->backoff_ms, s->failures + 1, (unsigned)rand_r(&p->seed));
 		pool_slot_failed_locked(p, s, now + wait);
 		if (!sv->down && p->live == 0)
 			log_warn("cannot connect to the target %s: %s; retrying with backoff", cfg->target,
@@ -77,8 +65,7 @@ static void check_slot(struct supervisor *sv, struct pool_slot *s)
 	struct pool *p = sv->pool;
 	s->state = SLOT_BUSY;
 	pthread_mutex_unlock(&p->lock);
-	int ok = exchange_check_idle(sv->cfg, s);
-	pool_return(p, s, ok);
+	pool_return(p, s, exchange_check_idle(sv->cfg, s));
 	pthread_mutex_lock(&p->lock);
 }
 
@@ -128,7 +115,6 @@ int supervisor_start(struct supervisor *sv, struct pool *pool, const struct conf
 {
 	sv->pool = pool;
 	sv->cfg = cfg;
-	sv->seed = (unsigned)time_now_ms() ^ (unsigned)getpid();
 	sv->down = 0;
 	return -pthread_create(&sv->thread, NULL, supervisor_main, sv);
 }

@@ -13,13 +13,8 @@ struct supervisor {
 	pthread_t thread;
 	struct pool *pool;
 	const struct config *cfg;
-	unsigned seed;   /* jitter; touched by the supervisor thread only */
 	int down;        /* the target is unreachable (for log transitions) */
 };
-
-/* The wait before connect attempt number failures+1: doubling from base,
- * capped at max(base, 30 s), plus up to 10 % jitter (r is a random number). */
-int64_t supervisor_backoff(int64_t base_ms, unsigned failures, unsigned r);
 
 int supervisor_start(struct supervisor *sv, struct pool *pool, const struct config *cfg);
 /* Call after pool_stop(): joins the thread. */

@@ -390,6 +390,53 @@ START_TEST(test_idle_connection_closed_by_target)
 }
 END_TEST
 
+
+/* A target whose one session another master holds accepts each connection
+ * and drops it at once: the daemon backs off as after a failed connect
+ * instead of reconnecting in a tight loop, and its clients get 0x0A. */
+START_TEST(test_no_reconnect_storm)
+{
+	struct sim_opts o = { .proto = SIM_MODBUS, .max_conns = 1 };
+	struct sim *s = sim_start(&o);
+	ck_assert_ptr_nonnull(s);
+	int holder = tm_connect(sim_port(s)); /* the other master */
+	ck_assert_int_ge(holder, 0);
+	ck_assert(TM_SIM_WAIT(s, accepted, 1, 5000));
+	const char *extra[] = { "--timeout", "1", "--reconnect-backoff", "200ms", NULL };
+	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
+	ck_assert_ptr_nonnull(d);
+	int fd = tm_connect(tm_daemon_port(d));
+	ck_assert_int_ge(fd, 0);
+	int64_t end = tm_now_ms() + 2000;
+	int answers = 0;
+	for (int i = 0; i < 100000 && tm_now_ms() < end; i++) {
+		uint16_t v;
+		uint8_t exc = 0;
+		ck_assert_int_eq(tm_modbus_read(fd, (uint16_t)i, 1, 3, 1, 1, &v, &exc), 0);
+		ck_assert(exc == 0x0A || exc == 0x0B);
+		answers++;
+	}
+	long attempts = TM_SIM_STAT(s, rejected);
+	fprintf(stderr, "held target: %d exceptions, %ld connection attempts in 2 s\n", answers, attempts);
+	ck_assert_int_gt(answers, 0);
+	ck_assert_int_le(attempts, 12); /* 200 ms doubling: about 5; a storm makes thousands */
+	/* the other master leaves: served again */
+	close(holder);
+	bool served = false;
+	for (int tries = 0; tries < 400 && !served; tries++) {
+		uint16_t v;
+		uint8_t exc = 0xff;
+		served = tm_modbus_read(fd, 9, 1, 3, 1, 1, &v, &exc) == 0 && exc == 0 && v == sim_modbus_value(3, 1, 1);
+		if (!served)
+			tm_sleep_ms(25);
+	}
+	ck_assert(served);
+	close(fd);
+	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
+	sim_stop(s);
+}
+END_TEST
+
 Suite *make_suite(void);
 Suite *make_suite(void)
 {
@@ -407,6 +454,7 @@ Suite *make_suite(void)
 	tcase_add_test(tc, test_late_answers_discarded);
 	tcase_add_test(tc, test_bad_frame_closes_client);
 	tcase_add_test(tc, test_idle_connection_closed_by_target);
+	tcase_add_test(tc, test_no_reconnect_storm);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -279,16 +279,16 @@ END_TEST
 
 START_TEST(test_backoff)
 {
-	ck_assert_int_eq(supervisor_backoff(1000, 1, 0), 1000);
-	ck_assert_int_eq(supervisor_backoff(1000, 2, 0), 2000);
-	ck_assert_int_eq(supervisor_backoff(1000, 3, 0), 4000);
-	ck_assert_int_eq(supervisor_backoff(1000, 6, 0), 30000);
-	ck_assert_int_eq(supervisor_backoff(1000, 1000, 0), 30000);
-	ck_assert_int_eq(supervisor_backoff(60000, 5, 0), 60000); /* cap never below the base */
-	int64_t j = supervisor_backoff(1000, 1, 12345);
+	ck_assert_int_eq(pool_backoff(1000, 1, 0), 1000);
+	ck_assert_int_eq(pool_backoff(1000, 2, 0), 2000);
+	ck_assert_int_eq(pool_backoff(1000, 3, 0), 4000);
+	ck_assert_int_eq(pool_backoff(1000, 6, 0), 30000);
+	ck_assert_int_eq(pool_backoff(1000, 1000, 0), 30000);
+	ck_assert_int_eq(pool_backoff(60000, 5, 0), 60000); /* cap never below the base */
+	int64_t j = pool_backoff(1000, 1, 12345);
 	ck_assert_int_ge(j, 1000);
 	ck_assert_int_le(j, 1100);
-	ck_assert_int_eq(supervisor_backoff(0, 3, 7), 0);
+	ck_assert_int_eq(pool_backoff(0, 3, 7), 0);
 }
 END_TEST
 
