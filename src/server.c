@@ -104,7 +104,8 @@ static void client_serve(struct client *c, struct buf *in, struct buf *out)
 					 (long long)cfg->timeout_ms);
 			else if (n == -EPROTO || n == -EMSGSIZE || n == -EOPNOTSUPP) {
 				STAT_INC(req_bad_frame);
-				log_warn("%s: %s request, closing", c->name,
+				/* the client's own fault: info, so a garbage sender cannot flood the log */
+				log_info("%s: %s request, closing", c->name,
 					 n == -EPROTO ? "malformed" : n == -EMSGSIZE ? "oversize" : "unsupported");
 				send_error(c, &ctx, NULL, 0,
 					   n == -EPROTO ? CODEC_ERR_BAD_REQUEST

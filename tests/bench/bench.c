@@ -27,14 +27,24 @@
 #define HTTP_POOL "4"
 #define MAX_GOALS 32
 #define FD_SPARE 64            /* descriptors besides the client sockets */
+#define SHARE_DELAY_MS 20      /* scenario 6: the device answers in 20 ms, one connection */
+#define SHARE_CLIENTS 100
+#define SHARE_QUICK_CLIENTS 10
+#define SHARE_ADDR 100         /* every client reads fc 3, 10 registers at 100, unit 1 */
+#define SHARE_QTY 10
+#define SHARE_DUR_MS 3000      /* at least this window in a full run: 50/s needs it */
+#define SHARE_GOAL_X 20.0      /* --coalesce: at least 20x the device's own limit */
+#define SOAK_MIN_S 15
+#define SOAK_MAX_S 86400
 
 struct opts {
 	bool quick;
 	int warm_ms, dur_ms;
 	int wrk_s;
 	int repeat;                /* measurements per figure; the fastest is shown */
-	bool run[6];               /* scenarios 1..5 */
+	bool run[7];               /* scenarios 1..6 */
 	bool keep;
+	int soak_s;                /* > 0: --soak SECONDS instead of the scenarios */
 };
 
 struct goal {
@@ -107,25 +117,39 @@ static void fail_row(const char *label, const char *why)
 	row(label, &r);
 }
 
-static struct sim *start_sim(int delay_ms)
+static struct sim *start_sim_max(int delay_ms, int max_conns)
 {
-	struct sim_opts o = { .proto = SIM_MODBUS, .delay_ms = delay_ms };
+	struct sim_opts o = { .proto = SIM_MODBUS, .delay_ms = delay_ms, .max_conns = max_conns };
 	struct sim *s = sim_start(&o);
 	if (s == NULL)
 		fprintf(stderr, "bench: cannot start the simulator: %s\n", strerror(errno));
 	return s;
 }
 
+static struct sim *start_sim(int delay_ms)
+{
+	return start_sim_max(delay_ms, 0);
+}
+
 /* The daemon as the benchmark runs it: no -v; big queue and client caps so
- * only the measured limits apply. */
-static int start_daemon(struct bench_daemon *d, const char *proto, int target_port, int conns)
+ * only the measured limits apply; extra (NULL-terminated, up to 4, may be
+ * NULL) after those. */
+static int start_daemon_with(struct bench_daemon *d, const char *proto, int target_port, int conns,
+			     const char *const extra[])
 {
 	char target[32], nconn[16];
 	snprintf(target, sizeof target, "127.0.0.1:%d", target_port);
 	snprintf(nconn, sizeof nconn, "%d", conns);
-	const char *args[] = { "-p", proto, "-t", target, "--max-connections", nconn, "--timeout", "10",
-			       "--queue-size", "10000", "--max-clients", "20000", NULL };
+	const char *args[20] = { "-p", proto, "-t", target, "--max-connections", nconn, "--timeout", "10",
+				 "--queue-size", "10000", "--max-clients", "20000", NULL };
+	for (int i = 0, n = 12; extra && i < 4 && extra[i]; i++)
+		args[n++] = extra[i];
 	return bench_daemon_start(d, args);
+}
+
+static int start_daemon(struct bench_daemon *d, const char *proto, int target_port, int conns)
+{
+	return start_daemon_with(d, proto, target_port, conns, NULL);
 }
 
 /* Waits until the simulator accepted the daemon's n upstream connections
@@ -515,22 +539,128 @@ static void scenario_http(const struct opts *o)
 	}
 }
 
+/* ---- 6. sharing reads (issue 9) ------------------------------------------- */
+
+/* Every client asks the same question of a device that answers one
+ * request per 20 ms over its one connection (so 50 requests/s is all it
+ * can do): without sharing, each read waits its turn; with --coalesce, the
+ * reads that arrive while an identical one is in flight get its answer;
+ * with --cache-ttl, a recent answer is served again. Each answer is checked
+ * (transaction id, unit, values against sim_modbus_value). */
+static void scenario_share(const struct opts *o)
+{
+	static const struct {
+		const char *label;
+		const char *extra[4];
+	} runs[] = {
+		{ "no sharing (no option)", { NULL } },
+		{ "--coalesce", { "--coalesce", NULL } },
+		{ "--cache-ttl 1s", { "--cache-ttl", "1s", NULL } },
+		/* not a goal: shows what the cache alone does when an answer expires */
+		{ "--coalesce --cache-ttl 1s", { "--coalesce", "--cache-ttl", "1s", NULL } },
+	};
+	enum { NRUNS = sizeof runs / sizeof runs[0] };
+	int clients = o->quick ? SHARE_QUICK_CLIENTS : SHARE_CLIENTS;
+	int dur = o->quick || o->dur_ms >= SHARE_DUR_MS ? o->dur_ms : SHARE_DUR_MS;
+	/* the first round of the queue (every client's first read) before the window */
+	int warm = clients * SHARE_DELAY_MS + o->warm_ms;
+	double limit = 1000.0 / SHARE_DELAY_MS;
+	struct bench_result r[NRUNS];
+	char title[200];
+	snprintf(title, sizeof title,
+		 "Sharing reads: %d clients read the same %d registers (fc 3, address %d, unit 1); the target "
+		 "answers in %d ms over one connection (--max-connections 1)",
+		 clients, SHARE_QTY, SHARE_ADDR, SHARE_DELAY_MS);
+	header(6, title);
+
+	for (int i = 0; i < NRUNS; i++) {
+		r[i].valid = false;
+		r[i].target_requests = -1;
+		struct sim *s = start_sim_max(SHARE_DELAY_MS, 1);
+		if (s == NULL) {
+			fail_row(runs[i].label, "the simulator did not start");
+			continue;
+		}
+		struct bench_daemon d;
+		if (start_daemon_with(&d, "modbus", sim_port(s), 1, runs[i].extra) < 0) {
+			fail_row(runs[i].label, "the daemon did not start");
+			sim_stop(s);
+			continue;
+		}
+		wait_upstream(s, 0, 1);
+		struct bench_load l = load_for(o, d.port, clients, d.pid);
+		l.warm_ms = warm;
+		l.dur_ms = dur;
+		l.fixed_qty = SHARE_QTY;
+		l.fixed_addr = SHARE_ADDR;
+		l.target = s;
+		measure(o, &l, &r[i]);
+		row(runs[i].label, &r[i]);
+		stop_daemon(&d);
+		sim_stop(s);
+	}
+
+	printf("  %d ms window after %d ms warm-up (one round of the queue); the device's own limit is %.0f "
+	       "requests/s\n",
+	       dur, warm, limit);
+	printf("  %-40s %9s %9s %12s %9s %12s %10s\n", "run", "req/s", "x limit", "target reqs", "target/s",
+	       "answers per", "mismatches");
+	printf("  %-40s %9s %9s %12s %9s %12s %10s\n", "", "", "(50/s)", "in window", "", "target req", "");
+	for (int i = 0; i < NRUNS; i++) {
+		if (!r[i].valid) {
+			printf("  %-40s did not run\n", runs[i].label);
+			continue;
+		}
+		printf("  %-40s %9.0f %8.1fx", runs[i].label, r[i].rate, r[i].rate / limit);
+		if (r[i].target_requests >= 0)
+			printf(" %12ld %9.1f", r[i].target_requests, r[i].target_requests / (dur / 1000.0));
+		else
+			printf(" %12s %9s", "-", "-");
+		if (r[i].target_requests > 0)
+			printf(" %12.1f", (double)r[i].requests / (double)r[i].target_requests);
+		else
+			printf(" %12s", "-");
+		printf(" %10ld\n", r[i].mismatches);
+	}
+	if (r[1].valid) {
+		double x = r[1].rate / limit;
+		if (o->quick)
+			printf("  (goal not judged at --quick sizes: %d clients; --coalesce at %.1fx the limit)\n", clients,
+			       x);
+		else
+			goal(x >= SHARE_GOAL_X && r[1].mismatches == 0,
+			     "6. with --coalesce %.0f req/s, %.1fx the device's limit (goal >= %.0fx, >= %.0f req/s; "
+			     "0 mismatches)",
+			     r[1].rate, x, SHARE_GOAL_X, SHARE_GOAL_X * limit);
+	}
+	if (!o->quick && r[2].valid && r[3].valid && r[2].target_requests >= 0 && r[3].target_requests >= 0)
+		printf("  when the cached answer expires: --cache-ttl alone sent %ld requests to the device in the "
+		       "window (max latency %.0f ms); with --coalesce as well, %ld (max %.0f ms)\n",
+		       r[2].target_requests, r[2].max_us / 1000.0, r[3].target_requests, r[3].max_us / 1000.0);
+}
+
 /* ---- main ------------------------------------------------------------------- */
 
 static const char usage[] =
 	"Usage: tcpmux-bench [--quick] [--duration MS] [--repeat N] [--only LIST] [--keep]\n"
+	"       tcpmux-bench --soak SECONDS [--keep]\n"
 	"Benchmark the daemon against simulated targets (and nginx with wrk) on 127.0.0.1.\n"
 	"\n"
 	"  -q, --quick         tiny sizes, a few seconds in all (also BENCH_QUICK=1): the smoke test\n"
 	"  -d, --duration MS   recorded time per measurement (default 2000; quick 200)\n"
-	"  -r, --repeat N      run each measurement of scenarios 1-3 N times, show the fastest\n"
-	"                      (default 1; for a machine that other work disturbs)\n"
-	"  -o, --only LIST     scenarios to run, e.g. 1,3 (default all: 1-5)\n"
+	"  -r, --repeat N      run each measurement of scenarios 1-3 and 6 N times, show the\n"
+	"                      fastest (default 1; for a machine that other work disturbs)\n"
+	"  -o, --only LIST     scenarios to run, e.g. 1,3 (default all: 1-6)\n"
+	"  -s, --soak SECONDS  instead: run the daemon that long (%d..%d) in front of a faulty\n"
+	"                      target under well-behaved and misbehaving clients; report every\n"
+	"                      30 s and judge: no wrong answer, no growth of memory, threads or\n"
+	"                      descriptors, still serving at the end (`make soak`)\n"
 	"  -k, --keep          keep the temporary directory with the daemon logs\n"
 	"  -h, --help          show this help\n"
 	"\n"
 	"Exit status 0 when every answer matched and no request failed, 1 otherwise,\n"
-	"2 for a usage error. Timings are printed, never judged in the exit status.\n";
+	"2 for a usage error. Timings are printed, never judged in the exit status.\n"
+	"With --soak: 0 when the verdict is good, 1 otherwise.\n";
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
@@ -540,15 +670,16 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "repeat", required_argument, NULL, 'r' },
 		{ "only", required_argument, NULL, 'o' },
 		{ "keep", no_argument, NULL, 'k' },
+		{ "soak", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *q = getenv("BENCH_QUICK");
 	int dur = -1, c;
 	o->quick = q && *q && strcmp(q, "0") != 0;
-	for (int i = 1; i <= 5; i++)
+	for (int i = 1; i <= 6; i++)
 		o->run[i] = true;
-	while ((c = getopt_long(argc, argv, "qd:r:o:kh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "qd:r:o:s:kh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'q':
 			o->quick = true;
@@ -574,30 +705,40 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		}
 		case 'o':
-			for (int i = 1; i <= 5; i++)
+			for (int i = 1; i <= 6; i++)
 				o->run[i] = false;
 			for (const char *p = optarg; *p; p++) {
-				if (*p >= '1' && *p <= '5')
+				if (*p >= '1' && *p <= '6')
 					o->run[*p - '0'] = true;
 				else if (*p != ',') {
-					fprintf(stderr, "tcpmux-bench: --only wants scenario numbers 1-5\n");
+					fprintf(stderr, "tcpmux-bench: --only wants scenario numbers 1-6\n");
 					return -1;
 				}
 			}
 			break;
+		case 's': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || end == optarg || v < SOAK_MIN_S || v > SOAK_MAX_S) {
+				fprintf(stderr, "tcpmux-bench: --soak wants %d..%d seconds\n", SOAK_MIN_S, SOAK_MAX_S);
+				return -1;
+			}
+			o->soak_s = (int)v;
+			break;
+		}
 		case 'k':
 			o->keep = true;
 			break;
 		case 'h':
-			fputs(usage, stdout);
+			printf(usage, SOAK_MIN_S, SOAK_MAX_S);
 			exit(0);
 		default:
-			fputs(usage, stderr);
+			fprintf(stderr, usage, SOAK_MIN_S, SOAK_MAX_S);
 			return -1;
 		}
 	}
 	if (optind < argc) {
-		fputs(usage, stderr);
+		fprintf(stderr, usage, SOAK_MIN_S, SOAK_MAX_S);
 		return -1;
 	}
 	if (o->repeat == 0)
@@ -614,8 +755,18 @@ int main(int argc, char **argv)
 	if (parse_opts(argc, argv, &o) < 0)
 		return 2;
 	/* The program stops by itself even if something hangs. */
-	alarm(o.quick ? 120 : 900);
+	alarm(o.soak_s > 0 ? (unsigned)o.soak_s + 300 : o.quick ? 120 : 900);
 	signal(SIGPIPE, SIG_IGN);
+	if (o.soak_s > 0) {
+		setvbuf(stdout, NULL, _IOLBF, 0);
+		bench_raise_nofile();
+		int rc = bench_soak(o.soak_s);
+		if (o.keep)
+			printf("logs kept in %s\n", bench_tmp_dir());
+		else
+			bench_tmp_cleanup();
+		return rc;
+	}
 	setenv("TM_QUIET", "1", 1); /* the harness daemon (-v row) must not echo its log */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
@@ -643,6 +794,8 @@ int main(int argc, char **argv)
 		scenario_many(&o);
 	if (o.run[5])
 		scenario_http(&o);
+	if (o.run[6])
+		scenario_share(&o);
 
 	printf("\nsummary\n");
 	int met = 0;

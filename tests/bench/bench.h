@@ -21,6 +21,8 @@ void bench_sleep_until(int64_t t);
 
 /* ---- Modbus load (bench_load.c) ----------------------------------------- */
 
+struct sim;  /* sim.h */
+
 /* One measurement: clients connect, all start together, run warm_ms
  * without recording, then dur_ms recorded. A request counts when its
  * answer arrives inside the recorded window (so requests queued at the
@@ -32,6 +34,12 @@ struct bench_load {
 	int dur_ms;
 	int pace_us;         /* 0: back to back; else one request per client every pace_us */
 	pid_t daemon;        /* > 0: sample its CPU time, RSS and threads at the window's end */
+	/* 0: each client walks addresses of its own, functions 3 and 4 in
+	 * turn; > 0: every client reads function 3, fixed_qty registers at
+	 * fixed_addr (all of them ask the same question) */
+	int fixed_qty;
+	uint16_t fixed_addr;
+	struct sim *target;  /* when set, count the requests it received inside the window */
 };
 
 struct bench_result {
@@ -46,6 +54,7 @@ struct bench_result {
 	long threads;
 	double cpu_us_per_req; /* daemon CPU time (user + system) per answered request, -1 if none */
 	double host_busy;    /* share of all CPUs of the machine busy during the window, -1 if unknown */
+	long target_requests; /* requests load->target received inside the window, -1 if not sampled */
 	char note[160];      /* set when something went wrong */
 };
 
@@ -54,6 +63,17 @@ int bench_modbus_run(const struct bench_load *load, struct bench_result *res);
 /* One request over fd (fc 3, qty registers at addr, checked). Returns 0,
  * 1 for a mismatch, or -errno. */
 int bench_modbus_once(int fd, uint16_t tid, uint16_t addr, uint16_t qty);
+
+/* Reads qty registers with fc (3 or 4) from unit and checks the answer:
+ * transaction id, unit, function, byte count, and each value against
+ * sim_modbus_value. Returns 0, 1 for a mismatch (including an answer that
+ * is malformed or followed by extra bytes; why, when not NULL, then says
+ * what was asked and what came), or -errno: -EREMOTEIO for an exception
+ * reply (its code in *exception when not NULL), -ETIMEDOUT when nothing
+ * came within the socket's SO_RCVTIMEO, -ECONNRESET when the connection
+ * closed. */
+int bench_modbus_read(int fd, uint16_t tid, uint8_t unit, uint8_t fc, uint16_t addr, uint16_t qty,
+		      uint8_t *exception, char *why, size_t why_cap);
 
 /* Opens up to want idle client connections to port, appending their fds
  * to fds[*n]. Connects in batches and, when daemon > 0, waits after each
@@ -109,6 +129,11 @@ void bench_daemon_log_tail(const struct bench_daemon *d, int lines);
 
 /* VmRSS (KiB) and Threads from /proc/PID/status; -1 when unreadable. */
 int bench_proc_status(pid_t pid, long *rss_kib, long *threads);
+/* Open descriptors of the process (entries of /proc/PID/fd), or -errno. */
+long bench_proc_fds(pid_t pid);
+/* Whether the child is still running (reaps it when it is not; *status
+ * then holds the exit code, or 128 + signal). */
+bool bench_child_running(pid_t pid, int *status);
 /* CPU time (user + system) of the process's live threads in microseconds,
  * or -1. */
 int64_t bench_proc_cpu_us(pid_t pid);
@@ -126,6 +151,13 @@ bool bench_find_program(const char *name, char *path, size_t cap);
 /* Raises RLIMIT_NOFILE's soft limit to the hard limit; returns the new
  * soft limit (children inherit it). */
 long bench_raise_nofile(void);
+
+/* ---- soak (bench_soak.c) ------------------------------------------------ */
+
+/* Runs the daemon for seconds under well-behaved and misbehaving clients
+ * in front of a faulty target; prints progress and a verdict. Returns 0
+ * when the verdict is good, 1 otherwise. */
+int bench_soak(int seconds);
 
 /* ---- HTTP (bench_http.c) ------------------------------------------------ */
 

@@ -46,8 +46,9 @@ static uint16_t be16(const uint8_t *p)
 /* Reads one MBAP frame with plain blocking recv calls (the socket's
  * SO_RCVTIMEO bounds each), so a request costs the client one send and
  * usually one recv: the client's own cost stays small next to the
- * daemon's. Returns the frame length or -errno. */
-static ssize_t recv_frame(int fd, uint8_t *buf, size_t cap)
+ * daemon's. Returns the frame length or -errno; *got is how many bytes
+ * arrived. */
+static ssize_t recv_frame(int fd, uint8_t *buf, size_t cap, size_t *got)
 {
 	size_t have = 0, need = 6;
 	while (have < need) {
@@ -59,6 +60,7 @@ static ssize_t recv_frame(int fd, uint8_t *buf, size_t cap)
 		if (r == 0)
 			return -ECONNRESET;
 		have += (size_t)r;
+		*got = have;
 		if (need == 6 && have >= 6) {
 			size_t l = be16(buf + 4);
 			if (be16(buf + 2) != 0 || l < 2 || l > 254 || 6 + l > cap)
@@ -70,13 +72,25 @@ static ssize_t recv_frame(int fd, uint8_t *buf, size_t cap)
 	return have == need ? (ssize_t)need : -EPROTO;
 }
 
-/* Sends a read of qty registers and checks the answer. Returns 0, 1 for
- * a mismatch (wrong id, unit, function, count or value), or -errno
- * (-EREMOTEIO for an exception reply). */
-static int modbus_read_checked(int fd, uint16_t tid, uint8_t fc, uint16_t addr, uint16_t qty)
+/* Says what is wrong with an answer into why (when not NULL): what was
+ * asked, and the answer's first bytes. Returns 1 (a mismatch). */
+static int mismatch(char *why, size_t cap, const char *what, const uint8_t *req, const uint8_t *resp,
+		    ssize_t n)
+{
+	if (why == NULL || cap == 0)
+		return 1;
+	int k = snprintf(why, cap, "%s: asked tid %u unit %u fc %u addr %u qty %u; got %zd bytes:", what,
+			 be16(req), req[6], req[7], be16(req + 8), be16(req + 10), n);
+	for (ssize_t i = 0; i < n && i < 16 && k > 0 && (size_t)k < cap; i++)
+		k += snprintf(why + k, cap - (size_t)k, " %02x", resp[i]);
+	return 1;
+}
+
+int bench_modbus_read(int fd, uint16_t tid, uint8_t unit, uint8_t fc, uint16_t addr, uint16_t qty,
+		      uint8_t *exception, char *why, size_t why_cap)
 {
 	uint8_t req[12], resp[260];
-	tm_modbus_req_read(req, tid, UNIT, fc, addr, qty);
+	tm_modbus_req_read(req, tid, unit, fc, addr, qty);
 	ssize_t w;
 	do
 		w = send(fd, req, sizeof req, MSG_NOSIGNAL);
@@ -85,19 +99,36 @@ static int modbus_read_checked(int fd, uint16_t tid, uint8_t fc, uint16_t addr, 
 		return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
 	if (w != (ssize_t)sizeof req)
 		return -EIO;
-	ssize_t n = recv_frame(fd, resp, sizeof resp);
+	size_t have = 0;
+	ssize_t n = recv_frame(fd, resp, sizeof resp, &have);
+	if (n == -EPROTO)
+		return mismatch(why, why_cap, "malformed answer, or bytes after it", req, resp, (ssize_t)have);
 	if (n < 0)
 		return (int)n;
-	if (be16(resp) != tid || resp[6] != UNIT)
-		return 1;
-	if (resp[7] == (fc | 0x80))
+	if (be16(resp) != tid)
+		return mismatch(why, why_cap, "wrong transaction id", req, resp, n);
+	if (resp[6] != unit)
+		return mismatch(why, why_cap, "wrong unit id", req, resp, n);
+	if (resp[7] == (fc | 0x80)) {
+		if (n != 9)
+			return mismatch(why, why_cap, "malformed exception", req, resp, n);
+		if (exception)
+			*exception = resp[8];
 		return -EREMOTEIO;
+	}
 	if (resp[7] != fc || n != 9 + 2 * qty || resp[8] != 2 * qty)
-		return 1;
+		return mismatch(why, why_cap, "wrong function or length", req, resp, n);
 	for (uint16_t i = 0; i < qty; i++)
-		if (be16(resp + 9 + 2 * i) != sim_modbus_value(fc, (uint16_t)(addr + i), UNIT))
-			return 1;
+		if (be16(resp + 9 + 2 * i) != sim_modbus_value(fc, (uint16_t)(addr + i), unit))
+			return mismatch(why, why_cap, "wrong value", req, resp, n);
 	return 0;
+}
+
+/* A read from UNIT, checked. Returns 0, 1 for a mismatch, or -errno
+ * (-EREMOTEIO for an exception reply). */
+static int modbus_read_checked(int fd, uint16_t tid, uint8_t fc, uint16_t addr, uint16_t qty)
+{
+	return bench_modbus_read(fd, tid, UNIT, fc, addr, qty, NULL, NULL, 0);
 }
 
 int bench_modbus_once(int fd, uint16_t tid, uint16_t addr, uint16_t qty)
@@ -109,6 +140,8 @@ struct plan {
 	int64_t t_start, t_window, t_end; /* ns */
 	int64_t pace_ns;
 	int clients;
+	int fixed_qty;       /* > 0: every client reads fc 3, fixed_qty at fixed_addr */
+	uint16_t fixed_addr;
 	pthread_mutex_t lock;
 	pthread_cond_t go;   /* released: the times above are set */
 	bool released;
@@ -185,9 +218,18 @@ static void *client_main(void *arg)
 		if (t0 >= p->t_end)
 			break;
 		tid++;
-		addr = (uint16_t)((addr + READ_QTY) % 60000);
-		uint8_t fc = (tid & 1) ? 3 : 4;
-		int rc = modbus_read_checked(c->fd, tid, fc, addr, READ_QTY);
+		uint8_t fc;
+		uint16_t qty;
+		if (p->fixed_qty > 0) {
+			fc = 3;
+			addr = p->fixed_addr;
+			qty = (uint16_t)p->fixed_qty;
+		} else {
+			addr = (uint16_t)((addr + READ_QTY) % 60000);
+			fc = (tid & 1) ? 3 : 4;
+			qty = READ_QTY;
+		}
+		int rc = modbus_read_checked(c->fd, tid, fc, addr, qty);
 		int64_t t1 = bench_now_ns();
 		if (rc == 1) {
 			c->mismatches++;
@@ -233,9 +275,11 @@ int bench_modbus_run(const struct bench_load *load, struct bench_result *res)
 	res->rss_kib = res->threads = -1;
 	res->cpu_us_per_req = -1;
 	res->host_busy = -1;
+	res->target_requests = -1;
 
 	struct client *cl = calloc((size_t)load->clients, sizeof *cl);
 	struct plan plan = { .clients = load->clients, .pace_ns = (int64_t)load->pace_us * 1000,
+			     .fixed_qty = load->fixed_qty, .fixed_addr = load->fixed_addr,
 			     .lock = PTHREAD_MUTEX_INITIALIZER, .go = PTHREAD_COND_INITIALIZER };
 	if (cl == NULL) {
 		snprintf(res->note, sizeof res->note, "out of memory");
@@ -279,9 +323,12 @@ int bench_modbus_run(const struct bench_load *load, struct bench_result *res)
 		bench_sleep_until(plan.t_window);
 		int64_t cpu0 = load->daemon > 0 ? bench_proc_cpu_us(load->daemon) : -1;
 		int64_t host0[2] = { 0, 0 }, host1[2] = { 0, 0 };
+		long sim0 = load->target ? TM_SIM_STAT(load->target, requests) : -1;
 		bench_host_cpu(&host0[0], &host0[1]);
 		bench_sleep_until(plan.t_end);
 		bench_host_cpu(&host1[0], &host1[1]);
+		if (load->target)
+			res->target_requests = TM_SIM_STAT(load->target, requests) - sim0;
 		/* /proc/stat counts in clock ticks: paced load aliases with them */
 		res->host_busy = load->pace_us > 0 ? -1 : bench_host_busy(host0, host1);
 		int64_t cpu1 = load->daemon > 0 ? bench_proc_cpu_us(load->daemon) : -1;

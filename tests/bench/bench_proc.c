@@ -282,6 +282,35 @@ int bench_proc_status(pid_t pid, long *rss_kib, long *threads)
 	return *rss_kib >= 0 && *threads >= 0 ? 0 : -EPROTO;
 }
 
+long bench_proc_fds(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+	DIR *dir = opendir(path);
+	if (dir == NULL)
+		return -errno;
+	long n = 0;
+	struct dirent *e;
+	while ((e = readdir(dir)) != NULL)
+		n += e->d_name[0] >= '0' && e->d_name[0] <= '9';
+	closedir(dir);
+	return n;
+}
+
+bool bench_child_running(pid_t pid, int *status)
+{
+	int st;
+	pid_t r;
+	do
+		r = waitpid(pid, &st, WNOHANG);
+	while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return true;
+	if (status)
+		*status = r != pid ? -ECHILD : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	return false;
+}
+
 /* Sums the first field of /proc/PID/task/TID/schedstat (time on a CPU,
  * ns) over the live threads: nanosecond resolution, where /proc/PID/stat
  * counts clock ticks. Threads that end between two readings take their
