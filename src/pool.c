@@ -267,14 +267,12 @@ void pool_return(struct pool *p, struct pool_slot *s, int health)
 			s->next_attempt = now; /* reconnect at once */
 		} else {
 			/* A target that accepts and then drops every connection
-			 * (another master holds its one session) is as good as down:
-			 * back off as after a failed connect, and tell the waiters. */
+			 * (another master holds its one session, or it still holds
+			 * ours) gets the connect backoff instead of a storm of
+			 * reconnects. Waiters keep waiting, up to --timeout: such a
+			 * target is often back within a moment. */
 			s->failures++;
 			s->next_attempt = now + pool_backoff(p->backoff_ms, s->failures, (unsigned)rand_r(&p->seed));
-			if (p->live == 0) {
-				p->target_down = 1;
-				fail_waiters_locked(p, -ENOTCONN);
-			}
 		}
 		pthread_cond_signal(&p->work);
 	}

@@ -393,7 +393,8 @@ END_TEST
 
 /* A target whose one session another master holds accepts each connection
  * and drops it at once: the daemon backs off as after a failed connect
- * instead of reconnecting in a tight loop, and its clients get 0x0A. */
+ * instead of reconnecting in a tight loop; its clients get 0x0A at their
+ * --timeout. */
 START_TEST(test_no_reconnect_storm)
 {
 	struct sim_opts o = { .proto = SIM_MODBUS, .max_conns = 1 };
