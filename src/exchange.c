@@ -83,7 +83,9 @@ int exchange_check_idle(const struct config *cfg, struct pool_slot *s)
 		}
 		if (n == -ETIMEDOUT && buf_len(&s->rbuf) == 0 && !(pfd.revents & POLLRDHUP))
 			return POOL_HEALTHY;
-		if (n == 0 || n == -ETIMEDOUT || n == -ECONNRESET)
+		if (n == -ETIMEDOUT && !(pfd.revents & POLLRDHUP))
+			log_info("upstream #%d: idle connection holds part of a frame; reopening", s->id);
+		else if (n == 0 || n == -ETIMEDOUT || n == -ECONNRESET)
 			log_info("upstream #%d: closed by the target while idle", s->id);
 		else
 			log_info("upstream #%d: idle connection holds bytes that form no frame (%s)", s->id,
