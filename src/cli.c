@@ -197,6 +197,21 @@ static int known_protocols(char *out, size_t cap)
 	return 0;
 }
 
+/* Where a plain duration option (any DUR, 0 allowed) is stored. */
+static int64_t *duration_field(struct config *cfg, int opt)
+{
+	switch (opt) {
+	case OPT_DELAY: return &cfg->delay_ms;
+	case OPT_BACKOFF: return &cfg->backoff_ms;
+	case OPT_HEALTH: return &cfg->health_ms;
+	case OPT_IDLE: return &cfg->idle_timeout_ms;
+	case OPT_GAP: return &cfg->request_gap_ms;
+	case OPT_MAX_IDLE: return &cfg->upstream_max_idle_ms;
+	case OPT_MAX_AGE: return &cfg->upstream_max_age_ms;
+	default: return &cfg->cache_ttl_ms;
+	}
+}
+
 static int server_option(struct config *cfg, int c, const char *arg, char *err, size_t cap)
 {
 	int64_t d;
@@ -234,16 +249,13 @@ static int server_option(struct config *cfg, int c, const char *arg, char *err, 
 	case OPT_BACKOFF:
 	case OPT_HEALTH:
 	case OPT_IDLE:
+	case OPT_GAP:
+	case OPT_MAX_IDLE:
+	case OPT_MAX_AGE:
+	case OPT_CACHE_TTL:
 		if (cli_parse_duration(arg, &d) < 0)
 			return bad_duration(err, cap, c, arg);
-		if (c == OPT_DELAY)
-			cfg->delay_ms = d;
-		else if (c == OPT_BACKOFF)
-			cfg->backoff_ms = d;
-		else if (c == OPT_HEALTH)
-			cfg->health_ms = d;
-		else
-			cfg->idle_timeout_ms = d;
+		*duration_field(cfg, c) = d;
 		return 0;
 	case OPT_MAX_CONN:
 		if (parse_int(arg, 1, 1024, &cfg->max_connections) < 0)
@@ -285,15 +297,6 @@ static int server_option(struct config *cfg, int c, const char *arg, char *err, 
 		mp->nallow++;
 		return 0;
 	}
-	case OPT_GAP:
-	case OPT_MAX_IDLE:
-	case OPT_MAX_AGE:
-	case OPT_CACHE_TTL:
-		if (cli_parse_duration(arg, &d) < 0)
-			return bad_duration(err, cap, c, arg);
-		*(c == OPT_GAP ? &cfg->request_gap_ms : c == OPT_MAX_IDLE ? &cfg->upstream_max_idle_ms
-			: c == OPT_MAX_AGE ? &cfg->upstream_max_age_ms : &cfg->cache_ttl_ms) = d;
-		return 0;
 	case OPT_UNIT_MAP: {
 		int from, to;
 		char a[8], b[8];

@@ -61,16 +61,6 @@ int64_t pool_backoff(int64_t base_ms, unsigned failures, unsigned r)
 	return d + (d / 10 > 0 ? (int64_t)(r % (unsigned)(d / 10 + 1)) : 0);
 }
 
-static int cond_init_monotonic(pthread_cond_t *c)
-{
-	pthread_condattr_t a;
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	int rc = pthread_cond_init(c, &a);
-	pthread_condattr_destroy(&a);
-	return -rc;
-}
-
 int pool_init(struct pool *p, int nslots, int queue_max, size_t buf_initial, size_t buf_max)
 {
 	memset(p, 0, sizeof *p);
@@ -91,7 +81,7 @@ int pool_init(struct pool *p, int nslots, int queue_max, size_t buf_initial, siz
 		}
 	}
 	pthread_mutex_init(&p->lock, NULL);
-	return cond_init_monotonic(&p->work);
+	return time_cond_init(&p->work);
 }
 
 void pool_destroy(struct pool *p)
@@ -181,17 +171,26 @@ void pool_slot_connected_locked(struct pool *p, struct pool_slot *s, int fd, int
 	}
 }
 
-void pool_slot_failed_locked(struct pool *p, struct pool_slot *s, int64_t next_attempt)
+/* Counts a failure of s and sets when to connect it again; returns the wait. */
+static int64_t retry_later_locked(struct pool *p, struct pool_slot *s, int64_t now)
+{
+	s->failures++;
+	int64_t wait = pool_backoff(p->backoff_ms, s->failures, (unsigned)rand_r(&p->seed));
+	s->next_attempt = now + wait;
+	return wait;
+}
+
+int64_t pool_slot_failed_locked(struct pool *p, struct pool_slot *s)
 {
 	s->state = SLOT_DOWN;
-	s->failures++;
-	s->next_attempt = next_attempt;
+	int64_t wait = retry_later_locked(p, s, time_now_ms());
 	if (p->live == 0) {
 		/* Nobody can be served until the target is back: tell the
 		 * waiters now rather than at their deadline. */
 		p->target_down = 1;
 		fail_waiters_locked(p, -ENOTCONN);
 	}
+	return wait;
 }
 
 int pool_borrow(struct pool *p, int64_t deadline, struct pool_slot **out)
@@ -221,7 +220,7 @@ int pool_borrow(struct pool *p, int64_t deadline, struct pool_slot **out)
 
 	struct pool_waiter w = { .posted = 0, .slot = NULL, .err = 0, .next = NULL };
 	pthread_mutex_init(&w.m, NULL);
-	cond_init_monotonic(&w.c);
+	time_cond_init(&w.c);
 	if (p->tail != NULL)
 		p->tail->next = &w;
 	else
@@ -271,8 +270,7 @@ void pool_return(struct pool *p, struct pool_slot *s, int health)
 			 * ours) gets the connect backoff instead of a storm of
 			 * reconnects. Waiters keep waiting, up to --timeout: such a
 			 * target is often back within a moment. */
-			s->failures++;
-			s->next_attempt = now + pool_backoff(p->backoff_ms, s->failures, (unsigned)rand_r(&p->seed));
+			retry_later_locked(p, s, now);
 		}
 		pthread_cond_signal(&p->work);
 	}

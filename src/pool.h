@@ -80,6 +80,7 @@ int64_t pool_backoff(int64_t base_ms, unsigned failures, unsigned r);
 /* For the supervisor, with p->lock held. */
 void pool_slot_ready_locked(struct pool *p, struct pool_slot *s);  /* WARMING/BUSY -> IDLE or next waiter */
 void pool_slot_connected_locked(struct pool *p, struct pool_slot *s, int fd, int64_t ready_at);
-void pool_slot_failed_locked(struct pool *p, struct pool_slot *s, int64_t next_attempt);
+/* The connect failed: schedules the next attempt with backoff and returns its wait in ms. */
+int64_t pool_slot_failed_locked(struct pool *p, struct pool_slot *s);
 
 #endif

@@ -14,12 +14,7 @@ int readshare_init(struct readshare *rs, int coalesce, int64_t ttl_ms)
 	rs->coalesce = coalesce;
 	rs->ttl_ms = ttl_ms;
 	pthread_mutex_init(&rs->lock, NULL);
-	pthread_condattr_t a;
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	int rc = pthread_cond_init(&rs->done, &a);
-	pthread_condattr_destroy(&a);
-	return -rc;
+	return time_cond_init(&rs->done);
 }
 
 void readshare_destroy(struct readshare *rs)

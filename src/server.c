@@ -124,24 +124,24 @@ static void client_serve(struct client *c, struct buf *in, struct buf *out)
 		STAT_ADD(bytes_from_clients, reqlen);
 		log_hex(c->name, req, reqlen);
 
-		if (cfg->modbus_policy.read_only && !modbus_policy_allows(&cfg->modbus_policy, req, reqlen)) {
+		int64_t t0 = time_now_ms();
+		enum exchange_result r = EXCH_OK;
+		enum codec_err err = CODEC_ERR_POLICY;
+		int refused = cfg->modbus_policy.read_only && !modbus_policy_allows(&cfg->modbus_policy, req, reqlen);
+		if (refused) {
 			STAT_INC(req_policy);
 			log_info("%s: refused function %u for unit %u: --modbus-read-only", c->name,
 				 modbus_function(req), modbus_unit(req));
-			int answered = send_error(c, &ctx, req, reqlen, CODEC_ERR_POLICY);
-			buf_consume(in, reqlen);
-			if (!answered)
-				return;
-			continue;
-		}
-		int64_t t0 = time_now_ms();
-		enum exchange_result r = exchange_run(&srv->env, c->name, req, reqlen, &ctx, out);
-		if (r != EXCH_OK) {
+		} else {
+			r = exchange_run(&srv->env, c->name, req, reqlen, &ctx, out);
 			if (r == EXCH_TIMEOUT)
 				STAT_INC(req_timeout);
 			else if (r == EXCH_BAD_GATEWAY)
 				STAT_INC(req_bad_gateway);
-			int answered = send_error(c, &ctx, req, reqlen, exchange_error(r));
+			err = exchange_error(r);
+		}
+		if (refused || r != EXCH_OK) {
+			int answered = send_error(c, &ctx, req, reqlen, err);
 			buf_consume(in, reqlen);
 			if (!answered || r == EXCH_SHUTDOWN || ctx.close_client)
 				return;
@@ -272,7 +272,7 @@ int server_start(struct server *srv, const struct config *cfg)
 	srv->cfg = cfg;
 	srv->lfd = -1;
 	pthread_mutex_init(&srv->lock, NULL);
-	pthread_cond_init(&srv->drained, NULL);
+	time_cond_init(&srv->drained);
 	pthread_attr_init(&srv->client_attr);
 	pthread_attr_setdetachstate(&srv->client_attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&srv->client_attr, CLIENT_STACK_SIZE);
@@ -336,21 +336,10 @@ int server_start(struct server *srv, const struct config *cfg)
  * Returns the number still running. Called with srv->lock held. */
 static int wait_drained_locked(struct server *srv, int64_t deadline)
 {
-	struct timespec ts;
-	while (srv->nclients > 0) {
-		/* drained uses CLOCK_REALTIME: compute the absolute time from now */
-		int left = time_left_ms(deadline);
-		if (left == 0)
-			break;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += left / 1000;
-		ts.tv_nsec += (long)(left % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&srv->drained, &srv->lock, &ts);
-	}
+	struct timespec ts = time_abs(deadline);
+	int rc = 0;
+	while (srv->nclients > 0 && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&srv->drained, &srv->lock, &ts);
 	return srv->nclients;
 }
 

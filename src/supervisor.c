@@ -46,8 +46,7 @@ static void connect_slot(struct supervisor *sv, struct pool_slot *s)
 	} else if (fd >= 0) {
 		pool_slot_connected_locked(p, s, fd, now + cfg->delay_ms);
 	} else {
-		int64_t wait = pool_backoff(cfg->backoff_ms, s->failures + 1, (unsigned)rand_r(&p->seed));
-		pool_slot_failed_locked(p, s, now + wait);
+		int64_t wait = pool_slot_failed_locked(p, s);
 		if (!sv->down && p->live == 0)
 			log_warn("cannot connect to the target %s: %s; retrying with backoff", cfg->target,
 				 strerror(-fd));

@@ -26,3 +26,13 @@ struct timespec time_abs(int64_t deadline_ms)
 	struct timespec ts = { .tv_sec = deadline_ms / 1000, .tv_nsec = (deadline_ms % 1000) * 1000000L };
 	return ts;
 }
+
+int time_cond_init(pthread_cond_t *c)
+{
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	int rc = pthread_cond_init(c, &a);
+	pthread_condattr_destroy(&a);
+	return -rc;
+}

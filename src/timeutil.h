@@ -2,6 +2,7 @@
 #ifndef TCPMUX_TIMEUTIL_H
 #define TCPMUX_TIMEUTIL_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -11,5 +12,8 @@ int64_t time_now_ms(void);
 int time_left_ms(int64_t deadline);
 /* The absolute CLOCK_MONOTONIC timespec for deadline, for pthread_cond_timedwait. */
 struct timespec time_abs(int64_t deadline_ms);
+/* A condition variable whose timed waits use CLOCK_MONOTONIC (time_abs).
+ * Returns 0 or -errno. */
+int time_cond_init(pthread_cond_t *c);
 
 #endif
