@@ -3,6 +3,7 @@
 #include "config.h"
 #include "buf.h"
 #include "net.h"
+#include "timeutil.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -98,4 +99,25 @@ ssize_t buf_read_frame(struct buf *b, int fd, frame_fn fn, struct frame_ctx *ctx
 			b->eof = 1;
 		b->end += (size_t)r;
 	}
+}
+
+ssize_t buf_read_request(struct buf *b, int fd, frame_fn fn, struct frame_ctx *ctx, int64_t idle_deadline,
+			 int64_t frame_ms, int64_t *deadline)
+{
+	if (buf_len(b) == 0 && !b->eof) {
+		int rc = make_room(b);
+		if (rc < 0)
+			return rc;
+		ssize_t r = net_read(fd, b->data + b->end, b->cap - b->end, idle_deadline);
+		if (r < 0)
+			return r;
+		if (r == 0) {
+			b->eof = 1;
+			return 0;
+		}
+		b->end += (size_t)r;
+	}
+	/* the request's one deadline starts with its first byte, not with the idle wait */
+	*deadline = time_now_ms() + frame_ms;
+	return buf_read_frame(b, fd, fn, ctx, *deadline, *deadline);
 }

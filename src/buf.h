@@ -38,4 +38,10 @@ int buf_append(struct buf *b, const void *p, size_t n);
 ssize_t buf_read_frame(struct buf *b, int fd, frame_fn fn, struct frame_ctx *ctx,
 		       int64_t first_deadline, int64_t deadline);
 
+/* Reads one request: waits for its first byte until idle_deadline (-1: for
+ * ever), then sets *deadline to frame_ms after that and reads the rest of
+ * the frame by it. Returns as buf_read_frame. */
+ssize_t buf_read_request(struct buf *b, int fd, frame_fn fn, struct frame_ctx *ctx, int64_t idle_deadline,
+			 int64_t frame_ms, int64_t *deadline);
+
 #endif

@@ -73,12 +73,13 @@ void cli_defaults(struct config *cfg)
 	strcpy(cfg->listen, "8000");
 	strcpy(cfg->listen_port, "8000");
 	cfg->timeout_ms = 60000;
+	cfg->answer_timeout_ms = 5000;
 	cfg->delay_ms = 0;
 	cfg->backoff_ms = 1000;
 	cfg->health_ms = 30000;
 	cfg->idle_timeout_ms = 300000;
 	cfg->max_connections = 1;
-	cfg->queue_size = 32;
+	cfg->queue_size = -1;
 	cfg->max_clients = 1000;
 	cfg->max_frame = 1024 * 1024;
 	cfg->modbus_tid_check = 1;

@@ -19,7 +19,8 @@ struct config {
 	char target_host[256], target_port[8];
 	char listen[300];
 	char listen_host[256], listen_port[8];
-	int64_t timeout_ms;
+	int64_t timeout_ms;            /* one deadline per request, from its first byte */
+	int64_t answer_timeout_ms;     /* the longest an unanswered request holds a connection */
 	int64_t delay_ms;
 	int64_t backoff_ms;
 	int64_t health_ms;

@@ -28,6 +28,7 @@ typedef ssize_t (*frame_fn)(struct frame_ctx *ctx, const uint8_t *buf, size_t le
 
 /* What went wrong, for error_reply. */
 enum codec_err {
+	CODEC_ERR_NONE = -1,    /* no error (a dialect's check lets the request pass) */
 	CODEC_ERR_BAD_REQUEST,  /* malformed request (-EPROTO) */
 	CODEC_ERR_TOO_LARGE,    /* request over --max-frame (-EMSGSIZE) */
 	CODEC_ERR_UNSUPPORTED,  /* refused request (-EOPNOTSUPP) */
@@ -35,6 +36,7 @@ enum codec_err {
 	CODEC_ERR_TIMEOUT,      /* the target did not answer in time */
 	CODEC_ERR_BAD_GATEWAY,  /* the target closed, failed or sent garbage */
 	CODEC_ERR_POLICY,       /* a policy refused the request (modbus read-only) */
+	CODEC_ERR_INVALID,      /* well framed, but not a valid request (modbus: wrong length for its function) */
 };
 
 /* Writes a protocol-level error answer for the request req (which may be

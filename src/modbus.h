@@ -11,6 +11,7 @@
 
 /* Exception codes (Modbus Application Protocol v1.1b3, section 7). */
 #define MODBUS_EXC_ILLEGAL_FUNCTION 0x01
+#define MODBUS_EXC_ILLEGAL_VALUE 0x03     /* illegal data value: a request of the wrong length */
 #define MODBUS_EXC_GATEWAY_PATH 0x0A      /* gateway path unavailable */
 #define MODBUS_EXC_GATEWAY_TARGET 0x0B    /* gateway target failed to respond */
 

@@ -250,6 +250,42 @@ void net_addr_str(const struct net_addr *a, char *out, size_t cap)
 	}
 }
 
+int net_peer_state(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLRDHUP };
+	int rc;
+	do
+		rc = poll(&pfd, 1, 0);
+	while (rc < 0 && errno == EINTR);
+	if (rc <= 0)
+		return 0;
+	if (pfd.revents & (POLLERR | POLLHUP | POLLNVAL))
+		return NET_PEER_GONE;
+	return pfd.revents & POLLRDHUP ? NET_PEER_SHUT : 0;
+}
+
+int net_wait_either(int fd, int watch, int shut_counts, int64_t deadline)
+{
+	for (;;) {
+		/* POLLRDHUP only on the watched peer: its next request may
+		 * already be there, and that is no reason to stop waiting */
+		struct pollfd pfd[2] = { { .fd = fd, .events = POLLIN },
+					 { .fd = watch, .events = shut_counts ? POLLRDHUP : 0 } };
+		int left = deadline < 0 ? -1 : time_left_ms(deadline);
+		int rc = poll(pfd, 2, left);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc < 0)
+			return -errno;
+		if (rc == 0)
+			return -ETIMEDOUT;
+		if (pfd[1].revents & (POLLERR | POLLHUP | POLLNVAL | POLLRDHUP))
+			return 1;
+		if (pfd[0].revents)
+			return 0;
+	}
+}
+
 int net_local_port(int fd)
 {
 	struct net_addr a = { .len = sizeof a.ss };

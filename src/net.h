@@ -34,6 +34,17 @@ ssize_t net_read(int fd, void *buf, size_t cap, int64_t deadline);
 /* Writes all len bytes before the deadline. Returns 0 or -errno. */
 int net_write_all(int fd, const void *buf, size_t len, int64_t deadline);
 
+/* Whether a connected peer has gone, without reading: NET_PEER_SHUT when it
+ * shut its sending side (it may still read), NET_PEER_GONE when it reset or
+ * both sides are closed. 0 when it is there. */
+#define NET_PEER_SHUT 1
+#define NET_PEER_GONE 2
+int net_peer_state(int fd);
+/* Waits until fd is readable (returns 0) or the peer on watch has gone
+ * (returns 1; a half-close counts when shut_counts), or the deadline passes
+ * (-ETIMEDOUT). */
+int net_wait_either(int fd, int watch, int shut_counts, int64_t deadline);
+
 /* "192.0.2.5:50812" or "[2001:db8::1]:50812". */
 void net_addr_str(const struct net_addr *a, char *out, size_t cap);
 /* The port a bound socket got (for port 0). */

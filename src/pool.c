@@ -1,5 +1,6 @@
 /* The pool of upstream connections: slots borrowed by client threads in
- * arrival order, kept connected by the supervisor. */
+ * arrival order. Only this file takes the pool's lock or changes a slot's
+ * state; the supervisor does the jobs the pool hands it. */
 #include "config.h"
 #include "pool.h"
 #include "timeutil.h"
@@ -12,6 +13,8 @@
 #define BACKOFF_CAP_MS 30000
 /* A connection that breaks this soon without carrying an exchange counts as a failed connect. */
 #define DIED_YOUNG_MS 2000
+/* The supervisor looks at the slots at least this often. */
+#define IDLE_WAKE_MS 60000
 
 /* A client thread waiting for a slot; lives on that thread's stack. A
  * returned slot is handed straight to the first waiter, so only that one
@@ -146,29 +149,12 @@ static struct pool_waiter *hand_locked(struct pool *p, struct pool_slot *s)
 	return NULL;
 }
 
-void pool_slot_ready_locked(struct pool *p, struct pool_slot *s)
+/* Makes a slot that became usable available: to the first waiter, or idle. */
+static void slot_ready_locked(struct pool *p, struct pool_slot *s)
 {
 	struct pool_waiter *w = hand_locked(p, s);
 	if (w != NULL)
 		post(w); /* rare path (supervisor): posting under the lock is fine */
-}
-
-void pool_slot_connected_locked(struct pool *p, struct pool_slot *s, int fd, int64_t ready_at)
-{
-	s->fd = fd;
-	s->opened_at = time_now_ms();
-	s->last_answer_at = 0;
-	s->carried = 0; /* failures are forgiven once it carries an exchange */
-	s->timeouts = 0;
-	buf_reset(&s->rbuf);
-	p->live++;
-	p->target_down = 0;
-	if (ready_at > time_now_ms()) {
-		s->state = SLOT_WARMING;
-		s->ready_at = ready_at;
-	} else {
-		pool_slot_ready_locked(p, s);
-	}
 }
 
 /* Counts a failure of s and sets when to connect it again; returns the wait. */
@@ -180,42 +166,130 @@ static int64_t retry_later_locked(struct pool *p, struct pool_slot *s, int64_t n
 	return wait;
 }
 
-int64_t pool_slot_failed_locked(struct pool *p, struct pool_slot *s)
+struct pool_connect_report pool_connected(struct pool *p, struct pool_slot *s, int fd)
 {
-	s->state = SLOT_DOWN;
-	int64_t wait = retry_later_locked(p, s, time_now_ms());
-	if (p->live == 0) {
-		/* Nobody can be served until the target is back: tell the
-		 * waiters now rather than at their deadline. */
-		p->target_down = 1;
-		fail_waiters_locked(p, -ENOTCONN);
+	struct pool_connect_report r = { 0, 0, 0 };
+	int64_t now = time_now_ms();
+	pthread_mutex_lock(&p->lock);
+	r.was_down = p->target_down;
+	if (fd >= 0 && p->stopping) {
+		close(fd);
+		s->state = SLOT_DOWN;
+	} else if (fd >= 0) {
+		s->fd = fd;
+		s->opened_at = now;
+		s->last_answer_at = 0;
+		s->carried = 0; /* failures are forgiven once it carries an exchange */
+		s->timeouts = 0;
+		buf_reset(&s->rbuf);
+		p->live++;
+		p->target_down = 0;
+		if (p->delay_ms > 0) {
+			s->state = SLOT_WARMING;
+			s->ready_at = now + p->delay_ms;
+		} else {
+			slot_ready_locked(p, s);
+		}
+	} else {
+		s->state = SLOT_DOWN;
+		r.retry_ms = retry_later_locked(p, s, now);
+		if (p->live == 0) {
+			/* Nobody can be served until the target is back: tell the
+			 * waiters now rather than at their deadline. */
+			p->target_down = 1;
+			fail_waiters_locked(p, -ENOTCONN);
+		}
 	}
-	return wait;
+	r.now_down = p->target_down;
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+/* Whether any slot is being connected now. */
+static int connecting_locked(const struct pool *p)
+{
+	for (int i = 0; i < p->nslots; i++)
+		if (p->slots[i].state == SLOT_CONNECTING)
+			return 1;
+	return 0;
+}
+
+/* The target is down: asks the supervisor for one connect attempt now
+ * (rate-limited, one in flight). Returns 0 when the borrower should wait
+ * for its outcome, -ENOTCONN when it should fail at once. */
+static int demand_connect_locked(struct pool *p, int64_t now)
+{
+	if (connecting_locked(p))
+		return 0;
+	if (p->last_demand != 0 && now - p->last_demand < POOL_DEMAND_MS)
+		return -ENOTCONN;
+	for (int i = 0; i < p->nslots; i++) {
+		if (p->slots[i].state == SLOT_DOWN) {
+			p->last_demand = now;
+			p->slots[i].next_attempt = now;
+			pthread_cond_signal(&p->work);
+			return 0;
+		}
+	}
+	return -ENOTCONN;
+}
+
+/* Takes an idle slot, or returns NULL. Idle slots exist only while nobody
+ * waits, so taking one overtakes no one. */
+static struct pool_slot *take_idle_locked(struct pool *p)
+{
+	for (int i = 0; i < p->nslots; i++) {
+		if (p->slots[i].state == SLOT_IDLE) {
+			p->slots[i].state = SLOT_BUSY;
+			return &p->slots[i];
+		}
+	}
+	return NULL;
+}
+
+/* Checks whether a borrower may queue. Returns 0 or -errno. */
+static int may_wait_locked(struct pool *p)
+{
+	if (p->target_down) {
+		int rc = demand_connect_locked(p, time_now_ms());
+		if (rc < 0)
+			return rc;
+	}
+	if (p->queue_max >= 0 && p->nwaiting >= p->queue_max)
+		return -EAGAIN;
+	return 0;
+}
+
+/* Waits on w (queued) for a slot until deadline; returns 0 or -errno. */
+static int wait_turn(struct pool *p, struct pool_waiter *w, int64_t deadline)
+{
+	if (wait_post(w, deadline) != 0) {
+		pthread_mutex_lock(&p->lock);
+		int handed = w->slot != NULL || w->err != 0;
+		if (!handed)
+			dequeue(p, w);
+		pthread_mutex_unlock(&p->lock);
+		if (handed) /* handed over as the deadline passed: its post is coming */
+			wait_post(w, -1);
+	}
+	if (w->slot != NULL)
+		return 0;
+	return w->err != 0 ? w->err : -ETIMEDOUT;
 }
 
 int pool_borrow(struct pool *p, int64_t deadline, struct pool_slot **out)
 {
 	pthread_mutex_lock(&p->lock);
-	if (p->stopping) {
+	int rc = p->stopping ? -ESHUTDOWN : 0;
+	if (rc == 0 && (*out = take_idle_locked(p)) != NULL) {
 		pthread_mutex_unlock(&p->lock);
-		return -ESHUTDOWN;
+		return 0;
 	}
-	/* Idle slots exist only while nobody waits, so taking one overtakes no one. */
-	for (int i = 0; i < p->nslots; i++) {
-		if (p->slots[i].state == SLOT_IDLE) {
-			p->slots[i].state = SLOT_BUSY;
-			*out = &p->slots[i];
-			pthread_mutex_unlock(&p->lock);
-			return 0;
-		}
-	}
-	if (p->target_down) {
+	if (rc == 0)
+		rc = may_wait_locked(p);
+	if (rc < 0) {
 		pthread_mutex_unlock(&p->lock);
-		return -ENOTCONN;
-	}
-	if (p->nwaiting >= p->queue_max) {
-		pthread_mutex_unlock(&p->lock);
-		return -EAGAIN;
+		return rc;
 	}
 
 	struct pool_waiter w = { .posted = 0, .slot = NULL, .err = 0, .next = NULL };
@@ -229,25 +303,15 @@ int pool_borrow(struct pool *p, int64_t deadline, struct pool_slot **out)
 	p->nwaiting++;
 	pthread_mutex_unlock(&p->lock);
 
-	if (wait_post(&w, deadline) != 0) {
-		pthread_mutex_lock(&p->lock);
-		int handed = w.slot != NULL || w.err != 0;
-		if (!handed)
-			dequeue(p, &w);
-		pthread_mutex_unlock(&p->lock);
-		if (handed) /* handed over as the deadline passed: its post is coming */
-			wait_post(&w, -1);
-	}
+	rc = wait_turn(p, &w, deadline);
 	pthread_cond_destroy(&w.c);
 	pthread_mutex_destroy(&w.m);
-	if (w.slot != NULL) {
+	if (rc == 0)
 		*out = w.slot;
-		return 0;
-	}
-	return w.err != 0 ? w.err : -ETIMEDOUT;
+	return rc;
 }
 
-void pool_return(struct pool *p, struct pool_slot *s, int health)
+void pool_return(struct pool *p, struct pool_slot *s, enum pool_health health)
 {
 	int fd = -1;
 	struct pool_waiter *w = NULL;
@@ -268,8 +332,8 @@ void pool_return(struct pool *p, struct pool_slot *s, int health)
 			/* A target that accepts and then drops every connection
 			 * (another master holds its one session, or it still holds
 			 * ours) gets the connect backoff instead of a storm of
-			 * reconnects. Waiters keep waiting, up to --timeout: such a
-			 * target is often back within a moment. */
+			 * reconnects. Waiters keep waiting, up to their deadline:
+			 * such a target is often back within a moment. */
 			retry_later_locked(p, s, now);
 		}
 		pthread_cond_signal(&p->work);
@@ -279,6 +343,64 @@ void pool_return(struct pool *p, struct pool_slot *s, int health)
 		post(w);
 	if (fd >= 0)
 		close(fd);
+}
+
+/* The job for slot s at now, if any; else lowers *next to when s wants one.
+ * Returns 1 with job filled in. */
+static int slot_job_locked(struct pool *p, struct pool_slot *s, int64_t now, int64_t *next,
+			   struct pool_job *job)
+{
+	int64_t due = INT64_MAX;
+	switch (s->state) {
+	case SLOT_DOWN:
+		if (s->next_attempt <= now) {
+			s->state = SLOT_CONNECTING;
+			*job = (struct pool_job){ POOL_JOB_CONNECT, s };
+			return 1;
+		}
+		due = s->next_attempt;
+		break;
+	case SLOT_WARMING:
+		if (s->ready_at <= now)
+			slot_ready_locked(p, s);
+		else
+			due = s->ready_at;
+		break;
+	case SLOT_IDLE:
+		due = p->idle_due != NULL ? p->idle_due(p->due_arg, s) : INT64_MAX;
+		if (due <= now) {
+			s->state = SLOT_BUSY;
+			*job = (struct pool_job){ POOL_JOB_CHECK, s };
+			return 1;
+		}
+		break;
+	default:
+		break;
+	}
+	if (due < *next)
+		*next = due;
+	return 0;
+}
+
+void pool_next_job(struct pool *p, struct pool_job *job)
+{
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		if (p->stopping) {
+			*job = (struct pool_job){ POOL_JOB_STOP, NULL };
+			break;
+		}
+		int64_t now = time_now_ms();
+		int64_t next = now + IDLE_WAKE_MS;
+		int found = 0;
+		for (int i = 0; i < p->nslots && !found; i++)
+			found = slot_job_locked(p, &p->slots[i], now, &next, job);
+		if (found)
+			break;
+		struct timespec ts = time_abs(next);
+		pthread_cond_timedwait(&p->work, &p->lock, &ts);
+	}
+	pthread_mutex_unlock(&p->lock);
 }
 
 void pool_stop(struct pool *p)

@@ -123,7 +123,8 @@ void readshare_store(struct readshare *rs, const struct readshare_key *k, unsign
 	pthread_mutex_unlock(&rs->lock);
 }
 
-struct readshare_flight *readshare_join(struct readshare *rs, const struct readshare_key *k, int *leader)
+struct readshare_flight *readshare_join(struct readshare *rs, const struct readshare_key *k, int64_t deadline,
+					int *leader)
 {
 	if (!rs->coalesce)
 		return NULL;
@@ -150,6 +151,7 @@ struct readshare_flight *readshare_join(struct readshare *rs, const struct reads
 		f->key = *k;
 		f->gen = gen;
 		f->refs = 1;
+		f->deadline = deadline;
 		*leader = 1;
 	}
 	pthread_mutex_unlock(&rs->lock);
@@ -158,9 +160,12 @@ struct readshare_flight *readshare_join(struct readshare *rs, const struct reads
 
 int readshare_wait(struct readshare *rs, struct readshare_flight *f, int64_t deadline, uint8_t *out, size_t *len)
 {
-	struct timespec ts = time_abs(deadline);
 	int rc = 0;
 	pthread_mutex_lock(&rs->lock);
+	/* as long as the leader may take, and a moment for it to publish */
+	if (f->deadline + READSHARE_PUBLISH_MS > deadline)
+		deadline = f->deadline + READSHARE_PUBLISH_MS;
+	struct timespec ts = time_abs(deadline);
 	while (!f->done && rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&rs->done, &rs->lock, &ts);
 	int result = -ETIMEDOUT;

@@ -12,6 +12,7 @@
 
 #define READSHARE_FLIGHTS 64
 #define READSHARE_CACHE 256
+#define READSHARE_ANSWER_MAX MODBUS_MAX_ADU   /* the largest answer shared */
 
 /* What makes two reads identical: the device's unit id (after
  * --modbus-unit-map), the function code, the address and the quantity. */
@@ -24,6 +25,7 @@ struct readshare_flight {
 	int used;
 	struct readshare_key key;
 	unsigned gen;              /* the unit's write generation when it started */
+	int64_t deadline;          /* the leader's request deadline */
 	int refs;                  /* the leader and its followers */
 	int done;
 	int result;                /* the leader's exchange result */
@@ -66,11 +68,16 @@ void readshare_write(struct readshare *rs, uint8_t unit);
  * or 0 on a miss. */
 size_t readshare_cache_get(struct readshare *rs, const struct readshare_key *k, int64_t now, uint8_t *out);
 
-/* Joins the flight for k, or starts one. *leader says which. Returns NULL
- * when no flight can be had (table full, or coalescing off): go alone. */
-struct readshare_flight *readshare_join(struct readshare *rs, const struct readshare_key *k, int *leader);
-/* Follower: waits until the leader is done or the deadline passes. Returns
- * the leader's result and copies its answer into out (*len), or -ETIMEDOUT. */
+/* Joins the flight for k, or starts one with the leader's request deadline.
+ * *leader says which. Returns NULL when no flight can be had (table full, or
+ * coalescing off): go alone. */
+struct readshare_flight *readshare_join(struct readshare *rs, const struct readshare_key *k, int64_t deadline,
+					int *leader);
+/* Follower: waits until the leader is done, or until the later of deadline
+ * and the leader's own deadline (plus READSHARE_PUBLISH_MS) has passed: a
+ * follower waits as long as its leader may. Returns the leader's result and
+ * copies its answer into out (*len), or -ETIMEDOUT. */
+#define READSHARE_PUBLISH_MS 200
 int readshare_wait(struct readshare *rs, struct readshare_flight *f, int64_t deadline, uint8_t *out,
 		   size_t *len);
 /* Leader: publishes its result (and answer when len > 0), caches a good

@@ -7,7 +7,6 @@
 #include "buf.h"
 #include "exchange.h"
 #include "log.h"
-#include "modbus.h"
 #include "net.h"
 #include "stats.h"
 #include "timeutil.h"
@@ -67,9 +66,11 @@ static int send_error(struct client *c, struct frame_ctx *ctx, const uint8_t *re
 	return 1;
 }
 
-static enum codec_err exchange_error(enum exchange_result r)
+static int exchange_error(enum exchange_result r)
 {
 	switch (r) {
+	case EXCH_OK:
+		return CODEC_ERR_NONE;
 	case EXCH_NO_UPSTREAM:
 	case EXCH_SHUTDOWN:
 		return CODEC_ERR_NO_UPSTREAM;
@@ -80,84 +81,92 @@ static enum codec_err exchange_error(enum exchange_result r)
 	}
 }
 
+/* Logs why reading a request failed (n < 0) and answers the client where
+ * the protocol has a way. */
+static void request_failed(struct client *c, struct buf *in, struct frame_ctx *ctx, ssize_t n)
+{
+	const struct config *cfg = c->srv->cfg;
+	if (n == -ETIMEDOUT && buf_len(in) == 0)
+		log_info("%s: idle for %lld ms, closing", c->name, (long long)cfg->idle_timeout_ms);
+	else if (n == -ETIMEDOUT)
+		log_info("%s: request not complete within %lld ms, closing", c->name, (long long)cfg->timeout_ms);
+	else if (n == -EPROTO || n == -EMSGSIZE || n == -EOPNOTSUPP) {
+		STAT_INC(req_bad_frame);
+		/* the client's own fault: info, so a garbage sender cannot flood the log */
+		log_info("%s: %s request, closing", c->name,
+			 n == -EPROTO ? "malformed" : n == -EMSGSIZE ? "oversize" : "unsupported");
+		send_error(c, ctx, NULL, 0,
+			   n == -EPROTO ? CODEC_ERR_BAD_REQUEST
+			   : n == -EMSGSIZE ? CODEC_ERR_TOO_LARGE : CODEC_ERR_UNSUPPORTED);
+	} else if (n == -ECONNRESET && buf_len(in) == 0)
+		log_info("%s: client reset the connection", c->name);
+	else if (n == -ECONNRESET)
+		log_info("%s: client left in the middle of a request", c->name);
+	else
+		log_info("%s: read failed: %s", c->name, strerror((int)-n));
+}
+
+/* Has one whole request answered: by the dialect's check, or the target.
+ * Returns 1 to go on with the next request, 0 to close the client. */
+static int serve_request(struct client *c, const struct exchange_req *r, struct frame_ctx *ctx, struct buf *out)
+{
+	struct server *srv = c->srv;
+	const struct dialect *d = &srv->dialect;
+	int64_t t0 = time_now_ms();
+	enum exchange_result res = EXCH_OK;
+	char why[160];
+	int err = d->check(d, r->req, r->len, why, sizeof why);
+	if (err >= 0) {
+		STAT_INC(req_policy);
+		log_info("%s: %s", c->name, why);
+	} else {
+		res = exchange_run(&srv->env, r, ctx, out);
+		if (res == EXCH_TIMEOUT)
+			STAT_INC(req_timeout);
+		else if (res == EXCH_BAD_GATEWAY)
+			STAT_INC(req_bad_gateway);
+		else if (res == EXCH_CLIENT_GONE)
+			return 0;
+		err = exchange_error(res);
+	}
+	if (res != EXCH_OK || err != CODEC_ERR_NONE) {
+		int answered = send_error(c, ctx, r->req, r->len, (enum codec_err)err);
+		return answered && res != EXCH_SHUTDOWN && !ctx->close_client;
+	}
+	STAT_INC(requests_ok);
+	stats_latency((uint64_t)(time_now_ms() - t0) * 1000);
+	int rc = net_write_all(c->fd, buf_head(out), buf_len(out), time_now_ms() + srv->cfg->timeout_ms);
+	if (rc < 0) {
+		log_info("%s: could not deliver the answer: %s", c->name, strerror(-rc));
+		return 0;
+	}
+	STAT_ADD(bytes_to_clients, buf_len(out));
+	return !ctx->close_client;
+}
+
 /* Serves one client until it leaves, errs, or the daemon stops. */
 static void client_serve(struct client *c, struct buf *in, struct buf *out)
 {
-	struct server *srv = c->srv;
-	const struct config *cfg = srv->cfg;
+	const struct config *cfg = c->srv->cfg;
 	struct frame_ctx ctx = { .max_frame = cfg->max_frame };
-
-	for (;;) {
-		int64_t now = time_now_ms();
-		int64_t idle = cfg->idle_timeout_ms > 0 ? now + cfg->idle_timeout_ms : -1;
+	for (int more = 1; more;) {
+		int64_t idle = cfg->idle_timeout_ms > 0 ? time_now_ms() + cfg->idle_timeout_ms : -1;
+		struct exchange_req r = { .client_fd = c->fd, .stopping = &c->srv->stopping, .who = c->name };
 		ctx.close_client = 0;
-		ssize_t n = buf_read_frame(in, c->fd, cfg->codec->request, &ctx, idle, now + cfg->timeout_ms);
-		if (n == 0) {
+		ssize_t n = buf_read_request(in, c->fd, cfg->codec->request, &ctx, idle, cfg->timeout_ms, &r.deadline);
+		if (n == 0)
 			log_info("%s: client closed the connection", c->name);
+		if (n < 0)
+			request_failed(c, in, &ctx, n);
+		if (n <= 0)
 			return;
-		}
-		if (n < 0) {
-			if (n == -ETIMEDOUT && buf_len(in) == 0)
-				log_info("%s: idle for %lld ms, closing", c->name, (long long)cfg->idle_timeout_ms);
-			else if (n == -ETIMEDOUT)
-				log_info("%s: request not complete within %lld ms, closing", c->name,
-					 (long long)cfg->timeout_ms);
-			else if (n == -EPROTO || n == -EMSGSIZE || n == -EOPNOTSUPP) {
-				STAT_INC(req_bad_frame);
-				/* the client's own fault: info, so a garbage sender cannot flood the log */
-				log_info("%s: %s request, closing", c->name,
-					 n == -EPROTO ? "malformed" : n == -EMSGSIZE ? "oversize" : "unsupported");
-				send_error(c, &ctx, NULL, 0,
-					   n == -EPROTO ? CODEC_ERR_BAD_REQUEST
-					   : n == -EMSGSIZE ? CODEC_ERR_TOO_LARGE : CODEC_ERR_UNSUPPORTED);
-			} else if (n == -ECONNRESET && buf_len(in) == 0)
-				log_info("%s: client reset the connection", c->name);
-			else if (n == -ECONNRESET)
-				log_info("%s: client left in the middle of a request", c->name);
-			else
-				log_info("%s: read failed: %s", c->name, strerror((int)-n));
-			return;
-		}
-		uint8_t *req = in->data + in->start;
-		size_t reqlen = (size_t)n;
+		r.req = buf_head(in);
+		r.len = (size_t)n;
 		STAT_INC(requests_total);
-		STAT_ADD(bytes_from_clients, reqlen);
-		log_hex(c->name, req, reqlen);
-
-		int64_t t0 = time_now_ms();
-		enum exchange_result r = EXCH_OK;
-		enum codec_err err = CODEC_ERR_POLICY;
-		int refused = cfg->modbus_policy.read_only && !modbus_policy_allows(&cfg->modbus_policy, req, reqlen);
-		if (refused) {
-			STAT_INC(req_policy);
-			log_info("%s: refused function %u for unit %u: --modbus-read-only", c->name,
-				 modbus_function(req), modbus_unit(req));
-		} else {
-			r = exchange_run(&srv->env, c->name, req, reqlen, &ctx, out);
-			if (r == EXCH_TIMEOUT)
-				STAT_INC(req_timeout);
-			else if (r == EXCH_BAD_GATEWAY)
-				STAT_INC(req_bad_gateway);
-			err = exchange_error(r);
-		}
-		if (refused || r != EXCH_OK) {
-			int answered = send_error(c, &ctx, req, reqlen, err);
-			buf_consume(in, reqlen);
-			if (!answered || r == EXCH_SHUTDOWN || ctx.close_client)
-				return;
-			continue;
-		}
-		buf_consume(in, reqlen);
-		STAT_INC(requests_ok);
-		stats_latency((uint64_t)(time_now_ms() - t0) * 1000);
-		int rc = net_write_all(c->fd, buf_head(out), buf_len(out), time_now_ms() + cfg->timeout_ms);
-		if (rc < 0) {
-			log_info("%s: could not deliver the answer: %s", c->name, strerror(-rc));
-			return;
-		}
-		STAT_ADD(bytes_to_clients, buf_len(out));
-		if (ctx.close_client)
-			return;
+		STAT_ADD(bytes_from_clients, r.len);
+		log_hex(c->name, r.req, r.len);
+		more = serve_request(c, &r, &ctx, out);
+		buf_consume(in, r.len);
 	}
 }
 
@@ -281,11 +290,18 @@ int server_start(struct server *srv, const struct config *cfg)
 			   cfg->max_frame);
 	if (rc < 0)
 		return rc;
+	dialect_init(&srv->dialect, cfg);
+	upstream_init(&srv->upstream, cfg, &srv->dialect);
 	srv->pool.backoff_ms = cfg->backoff_ms;
+	srv->pool.delay_ms = cfg->delay_ms;
+	srv->pool.idle_due = upstream_idle_due;
+	srv->pool.due_arg = &srv->upstream;
 	srv->env.pool = &srv->pool;
 	srv->env.cfg = cfg;
+	srv->env.dialect = &srv->dialect;
+	srv->env.upstream = &srv->upstream;
 	srv->env.share = NULL;
-	if (cfg->coalesce || cfg->cache_ttl_ms > 0) {
+	if (srv->dialect.share_key != NULL && (cfg->coalesce || cfg->cache_ttl_ms > 0)) {
 		readshare_init(&srv->share, cfg->coalesce, cfg->cache_ttl_ms);
 		srv->env.share = &srv->share;
 	}
@@ -306,7 +322,7 @@ int server_start(struct server *srv, const struct config *cfg)
 			return rc;
 		}
 	}
-	rc = supervisor_start(&srv->sup, &srv->pool, cfg);
+	rc = supervisor_start(&srv->sup, &srv->pool, &srv->upstream, cfg);
 	if (rc == 0) {
 		rc = -pthread_create(&srv->acceptor, NULL, acceptor_main, srv);
 		if (rc < 0) {

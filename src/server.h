@@ -6,11 +6,13 @@
 #include <stdatomic.h>
 
 #include "cli.h"
+#include "dialect.h"
 #include "exchange.h"
 #include "metrics.h"
 #include "pool.h"
 #include "readshare.h"
 #include "supervisor.h"
+#include "upstream.h"
 
 struct client;
 
@@ -20,6 +22,8 @@ struct server {
 	struct supervisor sup;
 	struct metrics metrics;
 	struct readshare share;
+	struct dialect dialect;
+	struct upstream upstream;
 	struct exchange_env env;
 	int metrics_on;
 	int lfd;

@@ -71,7 +71,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(cfg.max_connections, 1);
 	ck_assert_int_eq(cfg.backoff_ms, 1000);
 	ck_assert_int_eq(cfg.health_ms, 30000);
-	ck_assert_int_eq(cfg.queue_size, 32);
+	ck_assert_int_eq(cfg.queue_size, -1);
 	ck_assert_int_eq(cfg.max_clients, 1000);
 	ck_assert_int_eq(cfg.idle_timeout_ms, 300000);
 	ck_assert_uint_eq(cfg.max_frame, 1048576);

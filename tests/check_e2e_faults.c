@@ -607,11 +607,10 @@ static void close_reset(int fd)
 }
 
 /* Clients that send a write and leave at once (half with FIN, half with
- * RST), with a target that takes 50 ms to answer: the daemon has the whole
- * request, so the exchange is carried out (the register is written), the
- * answer dropped, and the connection kept. One at a time, so that none
- * waits longer than --timeout for the connection (it would get 0x0A and
- * rightly never reach the target). */
+ * RST) while the one connection is busy with another client's request
+ * (the target takes 50 ms to answer): by their turn they have gone, so
+ * their writes are never sent and cost the others nothing. The client that
+ * held the connection gets its answer; the connection is kept. */
 START_TEST(test_client_disconnects_mid_exchange)
 {
 	enum { N = 10, UNIT = 250, BASE = 60000 };
@@ -619,21 +618,28 @@ START_TEST(test_client_disconnects_mid_exchange)
 				    (struct sim_opts){ .proto = SIM_MODBUS, .max_conns = 1, .delay_ms = 50 },
 				    modbus_flags, 1);
 	for (int i = 0; i < N; i++) {
-		int fd = tm_connect(fc->port);
+		int holder = tm_connect(fc->port), fd = tm_connect(fc->port);
+		ck_assert_int_ge(holder, 0);
 		ck_assert_int_ge(fd, 0);
-		uint8_t req[12];
+		uint8_t hold[12], req[12], resp[260];
+		tm_modbus_req_read(hold, (uint16_t)(1000 + i), 1, 3, 0, 1);
+		long before = TM_SIM_STAT(fc->sim, requests);
+		size_t mark = tm_daemon_log_mark(fc->d);
+		ck_assert_int_eq(tm_write_all(holder, hold, sizeof(hold)), 0);
+		ck_assert(TM_SIM_WAIT(fc->sim, requests, before + 1, IO_MS)); /* the connection is busy */
 		uint16_t addr = (uint16_t)(BASE + i);
-		tm_modbus_req_write1(req, (uint16_t)i, UNIT, addr, (uint16_t)(i + 1));
+		int old = sim_modbus_holding(fc->sim, addr, UNIT);
+		tm_modbus_req_write1(req, (uint16_t)i, UNIT, addr, (uint16_t)(old + 1));
 		ck_assert_int_eq(tm_write_all(fd, req, sizeof(req)), 0);
 		if (i % 2)
 			close_reset(fd);
 		else
 			close(fd);
-		/* It reached the device although nobody waits for the answer. */
-		TM_WAIT_FOR(sim_modbus_holding(fc->sim, addr, UNIT) == i + 1, IO_MS);
-		ck_assert_msg(sim_modbus_holding(fc->sim, addr, UNIT) == i + 1,
-			      "the write of a client that left (%s) never reached the target",
-			      i % 2 ? "RST" : "FIN");
+		ck_assert(tm_daemon_wait_log(fc->d, mark, "left before its request was sent", NULL, 0, IO_MS));
+		ck_assert_msg(sim_modbus_holding(fc->sim, addr, UNIT) == old,
+			      "the write of a client that left (%s) reached the target", i % 2 ? "RST" : "FIN");
+		ck_assert_int_eq(tm_modbus_recv(holder, resp, sizeof resp, IO_MS), 11);
+		close(holder);
 	}
 	fc_recovered(fc, DISCONNECT_RECOVERY_MS);
 	struct totals t = fc_stop_clients(fc);

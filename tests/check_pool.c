@@ -17,18 +17,37 @@
 static struct pool pool;
 static int peers[64];
 
+/* Does the pool's next job as the supervisor would: a connect job gets a
+ * socketpair (its far end goes to *peer) or the error fail. */
+static struct pool_connect_report connect_job(int fail, int *peer)
+{
+	struct pool_job job;
+	pool_next_job(&pool, &job);
+	ck_assert_int_eq(job.kind, POOL_JOB_CONNECT);
+	if (fail)
+		return pool_connected(&pool, job.slot, fail);
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	*peer = sv[1];
+	return pool_connected(&pool, job.slot, sv[0]);
+}
+
 /* Puts every slot up, as the supervisor would after connecting. */
 static void connect_all(int nslots, int queue)
 {
 	ck_assert_int_eq(pool_init(&pool, nslots, queue, 64, 1024), 0);
-	pthread_mutex_lock(&pool.lock);
-	for (int i = 0; i < nslots; i++) {
-		int sv[2];
-		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-		peers[i] = sv[1];
-		pool_slot_connected_locked(&pool, &pool.slots[i], sv[0], 0);
-	}
-	pthread_mutex_unlock(&pool.lock);
+	for (int i = 0; i < nslots; i++)
+		connect_job(0, &peers[i]);
+}
+
+/* Does pool jobs until the pool stops (a supervisor without sockets). */
+static void *job_loop(void *arg)
+{
+	(void)arg;
+	struct pool_job job;
+	for (pool_next_job(&pool, &job); job.kind != POOL_JOB_STOP; pool_next_job(&pool, &job))
+		ck_assert_int_ne(job.kind, POOL_JOB_CONNECT);
+	return NULL;
 }
 
 static void teardown_all(void)
@@ -63,11 +82,11 @@ START_TEST(test_borrow_return)
 	pool_counts(&pool, &live, &busy, &waiting);
 	ck_assert_int_eq(live, 2);
 	ck_assert_int_eq(busy, 2);
-	pool_return(&pool, a, 1);
+	pool_return(&pool, a, POOL_HEALTHY);
 	ck_assert_int_eq(pool_borrow(&pool, time_now_ms() + 1000, &c), 0);
 	ck_assert_ptr_eq(a, c);
-	pool_return(&pool, b, 1);
-	pool_return(&pool, c, 1);
+	pool_return(&pool, b, POOL_HEALTHY);
+	pool_return(&pool, c, POOL_HEALTHY);
 	teardown_all();
 }
 END_TEST
@@ -85,7 +104,7 @@ START_TEST(test_deadline)
 	int live, busy, waiting;
 	pool_counts(&pool, &live, &busy, &waiting);
 	ck_assert_int_eq(waiting, 0); /* the timed-out waiter left the queue */
-	pool_return(&pool, a, 1);
+	pool_return(&pool, a, POOL_HEALTHY);
 	teardown_all();
 }
 END_TEST
@@ -109,7 +128,7 @@ static void *waiter(void *arg)
 		pthread_mutex_lock(&order_lock);
 		order[norder++] = w->index;
 		pthread_mutex_unlock(&order_lock);
-		pool_return(&pool, s, 1);
+		pool_return(&pool, s, POOL_HEALTHY);
 	}
 	return NULL;
 }
@@ -128,7 +147,7 @@ START_TEST(test_fifo)
 		ck_assert_int_eq(pthread_create(&t[i], NULL, waiter, &args[i]), 0);
 		wait_for_waiters(i + 1); /* arrival order is now known */
 	}
-	pool_return(&pool, held, 1);
+	pool_return(&pool, held, POOL_HEALTHY);
 	for (int i = 0; i < N; i++) {
 		pthread_join(t[i], NULL);
 		ck_assert_int_eq(args[i].rc, 0);
@@ -155,7 +174,7 @@ START_TEST(test_queue_full)
 	int64_t t0 = time_now_ms();
 	ck_assert_int_eq(pool_borrow(&pool, t0 + 5000, &s), -EAGAIN);
 	ck_assert_int_lt(time_now_ms() - t0, 1000); /* refused at once, not at the deadline */
-	pool_return(&pool, held, 1);
+	pool_return(&pool, held, POOL_HEALTHY);
 	for (int i = 0; i < 2; i++) {
 		pthread_join(t[i], NULL);
 		ck_assert_int_eq(args[i].rc, 0);
@@ -181,7 +200,7 @@ static void *hammer(void *arg)
 			atomic_fetch_add(&violations, 1); /* two threads hold one slot */
 		atomic_fetch_add(&borrowed, 1);
 		atomic_fetch_sub(&owners[s->id], 1);
-		pool_return(&pool, s, 1);
+		pool_return(&pool, s, POOL_HEALTHY);
 	}
 	return NULL;
 }
@@ -216,27 +235,44 @@ START_TEST(test_target_down)
 	ck_assert_int_eq(pthread_create(&t, NULL, waiter, &arg), 0);
 	wait_for_waiters(1);
 	/* The supervisor's connect fails: the waiter hears it now, not at its deadline. */
-	pthread_mutex_lock(&pool.lock);
-	pool.slots[0].state = SLOT_CONNECTING;
-	int64_t wait = pool_slot_failed_locked(&pool, &pool.slots[0]);
-	ck_assert_int_ge(wait, 1000); /* the default backoff, with jitter */
-	ck_assert_int_le(wait, 1100);
-	pthread_mutex_unlock(&pool.lock);
+	struct pool_connect_report r = connect_job(-ECONNREFUSED, NULL);
+	ck_assert_int_ge(r.retry_ms, 1000); /* the default backoff, with jitter */
+	ck_assert_int_le(r.retry_ms, 1100);
+	ck_assert(r.now_down && !r.was_down);
 	pthread_join(t, NULL);
 	ck_assert_int_eq(arg.rc, -ENOTCONN);
+
+	/* A borrower while it is down asks for one connect now, and waits for it. */
+	arg.deadline = time_now_ms() + 10000;
+	ck_assert_int_eq(pthread_create(&t, NULL, waiter, &arg), 0);
+	wait_for_waiters(1);
+	ck_assert_int_lt(pool.slots[0].next_attempt, time_now_ms() + 1000);
+	r = connect_job(-ECONNREFUSED, NULL);
+	ck_assert(r.now_down && r.was_down);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(arg.rc, -ENOTCONN);
+	/* ...at most one per POOL_DEMAND_MS: the next one fails at once */
 	struct pool_slot *s;
+	int64_t t0 = time_now_ms();
 	ck_assert_int_eq(pool_borrow(&pool, time_now_ms() + 5000, &s), -ENOTCONN);
-	/* Back up: served again. */
-	int sv[2];
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	pthread_mutex_lock(&pool.lock);
-	pool_slot_connected_locked(&pool, &pool.slots[0], sv[0], 0);
-	pthread_mutex_unlock(&pool.lock);
+	ck_assert_int_lt(time_now_ms() - t0, 100);
+
+	/* Back up after the interval: the borrower that asked is served. */
+	while (time_now_ms() - t0 <= POOL_DEMAND_MS)
+		usleep(1000);
+	arg.deadline = time_now_ms() + 10000;
+	ck_assert_int_eq(pthread_create(&t, NULL, waiter, &arg), 0);
+	wait_for_waiters(1);
+	int peer;
+	r = connect_job(0, &peer);
+	ck_assert(r.was_down && !r.now_down);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(arg.rc, 0);
 	ck_assert_int_eq(pool_borrow(&pool, time_now_ms() + 1000, &s), 0);
-	pool_return(&pool, s, 0); /* broken: closed, supervisor asked to reconnect */
+	pool_return(&pool, s, POOL_BROKEN); /* closed, to be connected again */
 	ck_assert_int_eq(pool.slots[0].state, SLOT_DOWN);
 	ck_assert_int_eq(pool.slots[0].fd, -1);
-	close(sv[1]);
+	close(peer);
 	pool_destroy(&pool);
 }
 END_TEST
@@ -244,19 +280,22 @@ END_TEST
 START_TEST(test_warming)
 {
 	ck_assert_int_eq(pool_init(&pool, 1, 8, 64, 1024), 0);
-	int sv[2];
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	pthread_mutex_lock(&pool.lock);
-	pool_slot_connected_locked(&pool, &pool.slots[0], sv[0], time_now_ms() + 60000);
-	pthread_mutex_unlock(&pool.lock);
+	pool.delay_ms = 150;
+	int peer;
+	connect_job(0, &peer);
+	ck_assert_int_eq(pool.slots[0].state, SLOT_WARMING);
 	struct pool_slot *s;
-	ck_assert_int_eq(pool_borrow(&pool, time_now_ms() + 50, &s), -ETIMEDOUT);
-	pthread_mutex_lock(&pool.lock);
-	pool_slot_ready_locked(&pool, &pool.slots[0]);
-	pthread_mutex_unlock(&pool.lock);
-	ck_assert_int_eq(pool_borrow(&pool, time_now_ms() + 50, &s), 0);
-	pool_return(&pool, s, 1);
-	close(sv[1]);
+	ck_assert_int_eq(pool_borrow(&pool, time_now_ms() + 20, &s), -ETIMEDOUT);
+	/* the supervisor makes it ready once --delay has passed */
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, job_loop, NULL), 0);
+	int64_t t0 = time_now_ms();
+	ck_assert_int_eq(pool_borrow(&pool, time_now_ms() + 5000, &s), 0);
+	ck_assert_int_lt(time_now_ms() - t0, 1000);
+	pool_return(&pool, s, POOL_HEALTHY);
+	pool_stop(&pool);
+	pthread_join(t, NULL);
+	close(peer);
 	pool_destroy(&pool);
 }
 END_TEST
@@ -274,7 +313,7 @@ START_TEST(test_stop)
 	pthread_join(t, NULL);
 	ck_assert_int_eq(arg.rc, -ESHUTDOWN);
 	ck_assert_int_eq(pool_borrow(&pool, time_now_ms() + 1000, &s), -ESHUTDOWN);
-	pool_return(&pool, held, 1);
+	pool_return(&pool, held, POOL_HEALTHY);
 	teardown_all();
 }
 END_TEST

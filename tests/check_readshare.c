@@ -134,7 +134,7 @@ START_TEST(test_coalesce)
 	readshare_key_of(req, read_req(req, 1, 3, 100, 1), 1, &k);
 	readshare_key_of(req, read_req(req, 1, 3, 101, 1), 1, &other);
 	int leader;
-	struct readshare_flight *lf = readshare_join(&rs, &k, &leader);
+	struct readshare_flight *lf = readshare_join(&rs, &k, 0, &leader);
 	ck_assert_ptr_nonnull(lf);
 	ck_assert_int_eq(leader, 1);
 	enum { N = 5 };
@@ -142,13 +142,13 @@ START_TEST(test_coalesce)
 	pthread_t th[N];
 	for (int i = 0; i < N; i++) {
 		fw[i] = (struct follower){ .rs = &rs, .k = k };
-		fw[i].f = readshare_join(&rs, &k, &fw[i].leader);
+		fw[i].f = readshare_join(&rs, &k, 0, &fw[i].leader);
 		ck_assert_ptr_eq(fw[i].f, lf);
 		ck_assert_int_eq(fw[i].leader, 0);
 		ck_assert_int_eq(pthread_create(&th[i], NULL, follow, &fw[i]), 0);
 	}
 	int l2;
-	struct readshare_flight *of = readshare_join(&rs, &other, &l2);
+	struct readshare_flight *of = readshare_join(&rs, &other, 0, &l2);
 	ck_assert_ptr_ne(of, lf);             /* another address: its own flight */
 	ck_assert_int_eq(l2, 1);
 	readshare_finish(&rs, of, 0, NULL, 0, 0, 0);
@@ -163,7 +163,7 @@ START_TEST(test_coalesce)
 		ck_assert_int_eq(memcmp(fw[i].out, ans, sizeof ans), 0);
 	}
 	/* all gone: the next read leads again */
-	struct readshare_flight *again = readshare_join(&rs, &k, &leader);
+	struct readshare_flight *again = readshare_join(&rs, &k, 0, &leader);
 	ck_assert_int_eq(leader, 1);
 	readshare_finish(&rs, again, 3, NULL, 0, 0, 0);
 	readshare_leave(&rs, again);
@@ -179,14 +179,14 @@ START_TEST(test_no_join_across_a_write)
 	struct readshare_key k;
 	readshare_key_of(req, read_req(req, 1, 3, 100, 1), 1, &k);
 	int leader;
-	struct readshare_flight *a = readshare_join(&rs, &k, &leader);
+	struct readshare_flight *a = readshare_join(&rs, &k, 0, &leader);
 	ck_assert_int_eq(leader, 1);
 	readshare_write(&rs, 1);
-	struct readshare_flight *b = readshare_join(&rs, &k, &leader);
+	struct readshare_flight *b = readshare_join(&rs, &k, 0, &leader);
 	ck_assert_int_eq(leader, 1);    /* begun after the write: its own flight */
 	ck_assert_ptr_ne(a, b);
 	/* a follower that times out gets -ETIMEDOUT */
-	struct readshare_flight *c = readshare_join(&rs, &k, &leader);
+	struct readshare_flight *c = readshare_join(&rs, &k, 0, &leader);
 	ck_assert_ptr_eq(c, b);
 	uint8_t out[MODBUS_MAX_ADU];
 	size_t len;

@@ -1,0 +1,33 @@
+/* The connection to the target: opening it, checking an idle one, when it
+ * is due for a check, and the gap between exchanges. */
+#ifndef TCPMUX_UPSTREAM_H
+#define TCPMUX_UPSTREAM_H
+
+#include <stdint.h>
+
+#include "cli.h"
+#include "dialect.h"
+#include "pool.h"
+
+struct upstream {
+	const struct config *cfg;
+	const struct dialect *dialect;
+};
+
+void upstream_init(struct upstream *u, const struct config *cfg, const struct dialect *d);
+/* Opens a connection to the target within deadline. Returns fd or -errno. */
+int upstream_connect(const struct upstream *u, int64_t deadline);
+/* Checks an idle connection without blocking. Whole frames that arrived
+ * unasked are logged and dropped when answers carry ids; for a framing
+ * without ids they mean the stream is out of step, so the connection is
+ * replaced. Returns POOL_HEALTHY when it may be used, POOL_RETIRE when it is
+ * past --upstream-max-idle or -age, POOL_BROKEN when it is closed, errored
+ * or holds bytes it should not. */
+enum pool_health upstream_check_idle(const struct upstream *u, struct pool_slot *s);
+/* When an idle slot is due for a check (a pool_due_fn; arg is the upstream). */
+int64_t upstream_idle_due(const void *arg, const struct pool_slot *s);
+/* Waits out the dialect's gap (--request-gap, RTU silence) since the
+ * slot's last answer. */
+void upstream_gap(const struct upstream *u, const struct pool_slot *s);
+
+#endif
