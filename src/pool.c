@@ -213,7 +213,8 @@ int pool_borrow(struct pool *p, int64_t deadline, struct pool_slot **out)
 		pthread_mutex_unlock(&p->lock);
 		return -ENOTCONN;
 	}
-	if (p->nwaiting >= p->queue_max) {
+	/* queue_max 0 (--queue-size's default): no cap, the deadline alone bounds the wait */
+	if (p->queue_max > 0 && p->nwaiting >= p->queue_max) {
 		pthread_mutex_unlock(&p->lock);
 		return -EAGAIN;
 	}

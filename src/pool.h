@@ -43,7 +43,7 @@ struct pool {
 	int live;                       /* WARMING, IDLE or BUSY slots */
 	int target_down;                /* the last connect failed and no slot is live */
 	int stopping;
-	int queue_max;
+	int queue_max;                  /* waiters beyond it are refused; 0 = no cap */
 	int64_t backoff_ms;             /* --reconnect-backoff */
 	unsigned seed;                  /* jitter, under the lock */
 	int nwaiting;
