@@ -19,16 +19,18 @@ struct config {
 	char target_host[256], target_port[8];
 	char listen[300];
 	char listen_host[256], listen_port[8];
-	int64_t timeout_ms;            /* one deadline per request, from its first byte */
-	int64_t answer_timeout_ms;     /* the longest an unanswered request holds a connection */
+	char serial_path[256];         /* -t /dev/...: a serial port; "" for a TCP target */
+	int64_t timeout_ms;
+	int64_t answer_timeout_ms;     /* longest wait for an answer once the request is written */
 	int64_t delay_ms;
 	int64_t backoff_ms;
 	int64_t health_ms;
 	int64_t idle_timeout_ms;
 	int max_connections;
-	int queue_size;
+	int queue_size;                /* waiters for an upstream connection; 0 = no limit */
 	int max_clients;
 	size_t max_frame;
+	size_t max_buffered;           /* bytes buffered across all clients */
 	struct acl_entry allow[ACL_MAX];
 	int nallow;
 	char metrics_host[256], metrics_port[8];   /* port "" = no metrics listener */
@@ -42,10 +44,52 @@ struct config {
 	int modbus_tid_check;          /* match answers by transaction id (else lockstep) */
 	int coalesce;                  /* identical reads in flight share one answer */
 	int64_t cache_ttl_ms;          /* answers to reads served again for this long; 0 = off */
+	int serial_speed;              /* bits per second, a standard termios rate */
+	int serial_data_bits;          /* 5-8 */
+	char serial_parity;            /* 'N', 'E' or 'O' */
+	int serial_stop_bits;          /* 1 or 2 */
+	int serial_rs485;              /* kernel RS-485 mode: RTS on while transmitting */
+	int serial_echo;               /* the adapter echoes what it sends: skip those bytes */
 	int verbose;
 	int debug;
 	int use_syslog;
 };
+
+/* What an option's value is, and so how it is parsed and where it lands. */
+enum cli_kind {
+	CLI_DURATION, /* int64_t milliseconds: "250ms", "1m30s", bare seconds */
+	CLI_COUNT,    /* int */
+	CLI_SIZE,     /* size_t bytes: "65536", "64k", "1M" */
+	CLI_FLAG,     /* int set to 1, no value */
+	CLI_CHOICE,   /* int: one of the words of arg ("tcp|rtu") */
+	CLI_SPECIAL,  /* parsed by its own code in cli.c (target, listen, access list...) */
+	CLI_ALIAS,    /* another spelling of the option named by alias_of */
+	CLI_HELPOPT,  /* -h, --help */
+};
+
+#define CLI_NEEDS_MODBUS 1u /* an error without -p modbus */
+#define CLI_NEEDS_SERIAL 2u /* an error without a serial target (-t /dev/...) */
+
+/* One option of `server`: a row of the table that drives parsing, the
+ * defaults, getopt's long-option array and --help. */
+struct cli_opt {
+	const char *name;     /* long name, without dashes */
+	char shortopt;        /* 0: none */
+	enum cli_kind kind;
+	int special;          /* CLI_SPECIAL: which parser (private to cli.c) */
+	size_t off;           /* offsetof(struct config, field) */
+	int64_t lo, hi;       /* bounds: milliseconds, a count or bytes */
+	const int *values;    /* CLI_CHOICE: each word's value; CLI_COUNT: the only values allowed, 0-ended */
+	const char *def;      /* the default as a user writes it; parsed at start-up, shown in --help */
+	unsigned needs;       /* CLI_NEEDS_* */
+	const char *arg;      /* the value's name in --help ("DUR"); CLI_CHOICE: the words */
+	const char *help;     /* one sentence; --help adds the default */
+	const char *group;    /* starts a group of options in --help */
+	const char *alias_of; /* CLI_ALIAS: the option's real name */
+};
+
+/* The options of `server`, ended by a row whose name is NULL. */
+const struct cli_opt *cli_server_options(void);
 
 /* Defaults, as the Go tool has them where it has the option. */
 void cli_defaults(struct config *cfg);

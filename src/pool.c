@@ -255,7 +255,7 @@ static int may_wait_locked(struct pool *p)
 		if (rc < 0)
 			return rc;
 	}
-	if (p->queue_max >= 0 && p->nwaiting >= p->queue_max)
+	if (p->queue_max > 0 && p->nwaiting >= p->queue_max)
 		return -EAGAIN;
 	return 0;
 }

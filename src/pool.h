@@ -50,7 +50,7 @@ struct pool {
 	int live;                       /* WARMING, IDLE or BUSY slots */
 	int target_down;                /* the last connect failed and no slot is live */
 	int stopping;
-	int queue_max;                  /* waiters at most; < 0: no limit (waiting is the default) */
+	int queue_max;                  /* waiters beyond it are refused; 0 = no cap (waiting is the default) */
 	int64_t backoff_ms;             /* --reconnect-backoff */
 	int64_t delay_ms;               /* --delay after a connect */
 	int64_t last_demand;            /* when a borrower last asked for a connect */

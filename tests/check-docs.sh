@@ -1,7 +1,8 @@
 #!/bin/bash
 # Keeps the documentation in step with the binary: every long option that
-# `tcp-multiplexer server --help` prints is in the man page and in README, and
-# the bash completion offers every command, option and protocol.
+# `tcp-multiplexer server --help` prints is in the man page and in README,
+# with the same default; the top-level help's options are there too; and the
+# bash completion offers every command, option and protocol.
 # Run by `make check` from the build directory; by hand:
 #   srcdir=. tests/check-docs.sh      (TCPMUX_BIN=path overrides the binary)
 set -u
@@ -45,6 +46,48 @@ for o in $options; do
 	mentions "$man_text" "$o" || fail "$o is not in the man page ($man_in)"
 	mentions "$(cat "$readme")" "$o" || fail "$o is not in README"
 done
+# The top-level help's own options (--version, -V's long form, --help).
+top_help=$("$bin" --help) || { echo "ERROR: '$bin --help' failed"; exit 99; }
+for o in $(printf '%s\n' "$top_help" | grep -o -e '--[A-Za-z][A-Za-z0-9-]*' | sort -u); do
+	mentions "$man_text" "$o" || fail "$o (top-level help) is not in the man page"
+	mentions "$(cat "$readme")" "$o" || fail "$o (top-level help) is not in README"
+done
+printf '%s\n' "$top_help" | grep -q -e '-V' || fail "the top-level help does not name -V"
+
+# Defaults: "(default X)" in --help is "[X]" at the end of README's entry and
+# "Default: X" in the man page's, written the same way (60s, not 60).
+help_defaults=$(printf '%s\n' "$help" | awk '
+	/^  -., --|^      --/ { for (i = 1; i <= NF; i++) if ($i ~ /^--/) { name = $i; break }; next }
+	name != "" { text[name] = text[name] " " $0 }
+	END { for (n in text) if (match(text[n], /\(default [^)]+\)/))
+		print n, substr(text[n], RSTART + 9, RLENGTH - 10) }')
+readme_default()
+{
+	# The last [X] of the entry that starts with option $1 in README.
+	awk -v o="$1" '
+		/^    (-., |    )--/ { on = 0; for (i = 1; i <= 2; i++) if ($i == o) on = 1 }
+		/^$/ { on = 0 }
+		on { entry = entry " " $0 }
+		END { n = split(entry, w, "["); if (n > 1) { sub(/\].*/, "", w[n]); print w[n] } }' "$readme"
+}
+man_default()
+{
+	# The word after "Default:" in the entry (.TP, then a line naming $1).
+	printf '%s\n' "$man_text" | awk -v o="$1" '
+		/^\.(TP|SH|PP)/ { on = 0; head = ($0 == ".TP"); next }
+		head { head = 0; on = 0; for (i = 1; i <= NF; i++) { w = $i; gsub(/[",]/, "", w); if (w == o) on = 1 } next }
+		on { line = $0; sub(/^\.[A-Z]+ /, "", line); entry = entry " " line }
+		END { if (match(entry, /Default: *[^ ]+/)) { d = substr(entry, RSTART, RLENGTH); sub(/Default: */, "", d); sub(/\.$/, "", d); print d } }'
+}
+while read -r o d; do
+	[ -n "$o" ] || continue
+	r=$(readme_default "$o")
+	[ "$r" = "$d" ] || fail "$o: --help says the default is '$d', README says '[$r]'"
+	m=$(man_default "$o")
+	[ "$m" = "$d" ] || fail "$o: --help says the default is '$d', the man page says '$m'"
+done <<<"$help_defaults"
+echo "defaults checked: $(printf '%s\n' "$help_defaults" | wc -l)"
+
 for p in $protocols; do
 	mentions "$man_text" "$p" || fail "protocol $p is not in the man page"
 	mentions "$(cat "$readme")" "$p" || fail "protocol $p is not in README"

@@ -183,6 +183,32 @@ START_TEST(test_queue_full)
 }
 END_TEST
 
+/* Issue 13.5: with queue 0 (--queue-size's default) nobody is refused:
+ * 50 clients behind one busy slot all get it before their deadline. */
+START_TEST(test_queue_unlimited)
+{
+	enum { N = 50 };
+	connect_all(1, 0);
+	struct pool_slot *held;
+	ck_assert_int_eq(pool_borrow(&pool, time_now_ms() + 1000, &held), 0);
+	pthread_t t[N];
+	struct waiter_arg args[N];
+	norder = 0;
+	for (int i = 0; i < N; i++) {
+		args[i] = (struct waiter_arg){ .index = i, .deadline = time_now_ms() + 10000 };
+		ck_assert_int_eq(pthread_create(&t[i], NULL, waiter, &args[i]), 0);
+	}
+	wait_for_waiters(N);
+	pool_return(&pool, held, 1);
+	for (int i = 0; i < N; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(args[i].rc, 0);
+	}
+	ck_assert_int_eq(norder, N);
+	teardown_all();
+}
+END_TEST
+
 static atomic_int owners[8];
 static atomic_int violations;
 static atomic_int borrowed;
@@ -346,6 +372,7 @@ Suite *make_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_fifo);
 	tcase_add_test(tc, test_queue_full);
+	tcase_add_test(tc, test_queue_unlimited);
 	tcase_add_test(tc, test_contention);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("failures");
