@@ -127,11 +127,19 @@ static void client_serve(struct client *c, struct buf *in, struct buf *out)
 		int64_t t0 = time_now_ms();
 		enum exchange_result r = EXCH_OK;
 		enum codec_err err = CODEC_ERR_POLICY;
-		int refused = cfg->modbus_policy.read_only && !modbus_policy_allows(&cfg->modbus_policy, req, reqlen);
+		/* Modbus: exactly as long as its function defines, and the policy's */
+		int verdict = cfg->codec->tagged
+			? modbus_admit(&cfg->modbus_policy, cfg->unit_map, cfg->modbus_rtu, req, reqlen) : 0;
+		int refused = verdict < 0;
 		if (refused) {
-			STAT_INC(req_policy);
-			log_info("%s: refused function %u for unit %u: --modbus-read-only", c->name,
-				 modbus_function(req), modbus_unit(req));
+			err = verdict == -EBADMSG ? CODEC_ERR_BAD_VALUE : CODEC_ERR_POLICY;
+			if (verdict == -EBADMSG)
+				STAT_INC(req_bad_frame);
+			else
+				STAT_INC(req_policy);
+			log_info("%s: refused function %u for unit %u: %s", c->name, modbus_function(req),
+				 modbus_unit(req), verdict == -EBADMSG ? "its length does not match its function"
+				 : verdict == -EOPNOTSUPP ? "unknown function, cannot be framed as RTU" : "--modbus-read-only");
 		} else {
 			r = exchange_run(&srv->env, c->name, req, reqlen, &ctx, out);
 			if (r == EXCH_TIMEOUT)
