@@ -142,8 +142,9 @@ static void request_gap(const struct config *cfg, const struct pool_slot *s)
 }
 
 /* The wire form of a Modbus request for the target: unit mapped, our own
- * transaction id, or RTU. Returns the length in wire (which may be req). */
-static size_t modbus_outgoing(const struct config *cfg, struct pool_slot *s, uint8_t *req, size_t reqlen,
+ * transaction id, or RTU. Returns the length in wire (which may be req), or
+ * < 0 when RTU refuses it (modbus_admit already did: a backstop). */
+static ssize_t modbus_outgoing(const struct config *cfg, struct pool_slot *s, uint8_t *req, size_t reqlen,
 			      uint8_t saved[7], uint8_t *rtu, const uint8_t **wire, uint16_t *tid)
 {
 	int id = -1;
@@ -157,7 +158,7 @@ static size_t modbus_outgoing(const struct config *cfg, struct pool_slot *s, uin
 		return rtu_from_mbap(req, reqlen, rtu);
 	}
 	*wire = req;
-	return reqlen;
+	return (ssize_t)reqlen;
 }
 
 /* Checks a Modbus answer against its request (function and, for RTU, the
@@ -211,19 +212,26 @@ static enum exchange_result upstream_exchange(const struct exchange_env *env, co
 	const int64_t deadline = time_now_ms() + cfg->timeout_ms;
 	uint8_t saved[7], rtu[RTU_MAX_ADU];
 	const uint8_t *wire = req;
-	size_t wlen = reqlen;
+	ssize_t wlen = (ssize_t)reqlen;
 	uint16_t tid = 0;
 	if (modbus)
 		wlen = modbus_outgoing(cfg, s, req, reqlen, saved, rtu, &wire, &tid);
-	log_hex("to target", wire, wlen);
-	rc = net_write_all(s->fd, wire, wlen, deadline);
+	if (wlen >= 0) {
+		log_hex("to target", wire, (size_t)wlen);
+		rc = net_write_all(s->fd, wire, (size_t)wlen, deadline);
+	} else {
+		rc = (int)wlen; /* never sent: the connection stays in step */
+	}
 	uint8_t dev_unit = modbus ? req[6] : 0;
 	if (modbus)
 		modbus_restore_request(req, saved);
 
 	enum exchange_result res = EXCH_OK;
 	int healthy = 1;
-	if (rc < 0) {
+	if (wlen < 0) {
+		log_info("%s: not converted to RTU: %s", who, strerror(-rc));
+		res = EXCH_BAD_GATEWAY;
+	} else if (rc < 0) {
 		log_warn("%s: upstream #%d: write failed: %s", who, s->id, strerror(-rc));
 		res = rc == -ETIMEDOUT ? EXCH_TIMEOUT : EXCH_BAD_GATEWAY;
 		healthy = 0;
