@@ -143,7 +143,8 @@ static void request_gap(const struct config *cfg, const struct pool_slot *s)
 
 /* The wire form of a Modbus request for the target: unit mapped, our own
  * transaction id, or RTU. Returns the length in wire (which may be req), or
- * < 0 when RTU refuses it (modbus_admit already did: a backstop). */
+ * < 0 when RTU refuses it (a backstop: modbus_admit refuses it first; the
+ * caller then treats it as a failed write). */
 static ssize_t modbus_outgoing(const struct config *cfg, struct pool_slot *s, uint8_t *req, size_t reqlen,
 			      uint8_t saved[7], uint8_t *rtu, const uint8_t **wire, uint16_t *tid)
 {
@@ -216,22 +217,16 @@ static enum exchange_result upstream_exchange(const struct exchange_env *env, co
 	uint16_t tid = 0;
 	if (modbus)
 		wlen = modbus_outgoing(cfg, s, req, reqlen, saved, rtu, &wire, &tid);
-	if (wlen >= 0) {
+	if (wlen > 0)
 		log_hex("to target", wire, (size_t)wlen);
-		rc = net_write_all(s->fd, wire, (size_t)wlen, deadline);
-	} else {
-		rc = (int)wlen; /* never sent: the connection stays in step */
-	}
+	rc = wlen < 0 ? (int)wlen : net_write_all(s->fd, wire, (size_t)wlen, deadline);
 	uint8_t dev_unit = modbus ? req[6] : 0;
 	if (modbus)
 		modbus_restore_request(req, saved);
 
 	enum exchange_result res = EXCH_OK;
 	int healthy = 1;
-	if (wlen < 0) {
-		log_info("%s: not converted to RTU: %s", who, strerror(-rc));
-		res = EXCH_BAD_GATEWAY;
-	} else if (rc < 0) {
+	if (rc < 0) {
 		log_warn("%s: upstream #%d: write failed: %s", who, s->id, strerror(-rc));
 		res = rc == -ETIMEDOUT ? EXCH_TIMEOUT : EXCH_BAD_GATEWAY;
 		healthy = 0;

@@ -80,6 +80,28 @@ static enum codec_err exchange_error(enum exchange_result r)
 	}
 }
 
+/* Modbus: a request not exactly as long as its function defines (0x03), or
+ * one the read-only policy refuses (0x01), never reaches the device.
+ * Returns whether it is refused, with the error to answer in *err. */
+static int refuse(const struct client *c, const uint8_t *req, size_t reqlen, enum codec_err *err)
+{
+	const struct config *cfg = c->srv->cfg;
+	if (!cfg->codec->tagged)
+		return 0;
+	int rc = modbus_admit(&cfg->modbus_policy, cfg->unit_map, cfg->modbus_rtu, req, reqlen);
+	if (rc == 0)
+		return 0;
+	*err = rc == -EBADMSG ? CODEC_ERR_BAD_VALUE : CODEC_ERR_POLICY;
+	if (rc == -EBADMSG)
+		STAT_INC(req_bad_frame);
+	else
+		STAT_INC(req_policy);
+	log_info("%s: refused function %u for unit %u: %s", c->name, modbus_function(req), modbus_unit(req),
+		 rc == -EBADMSG ? "its length does not match its function"
+		 : rc == -EOPNOTSUPP ? "unknown function, cannot be framed as RTU" : "--modbus-read-only");
+	return 1;
+}
+
 /* Serves one client until it leaves, errs, or the daemon stops. */
 static void client_serve(struct client *c, struct buf *in, struct buf *out)
 {
@@ -127,20 +149,8 @@ static void client_serve(struct client *c, struct buf *in, struct buf *out)
 		int64_t t0 = time_now_ms();
 		enum exchange_result r = EXCH_OK;
 		enum codec_err err = CODEC_ERR_POLICY;
-		/* Modbus: exactly as long as its function defines, and the policy's */
-		int verdict = cfg->codec->tagged
-			? modbus_admit(&cfg->modbus_policy, cfg->unit_map, cfg->modbus_rtu, req, reqlen) : 0;
-		int refused = verdict < 0;
-		if (refused) {
-			err = verdict == -EBADMSG ? CODEC_ERR_BAD_VALUE : CODEC_ERR_POLICY;
-			if (verdict == -EBADMSG)
-				STAT_INC(req_bad_frame);
-			else
-				STAT_INC(req_policy);
-			log_info("%s: refused function %u for unit %u: %s", c->name, modbus_function(req),
-				 modbus_unit(req), verdict == -EBADMSG ? "its length does not match its function"
-				 : verdict == -EOPNOTSUPP ? "unknown function, cannot be framed as RTU" : "--modbus-read-only");
-		} else {
+		int refused = refuse(c, req, reqlen, &err);
+		if (!refused) {
 			r = exchange_run(&srv->env, c->name, req, reqlen, &ctx, out);
 			if (r == EXCH_TIMEOUT)
 				STAT_INC(req_timeout);
