@@ -36,7 +36,7 @@ enum codec_err {
 	CODEC_ERR_TIMEOUT,      /* the target did not answer in time */
 	CODEC_ERR_BAD_GATEWAY,  /* the target closed, failed or sent garbage */
 	CODEC_ERR_POLICY,       /* a policy refused the request (modbus read-only) */
-	CODEC_ERR_INVALID,      /* well framed, but not a valid request (modbus: wrong length for its function) */
+	CODEC_ERR_BAD_VALUE,    /* lengths or counts its function forbids (modbus 0x03) */
 };
 
 /* Writes a protocol-level error answer for the request req (which may be

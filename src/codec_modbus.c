@@ -39,7 +39,7 @@ static size_t modbus_error(const struct frame_ctx *ctx, const uint8_t *req, size
 		return modbus_exception(req, MODBUS_EXC_GATEWAY_TARGET, out);
 	case CODEC_ERR_POLICY:
 		return modbus_exception(req, MODBUS_EXC_ILLEGAL_FUNCTION, out);
-	case CODEC_ERR_INVALID:
+	case CODEC_ERR_BAD_VALUE:
 		return modbus_exception(req, MODBUS_EXC_ILLEGAL_VALUE, out);
 	default:
 		return 0; /* a malformed request gets no answer: the client is closed */

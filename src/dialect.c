@@ -12,11 +12,12 @@ int dialect_check_none(const struct dialect *d, const uint8_t *req, size_t len, 
 	return CODEC_ERR_NONE;
 }
 
-void dialect_prepare_none(const struct dialect *d, unsigned tag, struct dialect_msg *m)
+int dialect_prepare_none(const struct dialect *d, unsigned tag, struct dialect_msg *m)
 {
 	(void)d, (void)tag;
 	m->wire = m->req;
 	m->wirelen = m->reqlen;
+	return 0;
 }
 
 int dialect_awaited_any(const struct dialect *d, const struct dialect_msg *m, const uint8_t *ans, size_t n)

@@ -37,8 +37,9 @@ struct dialect {
 	/* Whether the request may be sent: CODEC_ERR_NONE, or the error to
 	 * answer with (an enum codec_err) after writing why into a log line's why. */
 	int (*check)(const struct dialect *d, const uint8_t *req, size_t len, char *why, size_t whycap);
-	/* Fills m->wire for the target; tag numbers the request on its connection. */
-	void (*prepare)(const struct dialect *d, unsigned tag, struct dialect_msg *m);
+	/* Fills m->wire for the target; tag numbers the request on its
+	 * connection. Returns 0, or -errno when it cannot be sent. */
+	int (*prepare)(const struct dialect *d, unsigned tag, struct dialect_msg *m);
 	/* Whether ans is the awaited answer (1) or an answer to something else,
 	 * e.g. a late one (0: dropped). */
 	int (*awaited)(const struct dialect *d, const struct dialect_msg *m, const uint8_t *ans, size_t n);
@@ -60,7 +61,7 @@ void dialect_init(struct dialect *d, const struct config *cfg);
 
 /* The identity dialect's hooks, for dialects that only change some. */
 int dialect_check_none(const struct dialect *d, const uint8_t *req, size_t len, char *why, size_t whycap);
-void dialect_prepare_none(const struct dialect *d, unsigned tag, struct dialect_msg *m);
+int dialect_prepare_none(const struct dialect *d, unsigned tag, struct dialect_msg *m);
 int dialect_awaited_any(const struct dialect *d, const struct dialect_msg *m, const uint8_t *ans, size_t n);
 int dialect_restore_copy(const struct dialect *d, const struct dialect_msg *m, const uint8_t *ans, size_t n,
 			 struct buf *out);

@@ -15,13 +15,14 @@
 
 static int modbus_check(const struct dialect *d, const uint8_t *req, size_t len, char *why, size_t whycap)
 {
-	const struct modbus_policy *p = &d->cfg->modbus_policy;
-	if (p->read_only && !modbus_policy_allows(p, req, len)) {
-		snprintf(why, whycap, "refused function %u for unit %u: --modbus-read-only", modbus_function(req),
-			 modbus_unit(req));
-		return CODEC_ERR_POLICY;
-	}
-	return CODEC_ERR_NONE;
+	const struct config *cfg = d->cfg;
+	int rc = modbus_admit(&cfg->modbus_policy, cfg->unit_map, cfg->modbus_rtu, req, len);
+	if (rc == 0)
+		return CODEC_ERR_NONE;
+	snprintf(why, whycap, "refused function %u for unit %u: %s", modbus_function(req), modbus_unit(req),
+		 rc == -EBADMSG ? "its length does not match its function"
+		 : rc == -EOPNOTSUPP ? "unknown function, cannot be framed as RTU" : "--modbus-read-only");
+	return rc == -EBADMSG ? CODEC_ERR_BAD_VALUE : CODEC_ERR_POLICY;
 }
 
 /* The device's unit id for a client's request. */
@@ -30,7 +31,7 @@ static uint8_t device_unit(const struct dialect *d, const uint8_t *req)
 	return d->cfg->unit_map[modbus_unit(req)];
 }
 
-static void modbus_prepare(const struct dialect *d, unsigned tag, struct dialect_msg *m)
+static int modbus_prepare(const struct dialect *d, unsigned tag, struct dialect_msg *m)
 {
 	uint8_t adu[MODBUS_MAX_ADU], saved[MODBUS_MBAP_LEN];
 	memcpy(adu, m->req, m->reqlen);
@@ -38,11 +39,16 @@ static void modbus_prepare(const struct dialect *d, unsigned tag, struct dialect
 	m->tag = (uint16_t)tag;
 	m->wire = m->buf;
 	if (d->cfg->modbus_rtu) {
-		m->wirelen = rtu_from_mbap(adu, m->reqlen, m->buf);
+		/* the check admitted it, so it converts; a refusal is a backstop */
+		ssize_t n = rtu_from_mbap(adu, m->reqlen, m->buf);
+		if (n < 0)
+			return (int)n;
+		m->wirelen = (size_t)n;
 	} else {
 		memcpy(m->buf, adu, m->reqlen);
 		m->wirelen = m->reqlen;
 	}
+	return 0;
 }
 
 static int modbus_awaited(const struct dialect *d, const struct dialect_msg *m, const uint8_t *ans, size_t n)

@@ -201,9 +201,13 @@ static enum exchange_result upstream_exchange(const struct exchange_env *env, co
 		log_info("%s: left before its request was sent; not sending it", r->who);
 	} else {
 		struct dialect_msg m = { .req = r->req, .reqlen = r->len };
-		env->dialect->prepare(env->dialect, s->next_tag++, &m);
-		health = converse(env, r, s, &m, ctx, out, &res);
-		s->last_answer_at = time_now_ms();
+		if (env->dialect->prepare(env->dialect, s->next_tag++, &m) < 0) {
+			log_warn("%s: the request cannot be put on the wire; not sent", r->who);
+			res = EXCH_BAD_GATEWAY;
+		} else {
+			health = converse(env, r, s, &m, ctx, out, &res);
+			s->last_answer_at = time_now_ms();
+		}
 	}
 	pool_return(env->pool, s, health);
 	return res;

@@ -20,14 +20,17 @@ uint16_t rtu_crc16(const uint8_t *p, size_t n)
 	return crc;
 }
 
-size_t rtu_from_mbap(const uint8_t *mbap, size_t len, uint8_t *out)
+ssize_t rtu_from_mbap(const uint8_t *mbap, size_t len, uint8_t *out)
 {
+	int rc = modbus_request_check(mbap, len);
+	if (rc < 0)
+		return rc;
 	size_t n = len - 6; /* unit id + PDU */
 	memcpy(out, mbap + 6, n);
 	uint16_t crc = rtu_crc16(out, n);
 	out[n] = (uint8_t)crc;
 	out[n + 1] = (uint8_t)(crc >> 8);
-	return n + 2;
+	return (ssize_t)(n + 2);
 }
 
 size_t rtu_to_mbap(const uint8_t *rtu, size_t len, uint16_t tid, uint8_t *out)
@@ -59,8 +62,10 @@ static ssize_t answer_length(uint8_t fc, const uint8_t *buf, size_t len)
 	case 1: case 2: case 3: case 4:        /* reads: byte count */
 	case 12: case 17: case 20: case 21: case 23:
 		return len < 3 ? 0 : 3 + buf[2] + 2;
-	case 5: case 6: case 8: case 11: case 15: case 16:
-		return 8;                          /* echo of address/sub-function and value/quantity */
+	case 8:                                    /* 6.8: sub-function 0 echoes data of any length */
+		return len < 4 ? 0 : (buf[2] == 0 && buf[3] == 0) ? -1 : 8;
+	case 5: case 6: case 11: case 15: case 16:
+		return 8;                          /* echo of address and value/quantity */
 	case 7:
 		return 5;                          /* one status byte */
 	case 22:

@@ -15,8 +15,12 @@
 uint16_t rtu_crc16(const uint8_t *p, size_t n);
 
 /* An MBAP request (7-byte header + PDU, len bytes) as an RTU frame (unit,
- * PDU, CRC) in out (RTU_MAX_ADU bytes). Returns its length. */
-size_t rtu_from_mbap(const uint8_t *mbap, size_t len, uint8_t *out);
+ * PDU, CRC) in out (RTU_MAX_ADU bytes). Returns its length, or refuses it
+ * as modbus_request_check does: -EBADMSG when the PDU is not exactly as
+ * long as its function defines (a device that frames RTU by function code
+ * would run trailing bytes as a request of their own), -EOPNOTSUPP for an
+ * unknown function (no length to check). */
+ssize_t rtu_from_mbap(const uint8_t *mbap, size_t len, uint8_t *out);
 
 /* An RTU answer (CRC checked by the caller's framer) as an MBAP frame with
  * transaction id tid in out (MODBUS_MAX_ADU bytes). Returns its length. */

@@ -25,7 +25,8 @@ void readshare_destroy(struct readshare *rs)
 
 int readshare_key_of(const uint8_t *adu, size_t len, uint8_t dev_unit, struct readshare_key *k)
 {
-	if (len != 12 || modbus_function(adu) < 1 || modbus_function(adu) > 4)
+	/* reads 1-4 are shared; their answer depends on nothing but these fields */
+	if (modbus_request_check(adu, len) < 0 || modbus_function(adu) < 1 || modbus_function(adu) > 4)
 		return 0;
 	k->unit = dev_unit;
 	k->fc = modbus_function(adu);
@@ -36,10 +37,10 @@ int readshare_key_of(const uint8_t *adu, size_t len, uint8_t dev_unit, struct re
 
 int readshare_is_write(const uint8_t *adu, size_t len)
 {
-	if (len < 8)
+	if (len < MODBUS_MBAP_LEN + 1)
 		return 0;
-	uint8_t fc = modbus_function(adu);
-	return fc == 5 || fc == 6 || fc == 15 || fc == 16 || fc == 22 || fc == 23;
+	/* what the classifier cannot vouch for as a read may change what reads return */
+	return modbus_access_of(adu + MODBUS_MBAP_LEN, len - MODBUS_MBAP_LEN) != MODBUS_READ;
 }
 
 static int same(const struct readshare_key *a, const struct readshare_key *b)

@@ -54,10 +54,12 @@ struct readshare {
 int readshare_init(struct readshare *rs, int coalesce, int64_t ttl_ms);
 void readshare_destroy(struct readshare *rs);
 
-/* The key of a read (function codes 1-4 with a whole 12-byte frame) sent
- * to device unit dev_unit. Returns 1 for such a read, 0 otherwise. */
+/* The key of a read (function codes 1-4, as modbus_request_check admits
+ * them) sent to device unit dev_unit. Returns 1 for such a read, 0 otherwise. */
 int readshare_key_of(const uint8_t *adu, size_t len, uint8_t dev_unit, struct readshare_key *k);
-/* Whether the request writes (function codes 5, 6, 15, 16, 22, 23). */
+/* Whether the request may change what reads return: everything the one
+ * classifier (modbus_access_of) does not call a read, i.e. the writes 5, 6,
+ * 15, 16, 21, 22, 23, diagnostics (8) and unknown or vendor functions. */
 int readshare_is_write(const uint8_t *adu, size_t len);
 
 /* A write to unit is about to be sent: its cached answers go, and reads in

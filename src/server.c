@@ -117,7 +117,10 @@ static int serve_request(struct client *c, const struct exchange_req *r, struct 
 	char why[160];
 	int err = d->check(d, r->req, r->len, why, sizeof why);
 	if (err >= 0) {
-		STAT_INC(req_policy);
+		if (err == CODEC_ERR_POLICY)
+			STAT_INC(req_policy);
+		else
+			STAT_INC(req_bad_frame);
 		log_info("%s: %s", c->name, why);
 	} else {
 		res = exchange_run(&srv->env, r, ctx, out);

@@ -1,5 +1,6 @@
 /* Tests for src/modbus_rtu.c: the CRC against the specification's example,
- * MBAP <-> RTU conversion, and the length of every function's answer. */
+ * MBAP <-> RTU conversion (only of requests with their exact length), and
+ * the length of every function's answer. */
 #include "config.h"
 
 #include <check.h>
@@ -46,6 +47,36 @@ START_TEST(test_convert)
 }
 END_TEST
 
+/* Regression: an allowed read whose PDU carries a whole RTU frame of its
+ * own (with its CRC) went out as is, and a device that frames RTU by
+ * function code ran the hidden frame as a second request: a write. */
+START_TEST(test_refuses_trailing_frame)
+{
+	uint8_t hidden[8] = { 0x01, 0x06, 0x00, 0x64, 0x00, 0x01 };
+	with_crc(hidden, 6);
+	uint8_t read[8] = { 0x01, 0x03, 0x00, 0x00, 0x00, 0x01 };
+	with_crc(read, 6);
+	uint8_t mbap[7 + 7 + 8] = { 0, 1, 0, 0, 0, 1 + 7 + 8, 0x01 };
+	memcpy(mbap + 7, read + 1, 7); /* function 3, address, quantity, the read's CRC */
+	memcpy(mbap + 14, hidden, 8);
+	uint8_t rtu[RTU_MAX_ADU];
+	ck_assert_int_eq(rtu_from_mbap(mbap, sizeof mbap, rtu), -EBADMSG);
+	/* one byte too many, or too few, is refused as well */
+	const uint8_t plus1[] = { 0, 1, 0, 0, 0, 7, 0x01, 0x03, 0, 0, 0, 1, 0 };
+	ck_assert_int_eq(rtu_from_mbap(plus1, sizeof plus1, rtu), -EBADMSG);
+	const uint8_t short16[] = { 0, 1, 0, 0, 0, 8, 0x01, 0x10, 0, 0, 0, 2, 4, 0 };
+	ck_assert_int_eq(rtu_from_mbap(short16, sizeof short16, rtu), -EBADMSG);
+	/* an unknown function: nobody can tell where it ends */
+	const uint8_t vendor[] = { 0, 1, 0, 0, 0, 4, 0x01, 0x41, 1, 2 };
+	ck_assert_int_eq(rtu_from_mbap(vendor, sizeof vendor, rtu), -EOPNOTSUPP);
+	/* an exact write goes out whole, CRC appended */
+	const uint8_t w16[] = { 0, 1, 0, 0, 0, 11, 0x05, 0x10, 0, 1, 0, 2, 4, 0, 0x0A, 1, 2 };
+	ck_assert_int_eq(rtu_from_mbap(w16, sizeof w16, rtu), 1 + 10 + 2);
+	ck_assert_int_eq(memcmp(rtu, w16 + 6, 11), 0);
+	ck_assert_uint_eq(rtu_crc16(rtu, 11), (uint16_t)(rtu[11] | rtu[12] << 8));
+}
+END_TEST
+
 /* Answers of every function code the framer knows, as (bytes after unit
  * and function, without CRC). */
 static const struct { uint8_t fc; uint8_t body[12]; size_t blen; } answers[] = {
@@ -57,6 +88,8 @@ static const struct { uint8_t fc; uint8_t body[12]; size_t blen; } answers[] = {
 	{ 0x06, { 0, 1, 0, 3 }, 4 },
 	{ 0x07, { 0x6D }, 1 },
 	{ 0x08, { 0, 0, 0xA5, 0x37 }, 4 },
+	{ 0x08, { 0, 0, 1, 2, 3, 4, 5, 6 }, 8 },           /* return query data: the echo, by CRC */
+	{ 0x08, { 0, 1, 0, 0 }, 4 },
 	{ 0x0B, { 0, 0, 1, 8 }, 4 },
 	{ 0x0C, { 6, 0, 0, 1, 8, 1, 0x21 }, 7 },        /* comm event log: byte count */
 	{ 0x0F, { 0, 0x13, 0, 0x0A }, 4 },
@@ -129,6 +162,7 @@ Suite *make_suite(void)
 	TCase *tc = tcase_create("rtu");
 	tcase_add_test(tc, test_crc);
 	tcase_add_test(tc, test_convert);
+	tcase_add_test(tc, test_refuses_trailing_frame);
 	tcase_add_loop_test(tc, test_answer_lengths, 0, (int)(sizeof answers / sizeof answers[0]));
 	tcase_add_test(tc, test_bad_crc);
 	tcase_add_test(tc, test_unknown_without_crc_match);

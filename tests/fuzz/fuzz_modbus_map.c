@@ -1,8 +1,10 @@
 /* libFuzzer target for the Modbus id and unit mapping, the answer checks,
- * the RTU conversion and framer, the read-only policy and the read-sharing
- * keys: the input is a request followed by an answer. */
+ * the RTU conversion and framer, the function-code classifier, the request
+ * check, the read-only policy and the read-sharing keys: the input is a
+ * request followed by an answer. */
 #include "config.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -50,13 +52,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check(modbus_tid(req) == (uint16_t)tid);
 	check(memcmp(req + 7, orig + 7, (size_t)n - 7) == 0);
 
-	/* the RTU round trip keeps unit and PDU */
+	/* the RTU conversion takes exactly the requests the check admits, and
+	 * the round trip keeps unit and PDU */
 	uint8_t rtu[RTU_MAX_ADU], back[MODBUS_MAX_ADU];
-	size_t rl = rtu_from_mbap(req, (size_t)n, rtu);
-	check(rl == (size_t)n - 6 + 2);
-	check(rtu_crc16(rtu, rl) == 0); /* a frame with its CRC appended checks to zero */
-	size_t bl = rtu_to_mbap(rtu, rl, 0x1234, back);
-	check(bl == (size_t)n && memcmp(back + 6, req + 6, (size_t)n - 6) == 0);
+	int exact = modbus_request_check(req, (size_t)n);
+	ssize_t rl = rtu_from_mbap(req, (size_t)n, rtu);
+	check(exact < 0 ? rl == exact : rl == n - 6 + 2);
+	if (rl > 0) {
+		check(rtu_crc16(rtu, (size_t)rl) == 0); /* a frame with its CRC appended checks to zero */
+		size_t bl = rtu_to_mbap(rtu, (size_t)rl, 0x1234, back);
+		check(bl == (size_t)n && memcmp(back + 6, req + 6, (size_t)n - 6) == 0);
+	}
 
 	modbus_restore_request(req, saved);
 	check(memcmp(req, orig, (size_t)n) == 0);
@@ -77,14 +83,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rn > 0)
 		check(rtu_crc16(ans, (size_t)rn) == 0);
 
+	/* the one classifier: the policy, the request check and read sharing agree */
 	struct modbus_policy p = { .read_only = 1, .nallow = 1,
-				   .allow = { { .unit = orig[6], .first = 10, .last = 20 } } };
-	int allowed = modbus_policy_allows(&p, orig, (size_t)n);
-	uint8_t fc = modbus_function(orig);
-	if (fc >= 1 && fc <= 4)
-		check(allowed);
-	if (fc == 8 || fc == 22 || fc == 23)
-		check(!allowed);
+				   .allow = { { .unit = map[orig[6]], .spaces = MODBUS_RANGE_REGISTERS,
+						.first = 10, .last = 20 } } };
+	struct modbus_policy open = { .read_only = 0 };
+	struct modbus_class c;
+	int rc = modbus_pdu_check(orig + 7, (size_t)n - 7, &c);
+	int ro = modbus_admit(&p, map, data[0] & 1, orig, (size_t)n);
+	int tcp = modbus_admit(&open, map, 0, orig, (size_t)n);
+	check(rc == exact && c.access == modbus_access_of(orig + 7, (size_t)n - 7));
+	check(rc == -EOPNOTSUPP ? tcp == 0 : tcp == rc);
+	if (ro == 0) /* what passes the policy is exact, a read, or a write inside the range */
+		check(rc == 0 && (c.access == MODBUS_READ ||
+				  (c.space == MODBUS_SPACE_REGISTERS && c.first >= 10 && c.last <= 20)));
+	if (rc == 0 && c.access == MODBUS_READ)
+		check(ro == 0 && !readshare_is_write(orig, (size_t)n));
+	if (c.access != MODBUS_READ)
+		check(ro != 0 || c.access == MODBUS_WRITE);
+	if (c.access == MODBUS_WRITE || c.access == MODBUS_CONTROL || c.access == MODBUS_UNKNOWN)
+		check(readshare_is_write(orig, (size_t)n));
 
 	struct readshare_key k;
 	if (readshare_key_of(orig, (size_t)n, 7, &k))
