@@ -85,10 +85,10 @@ static const struct cli_opt opts[] = {
 
 	{ .name = "modbus-read-only", .kind = CLI_FLAG, .off = OFF(modbus_policy.read_only),
 	  .needs = CLI_NEEDS_MODBUS, .group = "Modbus (with -p modbus)",
-	  .help = "refuse every function but reads (1-4, 43/14) with exception 0x01" },
+	  .help = "refuse every function but reads (1-4, 7, 11, 12, 17, 20, 24, 43/14) with exception 0x01" },
 	{ .name = "modbus-allow-write", .kind = CLI_SPECIAL, .special = SP_WRITE_RANGE,
-	  .needs = CLI_NEEDS_MODBUS, .arg = "UNIT:ADDR[-ADDR]",
-	  .help = "with --modbus-read-only, still let writes (5, 6, 15, 16) to these through; repeatable" },
+	  .needs = CLI_NEEDS_MODBUS, .arg = "UNIT:[coils:|registers:]ADDR[-ADDR]",
+	  .help = "with --modbus-read-only, still let writes (5, 6, 15, 16, 22, 23) to these device addresses through; repeatable" },
 	{ .name = "modbus-unit-map", .kind = CLI_SPECIAL, .special = SP_UNIT_MAP,
 	  .needs = CLI_NEEDS_MODBUS, .arg = "FROM=TO",
 	  .help = "send unit id FROM to the device as TO, and answer as FROM; repeatable" },
@@ -397,7 +397,7 @@ static int parse_write_range(struct config *cfg, const char *arg, char *err, siz
 	if (mp->nallow >= MODBUS_MAX_WRITE_RANGES)
 		return fail(err, cap, "--modbus-allow-write: at most %d ranges", MODBUS_MAX_WRITE_RANGES);
 	if (modbus_parse_write_range(arg, &mp->allow[mp->nallow]) < 0)
-		return fail(err, cap, "--modbus-allow-write: '%s' is not UNIT:ADDR or UNIT:FIRST-LAST (e.g. 1:40100-40110)", arg);
+		return fail(err, cap, "--modbus-allow-write: '%s' is not UNIT:[coils:|registers:]ADDR[-LAST] (e.g. 1:40100-40110)", arg);
 	mp->nallow++;
 	return 0;
 }
