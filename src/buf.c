@@ -101,21 +101,27 @@ ssize_t buf_read_frame(struct buf *b, int fd, frame_fn fn, struct frame_ctx *ctx
 	}
 }
 
-ssize_t buf_read_request(struct buf *b, int fd, frame_fn fn, struct frame_ctx *ctx, int64_t idle_deadline,
-			 int64_t frame_ms, int64_t *deadline)
+ssize_t buf_fill(struct buf *b, int fd, int64_t deadline)
+{
+	int rc = make_room(b);
+	if (rc < 0)
+		return rc;
+	ssize_t r = deadline == BUF_SOCKET_TIMEOUT ? net_recv_wait(fd, b->data + b->end, b->cap - b->end)
+						  : net_read(fd, b->data + b->end, b->cap - b->end, deadline);
+	if (r == 0)
+		b->eof = 1;
+	if (r > 0)
+		b->end += (size_t)r;
+	return r;
+}
+
+ssize_t buf_read_request(struct buf *b, int fd, frame_fn fn, struct frame_ctx *ctx, int64_t frame_ms,
+			 int64_t *deadline)
 {
 	if (buf_len(b) == 0 && !b->eof) {
-		int rc = make_room(b);
-		if (rc < 0)
-			return rc;
-		ssize_t r = net_read(fd, b->data + b->end, b->cap - b->end, idle_deadline);
-		if (r < 0)
+		ssize_t r = buf_fill(b, fd, BUF_SOCKET_TIMEOUT);
+		if (r <= 0)
 			return r;
-		if (r == 0) {
-			b->eof = 1;
-			return 0;
-		}
-		b->end += (size_t)r;
 	}
 	/* the request's one deadline starts with its first byte, not with the idle wait */
 	*deadline = time_now_ms() + frame_ms;

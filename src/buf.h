@@ -38,10 +38,17 @@ int buf_append(struct buf *b, const void *p, size_t n);
 ssize_t buf_read_frame(struct buf *b, int fd, frame_fn fn, struct frame_ctx *ctx,
 		       int64_t first_deadline, int64_t deadline);
 
-/* Reads one request: waits for its first byte until idle_deadline (-1: for
- * ever), then sets *deadline to frame_ms after that and reads the rest of
- * the frame by it. Returns as buf_read_frame. */
-ssize_t buf_read_request(struct buf *b, int fd, frame_fn fn, struct frame_ctx *ctx, int64_t idle_deadline,
-			 int64_t frame_ms, int64_t *deadline);
+/* Reads what fd has (at least one byte) into the buffer, waiting until
+ * deadline, or with BUF_SOCKET_TIMEOUT in one blocking read bounded by the
+ * socket's own receive timeout. Returns the bytes read, 0 at end of stream
+ * (eof is set), -ETIMEDOUT, -EMSGSIZE (the buffer is full) or -errno. */
+#define BUF_SOCKET_TIMEOUT (-2)
+ssize_t buf_fill(struct buf *b, int fd, int64_t deadline);
+/* Reads one request: waits for its first byte as long as the socket's
+ * receive timeout allows (the idle timeout), then sets *deadline to
+ * frame_ms after that and reads the rest of the frame by it. Returns as
+ * buf_read_frame. */
+ssize_t buf_read_request(struct buf *b, int fd, frame_fn fn, struct frame_ctx *ctx, int64_t frame_ms,
+			 int64_t *deadline);
 
 #endif

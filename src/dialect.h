@@ -47,6 +47,9 @@ struct dialect {
 	 * cannot be the answer to this request. */
 	int (*restore)(const struct dialect *d, const struct dialect_msg *m, const uint8_t *ans, size_t n,
 		       struct buf *out);
+	/* Whether the request may reach the target twice without harm (a
+	 * read); NULL: never. */
+	int (*idempotent)(const struct dialect *d, const uint8_t *req, size_t len);
 	/* Read sharing (NULL: none): the key of a read, or the unit a write touches. */
 	enum dialect_share (*share_key)(const struct dialect *d, const uint8_t *req, size_t len,
 					struct readshare_key *k);

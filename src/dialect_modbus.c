@@ -89,6 +89,12 @@ static enum dialect_share modbus_share_key(const struct dialect *d, const uint8_
 	return DIALECT_SHARE_NONE;
 }
 
+static int modbus_idempotent(const struct dialect *d, const uint8_t *req, size_t len)
+{
+	(void)d;
+	return len > MODBUS_MBAP_LEN && modbus_access_of(req + MODBUS_MBAP_LEN, len - MODBUS_MBAP_LEN) == MODBUS_READ;
+}
+
 static int modbus_shareable(const uint8_t *ans, size_t n)
 {
 	return n > MODBUS_MBAP_LEN && !(modbus_function(ans) & 0x80); /* exceptions are never shared */
@@ -108,6 +114,7 @@ void dialect_modbus_init(struct dialect *d, const struct config *cfg)
 	d->prepare = modbus_prepare;
 	d->awaited = modbus_awaited;
 	d->restore = modbus_restore;
+	d->idempotent = modbus_idempotent;
 	d->share_key = modbus_share_key;
 	d->shareable = modbus_shareable;
 	d->readdress = modbus_answer_for;

@@ -1,7 +1,15 @@
 /* One request/response exchange over a borrowed upstream connection:
  * borrow, gap, write, read, give back. What a protocol adds (ids, unit
  * map, RTU, policy, read sharing keys) is the dialect's; this file only
- * calls its hooks. */
+ * calls its hooks.
+ *
+ * The uncontended path costs four system calls a request (the client
+ * thread's read of the request and write of the answer, plus one write and
+ * one read upstream): the waits are bounded by socket receive timeouts, not
+ * by a poll() before each read, and a connection that carried an answer a
+ * moment ago is not checked again before a read is sent over it. Under
+ * contention the thread that gives a connection back puts the first
+ * waiter's request on the wire before it wakes that waiter. */
 #include "config.h"
 #include "exchange.h"
 #include "log.h"
@@ -17,20 +25,90 @@
 #define MAX_TAGGED_TIMEOUTS 3
 /* Bounds the answers to other requests dropped while one is awaited. */
 #define MAX_DROPPED_ANSWERS 64
+/* A connection that answered this recently is not checked before a request
+ * that may safely be sent again (a read): should the target have closed it
+ * meanwhile, the read goes again, once, over a checked connection. */
+#define FRESH_MS 1000
+
+/* One request on its way to the target. */
+struct pending {
+	const struct exchange_env *env;
+	const struct exchange_req *r;
+	struct dialect_msg m;
+	int idempotent;     /* the dialect says it may be sent twice */
+	int sent;           /* on the wire (rc = the write's result) */
+	int gone;           /* its client left before it was sent */
+	int unsendable;     /* the dialect could not put it on the wire */
+	int unchecked;      /* sent over a connection not checked since its last answer */
+	int rc;
+	int64_t sent_at;
+};
+
+/* Whether the client has left: it reset, or (where the dialect says a
+ * half-close means so) shut its side. */
+static int client_left(const struct exchange_env *env, const struct exchange_req *r)
+{
+	if (r->client_fd < 0 || atomic_load(r->stopping))
+		return 0;
+	int ev = net_peer_state(r->client_fd);
+	return (ev & NET_PEER_GONE) || ((ev & NET_PEER_SHUT) && env->dialect->half_close_leaves);
+}
+
+/* Puts p's request on the wire over s; a client that left while it waited
+ * for s (waited) is not sent for. */
+static void send_pending(struct pending *p, struct pool_slot *s, int waited)
+{
+	const struct dialect *d = p->env->dialect;
+	if (waited && client_left(p->env, p->r)) {
+		p->gone = 1;
+		return;
+	}
+	p->m = (struct dialect_msg){ .req = p->r->req, .reqlen = p->r->len };
+	if (d->prepare(d, s->next_tag++, &p->m) < 0) {
+		p->unsendable = 1;
+		return;
+	}
+	log_hex("to target", p->m.wire, p->m.wirelen);
+	p->rc = net_write_all(s->fd, p->m.wire, p->m.wirelen, p->r->deadline);
+	p->sent = 1;
+	p->sent_at = time_now_ms();
+}
+
+/* The hand-off: the previous holder of s sends our request at once, when
+ * nothing must come between (no gap, no leftover bytes to look at) and the
+ * request may go again should the connection turn out dead. */
+static void presend(void *arg, struct pool_slot *s)
+{
+	struct pending *p = arg;
+	if (!p->idempotent || p->env->dialect->min_gap_ms > 0 || buf_len(&s->rbuf) > 0)
+		return;
+	p->unchecked = 1;
+	send_pending(p, s, 1);
+}
 
 /* Borrows a slot whose connection still works: a slot found dead by the
- * check goes back and the next one is tried. */
-static int borrow_checked(const struct exchange_env *env, int64_t deadline, struct pool_slot **out)
+ * check goes back and the next one is tried. *waited says whether it queued. */
+static int borrow_checked(struct pending *p, int recheck, struct pool_slot **out, int *waited)
 {
+	const struct exchange_env *env = p->env;
+	struct pool_handoff h = { .fn = presend, .arg = p };
 	/* pool_borrow ends the loop at the deadline; the count is a backstop */
 	for (int tries = 0; tries < 10000; tries++) {
-		int rc = pool_borrow(env->pool, deadline, out);
+		int rc = pool_borrow_ex(env->pool, p->r->deadline, recheck ? NULL : &h, out);
 		if (rc < 0)
 			return rc;
-		enum pool_health health = upstream_check_idle(env->upstream, *out);
+		*waited = h.waited;
+		struct pool_slot *s = *out;
+		if (p->sent || p->gone || p->unsendable)
+			return 0;
+		int fresh = !recheck && p->idempotent && buf_len(&s->rbuf) == 0 && s->last_answer_at != 0 &&
+			    time_now_ms() - s->last_answer_at < FRESH_MS;
+		enum pool_health health = fresh ? upstream_check_age(env->upstream, s)
+						: upstream_check_idle(env->upstream, s);
+		p->unchecked = fresh;
 		if (health == POOL_HEALTHY)
 			return 0;
-		pool_return(env->pool, *out, health);
+		pool_return(env->pool, s, health);
 	}
 	return -ETIMEDOUT;
 }
@@ -51,47 +129,63 @@ static enum exchange_result borrow_failed(const struct exchange_env *env, const 
 	return EXCH_NO_UPSTREAM;
 }
 
-/* Whether the client has left: it reset, or (where the dialect says a
- * half-close means so) shut its side. */
-static int client_left(const struct exchange_env *env, const struct exchange_req *r)
+/* Reads more of the answer into s->rbuf: first one blocking read bounded
+ * by the connection's own receive timeout (the common, fast answer costs
+ * one system call), then, for a slow answer, polls until the deadline,
+ * watching the client when the dialect lets a departed client's answer be
+ * dropped by id. Returns bytes read, 0 at end of stream, -ECONNABORTED
+ * (the client left) or -errno. */
+static ssize_t more_answer(const struct pending *p, struct pool_slot *s, int *watch, int *blocked,
+			   int64_t deadline)
 {
-	if (r->client_fd < 0 || atomic_load(r->stopping))
-		return 0;
-	int ev = net_peer_state(r->client_fd);
-	return (ev & NET_PEER_GONE) || ((ev & NET_PEER_SHUT) && env->dialect->half_close_leaves);
+	const struct exchange_env *env = p->env;
+	if (!*blocked && env->upstream->timed_recv && time_left_ms(deadline) > UPSTREAM_WATCH_MS) {
+		*blocked = 1;
+		ssize_t k = buf_fill(&s->rbuf, s->fd, BUF_SOCKET_TIMEOUT);
+		if (k != -ETIMEDOUT)
+			return k;
+	}
+	if (*watch >= 0) {
+		int w = net_wait_either(s->fd, *watch, env->dialect->half_close_leaves, deadline);
+		if (w < 0)
+			return w;
+		if (w == 1 && client_left(env, p->r))
+			return -ECONNABORTED;
+		if (w == 1)
+			*watch = -1; /* the daemon is stopping: finish the exchange */
+		else
+			return buf_fill(&s->rbuf, s->fd, time_now_ms());
+	}
+	return buf_fill(&s->rbuf, s->fd, deadline);
 }
 
 /* Reads frames until the awaited answer; answers to other requests (late
- * ones, recognised by id) are dropped. While it waits, a client that
- * leaves ends the wait when the dialect matches by id: its late answer
- * will be recognised and dropped. Returns the answer's length at
- * buf_head(&s->rbuf), -ECONNABORTED (the client left), or an error. */
-static ssize_t read_answer(const struct exchange_env *env, const struct exchange_req *r, struct pool_slot *s,
-			   const struct dialect_msg *m, struct frame_ctx *ctx, int64_t deadline)
+ * ones, recognised by id) are dropped. Returns the answer's length at
+ * buf_head(&s->rbuf), 0 (closed between frames), -ECONNABORTED (the
+ * client left), or an error. */
+static ssize_t read_answer(const struct pending *p, struct pool_slot *s, struct frame_ctx *ctx,
+			   int64_t deadline)
 {
-	const struct dialect *d = env->dialect;
-	int watch = d->ids && r->client_fd >= 0 ? r->client_fd : -1;
+	const struct dialect *d = p->env->dialect;
+	int watch = d->ids && p->r->client_fd >= 0 ? p->r->client_fd : -1, blocked = 0;
 	for (int dropped = 0; dropped < MAX_DROPPED_ANSWERS;) {
-		ssize_t n;
-		if (watch >= 0 && buf_len(&s->rbuf) == 0) {
-			int w = net_wait_either(s->fd, watch, d->half_close_leaves, deadline);
-			if (w < 0)
-				return w;
-			if (w == 1 && !client_left(env, r))
-				watch = -1; /* the daemon is stopping: finish the exchange */
-			else if (w == 1)
-				return -ECONNABORTED;
+		struct buf *b = &s->rbuf;
+		ssize_t n = buf_len(b) > 0 ? d->response(ctx, buf_head(b), buf_len(b), b->eof) : 0;
+		if (n == 0 && b->eof)
+			return buf_len(b) == 0 ? 0 : -ECONNRESET;
+		if (n == 0) {
+			ssize_t k = more_answer(p, s, &watch, &blocked, deadline);
+			if (k < 0)
+				return k;
+			continue;
 		}
-		n = buf_read_frame(&s->rbuf, s->fd, d->response, ctx, watch >= 0 ? time_now_ms() : deadline,
-				   watch >= 0 ? time_now_ms() : deadline);
-		if (n == -ETIMEDOUT && watch >= 0 && time_left_ms(deadline) > 0)
-			continue; /* part of a frame so far: wait for more */
-		if (n <= 0 || d->awaited(d, m, buf_head(&s->rbuf), (size_t)n))
+		if (n < 0 || d->awaited(d, &p->m, buf_head(b), (size_t)n))
 			return n;
-		log_info("%s: upstream #%d: discarding an answer to another request (a late answer)", r->who, s->id);
+		log_info("%s: upstream #%d: discarding an answer to another request (a late answer)", p->r->who,
+			 s->id);
+		log_hex("discarded", buf_head(b), (size_t)n);
+		buf_consume(b, (size_t)n);
 		s->timeouts = 0; /* a late answer is an answer: the target is alive */
-		log_hex("discarded", buf_head(&s->rbuf), (size_t)n);
-		buf_consume(&s->rbuf, (size_t)n);
 		dropped++;
 	}
 	return -EPROTO;
@@ -105,9 +199,10 @@ static int64_t fair_wait_ms(const struct config *cfg)
 
 /* What becomes of the slot after an answer error n, having waited
  * waited_ms for it; sets *res. */
-static enum pool_health answer_failed(const struct exchange_env *env, const struct exchange_req *r,
-				      struct pool_slot *s, ssize_t n, int64_t waited_ms, enum exchange_result *res)
+static enum pool_health answer_failed(const struct pending *p, struct pool_slot *s, ssize_t n, int64_t waited_ms,
+				      enum exchange_result *res)
 {
+	const struct exchange_req *r = p->r;
 	if (n == -ECONNABORTED) {
 		log_info("%s: left while its answer was awaited; upstream #%d goes back (a late answer is dropped by id)",
 			 r->who, s->id);
@@ -119,8 +214,8 @@ static enum pool_health answer_failed(const struct exchange_env *env, const stru
 		/* Without ids this answer may still come, to the next client:
 		 * only a new connection is safe. With ids, a request that came
 		 * with little of its deadline left says nothing of the target. */
-		int fair = waited_ms * 2 >= fair_wait_ms(env->cfg);
-		int keep = env->dialect->ids && (!fair || ++s->timeouts < MAX_TAGGED_TIMEOUTS);
+		int fair = waited_ms * 2 >= fair_wait_ms(p->env->cfg);
+		int keep = p->env->dialect->ids && (!fair || ++s->timeouts < MAX_TAGGED_TIMEOUTS);
 		log_warn("%s: upstream #%d: the target did not answer in time%s", r->who, s->id,
 			 keep ? "" : "; reconnecting");
 		return keep ? POOL_HEALTHY : POOL_BROKEN;
@@ -134,16 +229,15 @@ static enum pool_health answer_failed(const struct exchange_env *env, const stru
 }
 
 /* Turns the answer (n bytes at the head of s->rbuf) into the client's. */
-static enum pool_health take_answer(const struct exchange_env *env, const struct exchange_req *r,
-				    struct pool_slot *s, const struct dialect_msg *m, size_t n,
+static enum pool_health take_answer(const struct pending *p, struct pool_slot *s, size_t n,
 				    const struct frame_ctx *ctx, struct buf *out, enum exchange_result *res)
 {
-	const struct dialect *d = env->dialect;
+	const struct dialect *d = p->env->dialect;
 	log_hex("from target", buf_head(&s->rbuf), n);
-	int rc = d->restore(d, m, buf_head(&s->rbuf), n, out);
+	int rc = d->restore(d, &p->m, buf_head(&s->rbuf), n, out);
 	buf_consume(&s->rbuf, n);
 	if (rc < 0) {
-		log_warn("%s: upstream #%d: the answer does not fit the request; reconnecting", r->who, s->id);
+		log_warn("%s: upstream #%d: the answer does not fit the request; reconnecting", p->r->who, s->id);
 		*res = EXCH_BAD_GATEWAY;
 		return POOL_BROKEN;
 	}
@@ -151,8 +245,8 @@ static enum pool_health take_answer(const struct exchange_env *env, const struct
 	if (!d->ids && buf_len(&s->rbuf) > 0) {
 		/* More bytes came with the answer than were asked for: without
 		 * ids nobody can tell which frame answers this request. */
-		log_warn("%s: upstream #%d: %zu bytes beyond the answer; not delivered, reconnecting", r->who, s->id,
-			 buf_len(&s->rbuf));
+		log_warn("%s: upstream #%d: %zu bytes beyond the answer; not delivered, reconnecting", p->r->who,
+			 s->id, buf_len(&s->rbuf));
 		*res = EXCH_BAD_GATEWAY;
 		return POOL_BROKEN;
 	}
@@ -160,56 +254,93 @@ static enum pool_health take_answer(const struct exchange_env *env, const struct
 	return ctx->close_upstream || s->rbuf.eof ? POOL_BROKEN : POOL_HEALTHY;
 }
 
-/* Sends m over s and reads its answer into out. Returns how s goes back. */
-static enum pool_health converse(const struct exchange_env *env, const struct exchange_req *r,
-				 struct pool_slot *s, struct dialect_msg *m, struct frame_ctx *ctx,
-				 struct buf *out, enum exchange_result *res)
+/* Whether the connection was closed before the request reached it: the
+ * write failed at once, or the first thing read was its end (the target's
+ * close was queued before the request; a reset in answer to the request
+ * is a failure of the request, not of the connection). */
+static int died_before(const struct pending *p, const struct pool_slot *s, ssize_t n)
 {
-	log_hex("to target", m->wire, m->wirelen);
-	int rc = net_write_all(s->fd, m->wire, m->wirelen, r->deadline);
-	if (rc < 0) {
-		log_warn("%s: upstream #%d: write failed: %s", r->who, s->id, strerror(-rc));
-		*res = rc == -ETIMEDOUT ? EXCH_TIMEOUT : EXCH_BAD_GATEWAY;
+	int dead = p->rc == -EPIPE || p->rc == -ECONNRESET || n == 0;
+	return p->unchecked && p->idempotent && dead && buf_len(&s->rbuf) == 0;
+}
+
+/* Reads the answer to p's request, sent over s, into out. Returns how s
+ * goes back; *retry when it turned out dead before the request arrived. */
+static enum pool_health converse(struct pending *p, struct pool_slot *s, struct frame_ctx *ctx,
+				 struct buf *out, enum exchange_result *res, int *retry)
+{
+	const struct exchange_req *r = p->r;
+	if (p->rc < 0) {
+		*retry = died_before(p, s, 1);
+		if (!*retry)
+			log_warn("%s: upstream #%d: write failed: %s", r->who, s->id, strerror(-p->rc));
+		*res = p->rc == -ETIMEDOUT ? EXCH_TIMEOUT : EXCH_BAD_GATEWAY;
 		return POOL_BROKEN;
 	}
 	/* --answer-timeout caps how long one unanswered request holds the connection */
-	int64_t sent = time_now_ms(), deadline = sent + env->cfg->answer_timeout_ms;
+	int64_t deadline = p->sent_at + p->env->cfg->answer_timeout_ms;
 	if (deadline > r->deadline)
 		deadline = r->deadline;
 	ctx->close_upstream = 0;
-	ssize_t n = read_answer(env, r, s, m, ctx, deadline);
+	ssize_t n = read_answer(p, s, ctx, deadline);
 	if (n > 0 || n == -EPROTO || n == -EMSGSIZE)
 		s->carried = 1; /* it answered, if badly: the target is alive */
 	if (n > 0)
-		return take_answer(env, r, s, m, (size_t)n, ctx, out, res);
-	return answer_failed(env, r, s, n, time_now_ms() - sent, res);
+		return take_answer(p, s, (size_t)n, ctx, out, res);
+	*retry = died_before(p, s, n);
+	if (*retry) {
+		log_info("%s: upstream #%d was closed by the target since its last answer; sending again", r->who,
+			 s->id);
+		*res = EXCH_BAD_GATEWAY;
+		return POOL_BROKEN;
+	}
+	return answer_failed(p, s, n, time_now_ms() - p->sent_at, res);
 }
 
-/* The exchange proper: borrow, gap, write, read, give back. */
+/* One try: borrow (or be handed) a slot, send, read the answer, give the
+ * slot back. *retry when the request may go again over another connection. */
+static enum exchange_result try_exchange(struct pending *p, int recheck, struct frame_ctx *ctx, struct buf *out,
+					 int *retry)
+{
+	const struct exchange_env *env = p->env;
+	struct pool_slot *s;
+	int waited = 0;
+	int rc = borrow_checked(p, recheck, &s, &waited);
+	if (rc < 0)
+		return borrow_failed(env, p->r, rc);
+	if (!p->sent && !p->gone && !p->unsendable) {
+		upstream_gap(env->upstream, s);
+		send_pending(p, s, waited);
+	}
+	enum exchange_result res = EXCH_CLIENT_GONE;
+	enum pool_health health = POOL_HEALTHY;
+	if (p->gone) {
+		log_info("%s: left before its request was sent; not sending it", p->r->who);
+	} else if (p->unsendable) {
+		log_warn("%s: the request cannot be put on the wire; not sent", p->r->who);
+		res = EXCH_BAD_GATEWAY;
+	} else {
+		health = converse(p, s, ctx, out, &res, retry);
+		s->last_answer_at = time_now_ms();
+	}
+	pool_return(env->pool, s, health);
+	return res;
+}
+
+/* The exchange proper, with one more try over a checked connection when
+ * an unchecked one turns out to have died before a read reached it. */
 static enum exchange_result upstream_exchange(const struct exchange_env *env, const struct exchange_req *r,
 					      struct frame_ctx *ctx, struct buf *out)
 {
-	struct pool_slot *s;
-	int rc = borrow_checked(env, r->deadline, &s);
-	if (rc < 0)
-		return borrow_failed(env, r, rc);
-	upstream_gap(env->upstream, s);
-
-	enum exchange_result res = EXCH_CLIENT_GONE;
-	enum pool_health health = POOL_HEALTHY;
-	if (client_left(env, r)) {
-		log_info("%s: left before its request was sent; not sending it", r->who);
-	} else {
-		struct dialect_msg m = { .req = r->req, .reqlen = r->len };
-		if (env->dialect->prepare(env->dialect, s->next_tag++, &m) < 0) {
-			log_warn("%s: the request cannot be put on the wire; not sent", r->who);
-			res = EXCH_BAD_GATEWAY;
-		} else {
-			health = converse(env, r, s, &m, ctx, out, &res);
-			s->last_answer_at = time_now_ms();
-		}
+	const struct dialect *d = env->dialect;
+	struct pending p = { .env = env, .r = r };
+	p.idempotent = d->idempotent != NULL && d->idempotent(d, r->req, r->len);
+	int retry = 0;
+	enum exchange_result res = try_exchange(&p, 0, ctx, out, &retry);
+	if (retry) {
+		struct pending again = { .env = env, .r = r, .idempotent = p.idempotent };
+		res = try_exchange(&again, 1, ctx, out, &retry);
 	}
-	pool_return(env->pool, s, health);
 	return res;
 }
 

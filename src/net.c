@@ -207,6 +207,25 @@ ssize_t net_read(int fd, void *buf, size_t cap, int64_t deadline)
 	}
 }
 
+int net_set_recv_timeout(int fd, int64_t ms)
+{
+	struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+	return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ? -errno : 0;
+}
+
+ssize_t net_recv_wait(int fd, void *buf, size_t cap)
+{
+	for (;;) {
+		ssize_t n = recv(fd, buf, cap, 0);
+		if (n >= 0)
+			return n;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
 int net_write_all(int fd, const void *buf, size_t len, int64_t deadline)
 {
 	const uint8_t *p = buf;

@@ -31,6 +31,12 @@ void net_tune(int fd);
 /* Reads at most cap bytes once data is there. Returns > 0 bytes read, 0 at
  * end of stream, -ETIMEDOUT at the deadline, or -errno. */
 ssize_t net_read(int fd, void *buf, size_t cap, int64_t deadline);
+/* Sets how long a blocking read (net_recv_wait) waits: 0 = for ever. A
+ * timeout set once per socket spares a poll() before every read. */
+int net_set_recv_timeout(int fd, int64_t ms);
+/* One blocking read, bounded by the socket's receive timeout. Returns > 0
+ * bytes read, 0 at end of stream, -ETIMEDOUT, or -errno. */
+ssize_t net_recv_wait(int fd, void *buf, size_t cap);
 /* Writes all len bytes before the deadline. Returns 0 or -errno. */
 int net_write_all(int fd, const void *buf, size_t len, int64_t deadline);
 

@@ -29,6 +29,7 @@ struct pool_waiter {
 	int posted;
 	struct pool_slot *slot;   /* set by the thread that hands it a slot */
 	int err;                  /* or an error: -ENOTCONN, -ESHUTDOWN */
+	struct pool_handoff *h;   /* NULL, or what to do for it before it wakes */
 	struct pool_waiter *next;
 };
 
@@ -279,6 +280,13 @@ static int wait_turn(struct pool *p, struct pool_waiter *w, int64_t deadline)
 
 int pool_borrow(struct pool *p, int64_t deadline, struct pool_slot **out)
 {
+	return pool_borrow_ex(p, deadline, NULL, out);
+}
+
+int pool_borrow_ex(struct pool *p, int64_t deadline, struct pool_handoff *h, struct pool_slot **out)
+{
+	if (h != NULL)
+		h->waited = 0;
 	pthread_mutex_lock(&p->lock);
 	int rc = p->stopping ? -ESHUTDOWN : 0;
 	if (rc == 0 && (*out = take_idle_locked(p)) != NULL) {
@@ -292,7 +300,9 @@ int pool_borrow(struct pool *p, int64_t deadline, struct pool_slot **out)
 		return rc;
 	}
 
-	struct pool_waiter w = { .posted = 0, .slot = NULL, .err = 0, .next = NULL };
+	struct pool_waiter w = { .posted = 0, .slot = NULL, .err = 0, .h = h, .next = NULL };
+	if (h != NULL)
+		h->waited = 1;
 	pthread_mutex_init(&w.m, NULL);
 	time_cond_init(&w.c);
 	if (p->tail != NULL)
@@ -339,6 +349,8 @@ void pool_return(struct pool *p, struct pool_slot *s, enum pool_health health)
 		pthread_cond_signal(&p->work);
 	}
 	pthread_mutex_unlock(&p->lock);
+	if (w != NULL && w->h != NULL && w->h->fn != NULL)
+		w->h->fn(w->h->arg, s); /* the slot is w's already; w sleeps until the post */
 	if (w != NULL)
 		post(w);
 	if (fd >= 0)

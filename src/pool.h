@@ -64,6 +64,16 @@ struct pool {
 int pool_init(struct pool *p, int nslots, int queue_max, size_t buf_initial, size_t buf_max);
 void pool_destroy(struct pool *p);
 
+/* A borrower may leave this with the pool: the thread that hands it a
+ * returned slot calls fn after releasing the pool's lock and before the
+ * borrower wakes, so its request can be on the wire at once (the
+ * connection is never idle while someone waits for it). */
+struct pool_handoff {
+	void (*fn)(void *arg, struct pool_slot *s);
+	void *arg;
+	int waited;    /* out: the borrower queued for its slot */
+};
+
 /* Lends a connected slot, waiting in arrival order until deadline.
  * Returns 0, -ETIMEDOUT, -EAGAIN (queue full), -ENOTCONN (the target is
  * down and was just tried: fail fast instead of waiting) or -ESHUTDOWN.
@@ -71,6 +81,8 @@ void pool_destroy(struct pool *p);
  * most one in flight, at most one per POOL_DEMAND_MS) and waits for it,
  * so the daemon is back within a moment of the target. */
 int pool_borrow(struct pool *p, int64_t deadline, struct pool_slot **out);
+/* The same with a hand-off (may be NULL). */
+int pool_borrow_ex(struct pool *p, int64_t deadline, struct pool_handoff *h, struct pool_slot **out);
 #define POOL_DEMAND_MS 250
 
 /* How a slot comes back. */

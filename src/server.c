@@ -152,11 +152,12 @@ static void client_serve(struct client *c, struct buf *in, struct buf *out)
 {
 	const struct config *cfg = c->srv->cfg;
 	struct frame_ctx ctx = { .max_frame = cfg->max_frame };
+	/* the wait for the next request is bounded by the socket itself: no poll per request */
+	net_set_recv_timeout(c->fd, cfg->idle_timeout_ms);
 	for (int more = 1; more;) {
-		int64_t idle = cfg->idle_timeout_ms > 0 ? time_now_ms() + cfg->idle_timeout_ms : -1;
 		struct exchange_req r = { .client_fd = c->fd, .stopping = &c->srv->stopping, .who = c->name };
 		ctx.close_client = 0;
-		ssize_t n = buf_read_request(in, c->fd, cfg->codec->request, &ctx, idle, cfg->timeout_ms, &r.deadline);
+		ssize_t n = buf_read_request(in, c->fd, cfg->codec->request, &ctx, cfg->timeout_ms, &r.deadline);
 		if (n == 0)
 			log_info("%s: client closed the connection", c->name);
 		if (n < 0)

@@ -17,11 +17,21 @@ void upstream_init(struct upstream *u, const struct config *cfg, const struct di
 {
 	u->cfg = cfg;
 	u->dialect = d;
+	u->timed_recv = 1;
 }
 
 int upstream_connect(const struct upstream *u, int64_t deadline)
 {
-	return net_connect(u->cfg->target_host, u->cfg->target_port, deadline);
+	int fd = net_connect(u->cfg->target_host, u->cfg->target_port, deadline);
+	if (fd >= 0)
+		upstream_tune(u, fd);
+	return fd;
+}
+
+void upstream_tune(const struct upstream *u, int fd)
+{
+	if (u->timed_recv)
+		net_set_recv_timeout(fd, UPSTREAM_WATCH_MS);
 }
 
 /* When the connection last carried an exchange (or opened). Health
@@ -88,6 +98,11 @@ static enum pool_health drain_idle(const struct upstream *u, struct pool_slot *s
 		return POOL_BROKEN;
 	}
 	return POOL_BROKEN;
+}
+
+enum pool_health upstream_check_age(const struct upstream *u, struct pool_slot *s)
+{
+	return check_age(u->cfg, s, time_now_ms());
 }
 
 enum pool_health upstream_check_idle(const struct upstream *u, struct pool_slot *s)

@@ -9,9 +9,15 @@
 #include "dialect.h"
 #include "pool.h"
 
+/* An answer's first wait is one blocking read this long at most (set
+ * once per connection as its receive timeout); a slower answer is then
+ * awaited with poll(), watching the client. */
+#define UPSTREAM_WATCH_MS 100
+
 struct upstream {
 	const struct config *cfg;
 	const struct dialect *dialect;
+	int timed_recv;   /* connections carry UPSTREAM_WATCH_MS as their receive timeout */
 };
 
 void upstream_init(struct upstream *u, const struct config *cfg, const struct dialect *d);
@@ -24,6 +30,12 @@ int upstream_connect(const struct upstream *u, int64_t deadline);
  * past --upstream-max-idle or -age, POOL_BROKEN when it is closed, errored
  * or holds bytes it should not. */
 enum pool_health upstream_check_idle(const struct upstream *u, struct pool_slot *s);
+/* Only the time rules of the check (--upstream-max-idle and -age), with no
+ * system call: for a connection that answered a moment ago. */
+enum pool_health upstream_check_age(const struct upstream *u, struct pool_slot *s);
+/* Gives a new connection what the exchange expects of it (its receive
+ * timeout); upstream_connect does it, tests that make their own call it. */
+void upstream_tune(const struct upstream *u, int fd);
 /* When an idle slot is due for a check (a pool_due_fn; arg is the upstream). */
 int64_t upstream_idle_due(const void *arg, const struct pool_slot *s);
 /* Waits out the dialect's gap (--request-gap, RTU silence) since the

@@ -52,6 +52,7 @@ static void start(void)
 	int sv[2];
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	target = sv[1];
+	upstream_tune(&up, sv[0]);
 	pool_connected(&pool, job.slot, sv[0]);
 	env = (struct exchange_env){ .pool = &pool, .cfg = &cfg, .dialect = &dialect, .upstream = &up };
 	if (cfg.coalesce) {
@@ -289,23 +290,60 @@ START_TEST(test_follower_deadline)
 }
 END_TEST
 
-/* A client that left before its turn: its request is never sent. */
+/* Polls until n clients wait for the slot. */
+static void wait_for_waiters(int n)
+{
+	int live, busy, waiting = -1;
+	for (int64_t end = time_now_ms() + IO_MS; time_now_ms() < end && waiting != n; tm_sleep_ms(1))
+		pool_counts(&pool, &live, &busy, &waiting);
+	ck_assert_int_eq(waiting, n);
+}
+
+/* A client that left while it queued for the connection: its request is
+ * never sent (a write here, so the hand-off leaves the check to it). */
 START_TEST(test_client_gone_before_send)
 {
 	setup_for("modbus");
 	start();
+	struct pool_slot *held;
+	ck_assert_int_eq(pool_borrow(&pool, time_now_ms() + IO_MS, &held), 0);
 	int sv[2];
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	close(sv[1]);
 	uint8_t req[12];
 	struct run a = { .client_fd = sv[0] };
 	run_start(&a, req, tm_modbus_req_write1(req, 1, 1, 10, 5));
+	wait_for_waiters(1);
+	close(sv[1]);
+	pool_return(&pool, held, POOL_HEALTHY);
 	ck_assert_int_eq(run_join(&a), EXCH_CLIENT_GONE);
 	uint8_t b;
 	ck_assert_int_eq(recv(target, &b, 1, MSG_DONTWAIT), -1);
 	ck_assert_int_eq(slot_state(), SLOT_IDLE);
 	close(sv[0]);
 	buf_free(&a.out);
+	finish();
+}
+END_TEST
+
+/* A read queued behind a held connection is put on the wire by the thread
+ * that gives the connection back (the hand-off), and gets its answer. */
+START_TEST(test_handoff_sends_for_waiter)
+{
+	setup_for("modbus");
+	start();
+	struct pool_slot *held;
+	ck_assert_int_eq(pool_borrow(&pool, time_now_ms() + IO_MS, &held), 0);
+	uint8_t req[12], seen[260];
+	struct run a = { 0 };
+	run_start(&a, req, tm_modbus_req_read(req, 9, 1, 3, 0, 1));
+	wait_for_waiters(1);
+	held->last_answer_at = time_now_ms();
+	uint16_t tag = (uint16_t)held->next_tag;
+	pool_return(&pool, held, POOL_HEALTHY);
+	ck_assert_int_eq(target_modbus_req(seen), tag); /* sent with the slot's next id */
+	target_answer(tag, 1, 5);
+	run_join(&a);
+	assert_answer(&a, 9, 5);
 	finish();
 }
 END_TEST
@@ -359,6 +397,7 @@ Suite *make_suite(void)
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_policy_refusal);
 	tcase_add_test(tc, test_client_gone_before_send);
+	tcase_add_test(tc, test_handoff_sends_for_waiter);
 	tcase_add_test(tc, test_client_leaves_while_waiting);
 	suite_add_tcase(s, tc);
 	return s;
