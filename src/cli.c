@@ -16,7 +16,7 @@ enum {
 	OPT_TIMEOUT = 256, OPT_DELAY, OPT_MAX_CONN, OPT_BACKOFF, OPT_HEALTH, OPT_QUEUE,
 	OPT_MAX_CLIENTS, OPT_IDLE, OPT_MAX_FRAME, OPT_SYSLOG, OPT_ALLOW, OPT_METRICS, OPT_MB_RO,
 	OPT_MB_ALLOW_WRITE, OPT_GAP, OPT_MAX_IDLE, OPT_MAX_AGE, OPT_UNIT_MAP, OPT_MB_UPSTREAM, OPT_TID_CHECK,
-	OPT_COALESCE, OPT_CACHE_TTL,
+	OPT_COALESCE, OPT_CACHE_TTL, OPT_MAX_BUFFERED,
 };
 
 struct opt_doc {
@@ -42,6 +42,7 @@ static const struct opt_doc server_opts[] = {
 	{ "max-clients", required_argument, OPT_MAX_CLIENTS, "N", "client connections at once; more are closed at accept (default 1000)" },
 	{ "idle-timeout", required_argument, OPT_IDLE, "DUR", "close a client silent this long between requests; 0 = never (default 5m)" },
 	{ "max-frame", required_argument, OPT_MAX_FRAME, "SIZE", "largest request or response, e.g. 64k, 1M (default 1M)" },
+	{ "max-buffered", required_argument, OPT_MAX_BUFFERED, "SIZE", "bytes all clients together may buffer beyond a small first buffer each; past it requests are refused (default 64M)" },
 	{ "allow", required_argument, OPT_ALLOW, "CIDR", "only clients from this network may connect; repeatable (default: everyone)" },
 	{ "metrics-listen", required_argument, OPT_METRICS, "[HOST:]PORT", "serve statistics for Prometheus at http://HOST:PORT/metrics (default off)" },
 	{ "modbus-read-only", no_argument, OPT_MB_RO, "", "modbus: refuse every function but reads (1-4, 43/14) with exception 0x01" },
@@ -81,6 +82,7 @@ void cli_defaults(struct config *cfg)
 	cfg->queue_size = 32;
 	cfg->max_clients = 1000;
 	cfg->max_frame = 1024 * 1024;
+	cfg->max_buffered = 64 * 1024 * 1024;
 	cfg->modbus_tid_check = 1;
 	for (int i = 0; i < 256; i++)
 		cfg->unit_map[i] = (uint8_t)i;
@@ -272,6 +274,10 @@ static int server_option(struct config *cfg, int c, const char *arg, char *err, 
 	case OPT_MAX_FRAME:
 		if (cli_parse_size(arg, &cfg->max_frame) < 0 || cfg->max_frame < 16)
 			return fail(err, cap, "--max-frame: '%s' is not a size from 16 bytes to 1G (e.g. 65536, 64k, 1M)", arg);
+		return 0;
+	case OPT_MAX_BUFFERED:
+		if (cli_parse_size(arg, &cfg->max_buffered) < 0)
+			return fail(err, cap, "--max-buffered: '%s' is not a size (e.g. 64M)", arg);
 		return 0;
 	case OPT_ALLOW:
 		if (cfg->nallow >= ACL_MAX)

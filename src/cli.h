@@ -28,6 +28,7 @@ struct config {
 	int queue_size;
 	int max_clients;
 	size_t max_frame;
+	size_t max_buffered;   /* bytes all buffers may grow beyond their first size */
 	struct acl_entry allow[ACL_MAX];
 	int nallow;
 	char metrics_host[256], metrics_port[8];   /* port "" = no metrics listener */

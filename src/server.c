@@ -33,6 +33,7 @@ struct client {
 
 static struct log_ratelimit reject_rl;
 static struct log_ratelimit accept_err_rl;
+static struct log_ratelimit nobufs_rl;
 
 static void client_unlink(struct client *c)
 {
@@ -110,6 +111,14 @@ static void client_serve(struct client *c, struct buf *in, struct buf *out)
 				send_error(c, &ctx, NULL, 0,
 					   n == -EPROTO ? CODEC_ERR_BAD_REQUEST
 					   : n == -EMSGSIZE ? CODEC_ERR_TOO_LARGE : CODEC_ERR_UNSUPPORTED);
+			} else if (n == -ENOBUFS) {
+				unsigned suppressed;
+				STAT_INC(req_no_buffer);
+				if (log_ratelimit_ok(&nobufs_rl, 10000, &suppressed))
+					log_warn("%s: refused: --max-buffered (%zu bytes) reached (%u more refused since "
+						 "the last such line)", c->name, cfg->max_buffered, suppressed);
+				ctx.close_client = 1;
+				send_error(c, &ctx, NULL, 0, CODEC_ERR_NO_UPSTREAM);
 			} else if (n == -ECONNRESET && buf_len(in) == 0)
 				log_info("%s: client reset the connection", c->name);
 			else if (n == -ECONNRESET)
@@ -156,6 +165,7 @@ static void client_serve(struct client *c, struct buf *in, struct buf *out)
 			return;
 		}
 		STAT_ADD(bytes_to_clients, buf_len(out));
+		buf_consume(out, buf_len(out)); /* gives a large answer's memory back */
 		if (ctx.close_client)
 			return;
 	}
@@ -279,8 +289,10 @@ int server_start(struct server *srv, const struct config *cfg)
 
 	int rc = pool_init(&srv->pool, cfg->max_connections, cfg->queue_size, cfg->codec->initial_buf,
 			   cfg->max_frame);
-	if (rc < 0)
+	if (rc < 0) {
+		log_error("cannot start: %s", strerror(-rc));
 		return rc;
+	}
 	srv->pool.backoff_ms = cfg->backoff_ms;
 	srv->env.pool = &srv->pool;
 	srv->env.cfg = cfg;
@@ -289,18 +301,23 @@ int server_start(struct server *srv, const struct config *cfg)
 		readshare_init(&srv->share, cfg->coalesce, cfg->cache_ttl_ms);
 		srv->env.share = &srv->share;
 	}
+	buf_budget_set(cfg->max_buffered);
 	srv->lfd = net_listen(cfg->listen_host, cfg->listen_port, 1024);
 	if (srv->lfd < 0) {
 		rc = srv->lfd;
+		log_error("cannot listen on %s: %s", cfg->listen, strerror(-rc));
 		pool_destroy(&srv->pool);
 		return rc;
 	}
 	srv->metrics_on = cfg->metrics_port[0] != '\0';
 	if (srv->metrics_on) {
-		rc = metrics_start(&srv->metrics, cfg->metrics_host, cfg->metrics_port, &srv->pool);
+		rc = metrics_start(&srv->metrics, cfg->metrics_host, cfg->metrics_port, &srv->pool, cfg->allow,
+				   cfg->nallow);
 		if (rc < 0) {
-			log_error("cannot listen on --metrics-listen %s:%s: %s", cfg->metrics_host,
-				  cfg->metrics_port, strerror(-rc));
+			int v6 = strchr(cfg->metrics_host, ':') != NULL;
+			log_error("cannot listen on --metrics-listen %s%s%s:%s: %s", v6 ? "[" : "",
+				  cfg->metrics_host[0] ? cfg->metrics_host : "*", v6 ? "]" : "", cfg->metrics_port,
+				  strerror(-rc));
 			close(srv->lfd);
 			pool_destroy(&srv->pool);
 			return rc;
@@ -315,6 +332,7 @@ int server_start(struct server *srv, const struct config *cfg)
 		}
 	}
 	if (rc < 0) {
+		log_error("cannot start the server's threads: %s", strerror(-rc));
 		if (srv->metrics_on)
 			metrics_stop(&srv->metrics);
 		close(srv->lfd);
