@@ -131,6 +131,7 @@ void buf_reset(struct buf *b)
 {
 	b->start = b->end = 0;
 	b->eof = 0;
+	shrink(b);
 }
 
 /* Makes room for at least one more byte: first by moving the unread bytes

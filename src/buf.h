@@ -34,7 +34,8 @@ static inline const uint8_t *buf_head(const struct buf *b) { return b->data + b-
 /* Drops n bytes from the front; once the rest fits the initial size, the
  * memory grown beyond it is given back. */
 void buf_consume(struct buf *b, size_t n);
-/* Drops everything, keeping the memory (the buffer is about to be refilled). */
+/* Drops everything and forgets end of stream; the memory grown beyond the
+ * initial size is given back, as by buf_consume. */
 void buf_reset(struct buf *b);
 /* Appends bytes (tests, and building replies). Returns 0 or -EMSGSIZE,
  * -ENOBUFS (the growth would pass the budget) or -ENOMEM. */
