@@ -81,6 +81,48 @@ static enum codec_err exchange_error(enum exchange_result r)
 	}
 }
 
+/* A request that needs more buffer than --max-buffered leaves: refused
+ * (HTTP 503 with Connection: close), one line per 10 s for all clients. */
+static void refuse_no_buffer(struct client *c, struct frame_ctx *ctx)
+{
+	unsigned suppressed;
+	STAT_INC(req_no_buffer);
+	if (log_ratelimit_ok(&nobufs_rl, 10000, &suppressed))
+		log_warn("%s: refused: --max-buffered (%zu bytes) reached (%u more refused since the last "
+			 "such line)", c->name, c->srv->cfg->max_buffered, suppressed);
+	ctx->close_client = 1;
+	send_error(c, ctx, NULL, 0, CODEC_ERR_NO_UPSTREAM);
+}
+
+/* Logs why no request could be read (n <= 0 from buf_read_frame), answering
+ * the client first when its protocol has a way to say so. */
+static void read_failed(struct client *c, struct frame_ctx *ctx, const struct buf *in, ssize_t n)
+{
+	if (n == 0)
+		log_info("%s: client closed the connection", c->name);
+	else if (n == -ETIMEDOUT && buf_len(in) == 0)
+		log_info("%s: idle for %lld ms, closing", c->name, (long long)c->srv->cfg->idle_timeout_ms);
+	else if (n == -ETIMEDOUT)
+		log_info("%s: request not complete within %lld ms, closing", c->name,
+			 (long long)c->srv->cfg->timeout_ms);
+	else if (n == -EPROTO || n == -EMSGSIZE || n == -EOPNOTSUPP) {
+		STAT_INC(req_bad_frame);
+		/* the client's own fault: info, so a garbage sender cannot flood the log */
+		log_info("%s: %s request, closing", c->name,
+			 n == -EPROTO ? "malformed" : n == -EMSGSIZE ? "oversize" : "unsupported");
+		send_error(c, ctx, NULL, 0,
+			   n == -EPROTO ? CODEC_ERR_BAD_REQUEST
+			   : n == -EMSGSIZE ? CODEC_ERR_TOO_LARGE : CODEC_ERR_UNSUPPORTED);
+	} else if (n == -ENOBUFS)
+		refuse_no_buffer(c, ctx);
+	else if (n == -ECONNRESET && buf_len(in) == 0)
+		log_info("%s: client reset the connection", c->name);
+	else if (n == -ECONNRESET)
+		log_info("%s: client left in the middle of a request", c->name);
+	else
+		log_info("%s: read failed: %s", c->name, strerror((int)-n));
+}
+
 /* Serves one client until it leaves, errs, or the daemon stops. */
 static void client_serve(struct client *c, struct buf *in, struct buf *out)
 {
@@ -93,38 +135,8 @@ static void client_serve(struct client *c, struct buf *in, struct buf *out)
 		int64_t idle = cfg->idle_timeout_ms > 0 ? now + cfg->idle_timeout_ms : -1;
 		ctx.close_client = 0;
 		ssize_t n = buf_read_frame(in, c->fd, cfg->codec->request, &ctx, idle, now + cfg->timeout_ms);
-		if (n == 0) {
-			log_info("%s: client closed the connection", c->name);
-			return;
-		}
-		if (n < 0) {
-			if (n == -ETIMEDOUT && buf_len(in) == 0)
-				log_info("%s: idle for %lld ms, closing", c->name, (long long)cfg->idle_timeout_ms);
-			else if (n == -ETIMEDOUT)
-				log_info("%s: request not complete within %lld ms, closing", c->name,
-					 (long long)cfg->timeout_ms);
-			else if (n == -EPROTO || n == -EMSGSIZE || n == -EOPNOTSUPP) {
-				STAT_INC(req_bad_frame);
-				/* the client's own fault: info, so a garbage sender cannot flood the log */
-				log_info("%s: %s request, closing", c->name,
-					 n == -EPROTO ? "malformed" : n == -EMSGSIZE ? "oversize" : "unsupported");
-				send_error(c, &ctx, NULL, 0,
-					   n == -EPROTO ? CODEC_ERR_BAD_REQUEST
-					   : n == -EMSGSIZE ? CODEC_ERR_TOO_LARGE : CODEC_ERR_UNSUPPORTED);
-			} else if (n == -ENOBUFS) {
-				unsigned suppressed;
-				STAT_INC(req_no_buffer);
-				if (log_ratelimit_ok(&nobufs_rl, 10000, &suppressed))
-					log_warn("%s: refused: --max-buffered (%zu bytes) reached (%u more refused since "
-						 "the last such line)", c->name, cfg->max_buffered, suppressed);
-				ctx.close_client = 1;
-				send_error(c, &ctx, NULL, 0, CODEC_ERR_NO_UPSTREAM);
-			} else if (n == -ECONNRESET && buf_len(in) == 0)
-				log_info("%s: client reset the connection", c->name);
-			else if (n == -ECONNRESET)
-				log_info("%s: client left in the middle of a request", c->name);
-			else
-				log_info("%s: read failed: %s", c->name, strerror((int)-n));
+		if (n <= 0) {
+			read_failed(c, &ctx, in, n);
 			return;
 		}
 		uint8_t *req = in->data + in->start;
