@@ -42,7 +42,8 @@ static const struct opt_doc server_opts[] = {
 	{ "max-clients", required_argument, OPT_MAX_CLIENTS, "N", "client connections at once; more are closed at accept (default 1000)" },
 	{ "idle-timeout", required_argument, OPT_IDLE, "DUR", "close a client silent this long between requests; 0 = never (default 5m)" },
 	{ "max-frame", required_argument, OPT_MAX_FRAME, "SIZE", "largest request or response, e.g. 64k, 1M (default 1M)" },
-	{ "max-buffered", required_argument, OPT_MAX_BUFFERED, "SIZE", "bytes all clients together may buffer beyond a small first buffer each; past it requests are refused (default 64M)" },
+	/* temporary, unlisted until the options table lands with its own row */
+	{ "max-buffered", required_argument, OPT_MAX_BUFFERED, NULL, NULL },
 	{ "allow", required_argument, OPT_ALLOW, "CIDR", "only clients from this network may connect; repeatable (default: everyone)" },
 	{ "metrics-listen", required_argument, OPT_METRICS, "[HOST:]PORT", "serve statistics for Prometheus at http://HOST:PORT/metrics (default off)" },
 	{ "modbus-read-only", no_argument, OPT_MB_RO, "", "modbus: refuse every function but reads (1-4, 43/14) with exception 0x01" },
