@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The first 12 bytes of an IPv4-mapped IPv6 address (RFC 4291 §2.5.5.2). */
+static const uint8_t v4_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
 int acl_parse(const char *s, struct acl_entry *out)
 {
 	char host[INET6_ADDRSTRLEN];
@@ -19,25 +22,28 @@ int acl_parse(const char *s, struct acl_entry *out)
 	host[hlen] = '\0';
 
 	memset(out, 0, sizeof *out);
-	if (inet_pton(AF_INET, host, out->addr) == 1) {
+	int bits;
+	if (inet_pton(AF_INET, host, out->addr + 12) == 1) {
+		memcpy(out->addr, v4_mapped, sizeof v4_mapped);
 		out->family = AF_INET;
-		out->prefix = 32;
+		bits = 32;
 	} else if (inet_pton(AF_INET6, host, out->addr) == 1) {
 		out->family = AF_INET6;
-		out->prefix = 128;
+		bits = 128;
 	} else {
 		return -EINVAL;
 	}
+	long v = bits;
 	if (slash) {
 		const char *p = slash + 1;
 		char *end;
 		if (*p < '0' || *p > '9')
 			return -EINVAL;
-		long v = strtol(p, &end, 10);
-		if (*end != '\0' || v < 0 || v > out->prefix)
+		v = strtol(p, &end, 10);
+		if (*end != '\0' || v < 0 || v > bits)
 			return -EINVAL;
-		out->prefix = (int)v;
 	}
+	out->prefix = (int)v + 128 - bits;
 	return 0;
 }
 
@@ -57,24 +63,16 @@ int acl_allows(const struct acl_entry *list, int n, const struct sockaddr_storag
 	if (n == 0)
 		return 1;
 	uint8_t addr[16];
-	int family;
 	if (peer->ss_family == AF_INET) {
-		memcpy(addr, &((const struct sockaddr_in *)peer)->sin_addr, 4);
-		family = AF_INET;
+		memcpy(addr, v4_mapped, sizeof v4_mapped);
+		memcpy(addr + 12, &((const struct sockaddr_in *)peer)->sin_addr, 4);
 	} else if (peer->ss_family == AF_INET6) {
-		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)peer)->sin6_addr;
-		if (IN6_IS_ADDR_V4MAPPED(a6)) {
-			memcpy(addr, &a6->s6_addr[12], 4);
-			family = AF_INET;
-		} else {
-			memcpy(addr, a6, 16);
-			family = AF_INET6;
-		}
+		memcpy(addr, &((const struct sockaddr_in6 *)peer)->sin6_addr, 16);
 	} else {
 		return 0;
 	}
 	for (int i = 0; i < n; i++)
-		if (list[i].family == family && prefix_match(addr, list[i].addr, list[i].prefix))
+		if (prefix_match(addr, list[i].addr, list[i].prefix))
 			return 1;
 	return 0;
 }

@@ -39,10 +39,8 @@ static int run_server(const struct config *cfg)
 
 	static struct server srv;
 	int rc = server_start(&srv, cfg);
-	if (rc < 0) {
-		log_error("cannot listen on %s: %s", cfg->listen, strerror(-rc));
-		return 1;
-	}
+	if (rc < 0)
+		return 1; /* server_start logged why, naming the address that failed */
 	notify_send("READY=1");
 	for (;;) {
 		int sig;

@@ -32,6 +32,7 @@ struct client {
 
 static struct log_ratelimit reject_rl;
 static struct log_ratelimit accept_err_rl;
+static struct log_ratelimit nobufs_rl;
 
 static void client_unlink(struct client *c)
 {
@@ -81,6 +82,19 @@ static int exchange_error(enum exchange_result r)
 	}
 }
 
+/* A request that needs more buffer than --max-buffered leaves: refused
+ * (HTTP 503 with Connection: close), one line per 10 s for all clients. */
+static void refuse_no_buffer(struct client *c, struct frame_ctx *ctx)
+{
+	unsigned suppressed;
+	STAT_INC(req_no_buffer);
+	if (log_ratelimit_ok(&nobufs_rl, 10000, &suppressed))
+		log_warn("%s: refused: --max-buffered (%zu bytes) reached (%u more refused since the last "
+			 "such line)", c->name, c->srv->cfg->max_buffered, suppressed);
+	ctx->close_client = 1;
+	send_error(c, ctx, NULL, 0, CODEC_ERR_NO_UPSTREAM);
+}
+
 /* Logs why reading a request failed (n < 0) and answers the client where
  * the protocol has a way. */
 static void request_failed(struct client *c, struct buf *in, struct frame_ctx *ctx, ssize_t n)
@@ -98,7 +112,9 @@ static void request_failed(struct client *c, struct buf *in, struct frame_ctx *c
 		send_error(c, ctx, NULL, 0,
 			   n == -EPROTO ? CODEC_ERR_BAD_REQUEST
 			   : n == -EMSGSIZE ? CODEC_ERR_TOO_LARGE : CODEC_ERR_UNSUPPORTED);
-	} else if (n == -ECONNRESET && buf_len(in) == 0)
+	} else if (n == -ENOBUFS)
+		refuse_no_buffer(c, ctx);
+	else if (n == -ECONNRESET && buf_len(in) == 0)
 		log_info("%s: client reset the connection", c->name);
 	else if (n == -ECONNRESET)
 		log_info("%s: client left in the middle of a request", c->name);
@@ -144,6 +160,7 @@ static int serve_request(struct client *c, const struct exchange_req *r, struct 
 		return 0;
 	}
 	STAT_ADD(bytes_to_clients, buf_len(out));
+	buf_consume(out, buf_len(out)); /* gives a large answer's memory back */
 	return !ctx->close_client;
 }
 
@@ -279,6 +296,30 @@ static void *acceptor_main(void *arg)
 	return NULL;
 }
 
+/* Binds the clients' listener and the metrics port; logs a failure. */
+static int start_listeners(struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+	srv->lfd = net_listen(cfg->listen_host, cfg->listen_port, 1024);
+	if (srv->lfd < 0) {
+		log_error("cannot listen on %s: %s", cfg->listen, strerror(-srv->lfd));
+		return srv->lfd;
+	}
+	srv->metrics_on = cfg->metrics_port[0] != '\0';
+	if (!srv->metrics_on)
+		return 0;
+	int rc = metrics_start(&srv->metrics, cfg->metrics_host, cfg->metrics_port, &srv->pool, cfg->allow,
+			       cfg->nallow);
+	if (rc < 0) {
+		int v6 = strchr(cfg->metrics_host, ':') != NULL;
+		log_error("cannot listen on --metrics-listen %s%s%s:%s: %s", v6 ? "[" : "",
+			  cfg->metrics_host[0] ? cfg->metrics_host : "*", v6 ? "]" : "", cfg->metrics_port,
+			  strerror(-rc));
+		close(srv->lfd);
+	}
+	return rc;
+}
+
 int server_start(struct server *srv, const struct config *cfg)
 {
 	memset(srv, 0, sizeof *srv);
@@ -292,8 +333,10 @@ int server_start(struct server *srv, const struct config *cfg)
 
 	int rc = pool_init(&srv->pool, cfg->max_connections, cfg->queue_size, cfg->codec->initial_buf,
 			   cfg->max_frame);
-	if (rc < 0)
+	if (rc < 0) {
+		log_error("cannot start: %s", strerror(-rc));
 		return rc;
+	}
 	dialect_init(&srv->dialect, cfg);
 	upstream_init(&srv->upstream, cfg, &srv->dialect);
 	srv->pool.backoff_ms = cfg->backoff_ms;
@@ -309,22 +352,11 @@ int server_start(struct server *srv, const struct config *cfg)
 		readshare_init(&srv->share, cfg->coalesce, cfg->cache_ttl_ms);
 		srv->env.share = &srv->share;
 	}
-	srv->lfd = net_listen(cfg->listen_host, cfg->listen_port, 1024);
-	if (srv->lfd < 0) {
-		rc = srv->lfd;
+	buf_budget_set(cfg->max_buffered);
+	rc = start_listeners(srv);
+	if (rc < 0) {
 		pool_destroy(&srv->pool);
 		return rc;
-	}
-	srv->metrics_on = cfg->metrics_port[0] != '\0';
-	if (srv->metrics_on) {
-		rc = metrics_start(&srv->metrics, cfg->metrics_host, cfg->metrics_port, &srv->pool);
-		if (rc < 0) {
-			log_error("cannot listen on --metrics-listen %s:%s: %s", cfg->metrics_host,
-				  cfg->metrics_port, strerror(-rc));
-			close(srv->lfd);
-			pool_destroy(&srv->pool);
-			return rc;
-		}
 	}
 	rc = supervisor_start(&srv->sup, &srv->pool, &srv->upstream, cfg);
 	if (rc == 0) {
@@ -335,6 +367,7 @@ int server_start(struct server *srv, const struct config *cfg)
 		}
 	}
 	if (rc < 0) {
+		log_error("cannot start the server's threads: %s", strerror(-rc));
 		if (srv->metrics_on)
 			metrics_stop(&srv->metrics);
 		close(srv->lfd);

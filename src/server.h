@@ -38,7 +38,8 @@ struct server {
 };
 
 /* Binds the listener and starts the supervisor and the acceptor. Returns 0
- * or -errno (the listener could not be bound: the caller exits 1). */
+ * or -errno, having logged why (e.g. the listener could not be bound: the
+ * caller exits 1). */
 int server_start(struct server *srv, const struct config *cfg);
 /* Stops accepting, lets exchanges in flight finish (at most --timeout),
  * closes every connection and frees what it can. */

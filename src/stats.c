@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 struct stats stats;
 
@@ -45,9 +46,24 @@ static void put(struct out *o, const char *fmt, ...)
 		o->len = o->len + (size_t)n < o->cap ? o->len + (size_t)n : o->cap - 1;
 }
 
-static void metric(struct out *o, const char *name, const char *type, const char *help, unsigned long v)
+#define STATS_GET_S(f) STAT_GET(f)
+#define STATS_GET_P(f) ((unsigned long)pool->f)
+
+struct row {
+	const char *group, *key, *metric, *label, *type, *help;
+};
+
+#define STATS_ROW(src, f, group, key, metric, label, type, help) { group, key, metric, label, type, help },
+static const struct row rows[] = { STATS_LIST(STATS_ROW) };
+#define NROWS (sizeof rows / sizeof rows[0])
+
+/* The values in the order of rows[]. */
+static void values(unsigned long *v, const struct stats_pool *pool)
 {
-	put(o, "# HELP tcpmux_%s %s\n# TYPE tcpmux_%s %s\ntcpmux_%s %lu\n", name, help, name, type, name, v);
+	size_t i = 0;
+#define STATS_VALUE(src, f, ...) v[i++] = STATS_GET_##src(f);
+	STATS_LIST(STATS_VALUE)
+#undef STATS_VALUE
 }
 
 size_t stats_format_prometheus(char *buf, size_t cap, const struct stats_pool *pool)
@@ -55,37 +71,18 @@ size_t stats_format_prometheus(char *buf, size_t cap, const struct stats_pool *p
 	struct out o = { buf, cap, 0 };
 	if (cap > 0)
 		buf[0] = '\0';
-	metric(&o, "clients_connected", "gauge", "Client connections open now.", STAT_GET(clients_now));
-	metric(&o, "clients_accepted_total", "counter", "Client connections accepted.", STAT_GET(clients_total));
-	metric(&o, "clients_rejected_total", "counter", "Client connections refused (--allow, --max-clients).",
-	       STAT_GET(clients_rejected));
-	metric(&o, "requests_total", "counter", "Whole requests read from clients.", STAT_GET(requests_total));
-	metric(&o, "requests_ok_total", "counter", "Requests answered by the target.", STAT_GET(requests_ok));
-	put(&o, "# HELP tcpmux_requests_failed_total Requests not answered by the target, by reason.\n"
-		"# TYPE tcpmux_requests_failed_total counter\n");
-	static const char *const reasons[] = { "timeout", "no_upstream", "queue_full", "bad_frame",
-					       "bad_gateway", "policy" };
-	unsigned long counts[] = { STAT_GET(req_timeout), STAT_GET(req_no_upstream), STAT_GET(req_queue_full),
-				   STAT_GET(req_bad_frame), STAT_GET(req_bad_gateway), STAT_GET(req_policy) };
-	for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
-		put(&o, "tcpmux_requests_failed_total{reason=\"%s\"} %lu\n", reasons[i], counts[i]);
-	metric(&o, "requests_coalesced_total", "counter", "Reads answered with a copy of an identical read in flight.",
-	       STAT_GET(coalesced));
-	metric(&o, "requests_cached_total", "counter", "Reads answered from the answer cache.", STAT_GET(cached));
-	metric(&o, "upstream_connects_total", "counter", "Connections opened to the target.",
-	       STAT_GET(upstream_connects));
-	metric(&o, "upstream_connect_failures_total", "counter", "Failed connection attempts to the target.",
-	       STAT_GET(upstream_failures));
-	metric(&o, "upstream_slots", "gauge", "Upstream connections configured (--max-connections).",
-	       (unsigned long)pool->slots);
-	metric(&o, "upstream_live", "gauge", "Upstream connections open now.", (unsigned long)pool->live);
-	metric(&o, "upstream_busy", "gauge", "Upstream connections in an exchange now.", (unsigned long)pool->busy);
-	metric(&o, "clients_waiting", "gauge", "Clients waiting for an upstream connection now.",
-	       (unsigned long)pool->waiting);
-	metric(&o, "client_bytes_received_total", "counter", "Bytes of requests read from clients.",
-	       STAT_GET(bytes_from_clients));
-	metric(&o, "client_bytes_sent_total", "counter", "Bytes of answers written to clients.",
-	       STAT_GET(bytes_to_clients));
+	unsigned long v[NROWS];
+	values(v, pool);
+	for (size_t i = 0; i < NROWS; i++) {
+		const struct row *r = &rows[i];
+		if (i == 0 || strcmp(r->metric, rows[i - 1].metric) != 0)
+			put(&o, "# HELP tcpmux_%s %s\n# TYPE tcpmux_%s %s\n", r->metric, r->help, r->metric,
+			    r->type);
+		if (r->label[0])
+			put(&o, "tcpmux_%s{reason=\"%s\"} %lu\n", r->metric, r->label, v[i]);
+		else
+			put(&o, "tcpmux_%s %lu\n", r->metric, v[i]);
+	}
 
 	put(&o, "# HELP tcpmux_request_duration_seconds Time from a whole request to its answer.\n"
 		"# TYPE tcpmux_request_duration_seconds histogram\n");
@@ -102,16 +99,17 @@ size_t stats_format_prometheus(char *buf, size_t cap, const struct stats_pool *p
 	return o.len;
 }
 
+/* One line: "stats: clients connected=1 accepted=2 ...; requests total=...". */
 void stats_log(const struct stats_pool *pool)
 {
-	log_warn("stats: clients connected=%lu accepted=%lu rejected=%lu; requests total=%lu ok=%lu "
-		 "timeout=%lu no_upstream=%lu queue_full=%lu bad_frame=%lu bad_gateway=%lu policy=%lu "
-		 "coalesced=%lu cached=%lu; upstream connects=%lu failures=%lu live=%d busy=%d waiting=%d; "
-		 "bytes received=%lu sent=%lu",
-		 STAT_GET(clients_now), STAT_GET(clients_total), STAT_GET(clients_rejected),
-		 STAT_GET(requests_total), STAT_GET(requests_ok), STAT_GET(req_timeout),
-		 STAT_GET(req_no_upstream), STAT_GET(req_queue_full), STAT_GET(req_bad_frame),
-		 STAT_GET(req_bad_gateway), STAT_GET(req_policy), STAT_GET(coalesced), STAT_GET(cached),
-		 STAT_GET(upstream_connects), STAT_GET(upstream_failures), pool->live, pool->busy,
-		 pool->waiting, STAT_GET(bytes_from_clients), STAT_GET(bytes_to_clients));
+	char line[1024];
+	struct out o = { line, sizeof line, 0 };
+	unsigned long v[NROWS];
+	values(v, pool);
+	for (size_t i = 0; i < NROWS; i++) {
+		if (i == 0 || strcmp(rows[i].group, rows[i - 1].group) != 0)
+			put(&o, "%s%s", i == 0 ? "" : "; ", rows[i].group);
+		put(&o, " %s=%lu", rows[i].key, v[i]);
+	}
+	log_warn("stats: %s", line);
 }
