@@ -80,6 +80,29 @@ static enum codec_err exchange_error(enum exchange_result r)
 	}
 }
 
+/* Reads one request. When the framer asks (http: a whole head with
+ * Expect: 100-continue, its content still to come), the expectation is
+ * answered here, once: the target sees the request only once it is whole,
+ * and the client would otherwise wait before it sends the content (RFC
+ * 9110 §10.1.1; curl waits 1 s). */
+static ssize_t read_request(struct client *c, struct buf *in, struct frame_ctx *ctx, int64_t idle,
+			    int64_t deadline)
+{
+	const struct codec *codec = c->srv->cfg->codec;
+	ssize_t n = buf_read_frame(in, c->fd, codec->request, ctx, idle, deadline);
+	if (n != -EINPROGRESS)
+		return n;
+	if (codec->expect_reply != NULL) {
+		size_t len = strlen(codec->expect_reply);
+		int rc = net_write_all(c->fd, codec->expect_reply, len, deadline);
+		if (rc < 0)
+			return rc;
+		STAT_ADD(bytes_to_clients, len);
+	}
+	ctx->expect = CODEC_EXPECT_ANSWERED; /* the framer asks once per request */
+	return buf_read_frame(in, c->fd, codec->request, ctx, idle, deadline);
+}
+
 /* Serves one client until it leaves, errs, or the daemon stops. */
 static void client_serve(struct client *c, struct buf *in, struct buf *out)
 {
@@ -91,7 +114,9 @@ static void client_serve(struct client *c, struct buf *in, struct buf *out)
 		int64_t now = time_now_ms();
 		int64_t idle = cfg->idle_timeout_ms > 0 ? now + cfg->idle_timeout_ms : -1;
 		ctx.close_client = 0;
-		ssize_t n = buf_read_frame(in, c->fd, cfg->codec->request, &ctx, idle, now + cfg->timeout_ms);
+		ctx.expect = CODEC_EXPECT_NONE;
+		ctx.interim_len = 0;
+		ssize_t n = read_request(c, in, &ctx, idle, now + cfg->timeout_ms);
 		if (n == 0) {
 			log_info("%s: client closed the connection", c->name);
 			return;
@@ -150,14 +175,23 @@ static void client_serve(struct client *c, struct buf *in, struct buf *out)
 		buf_consume(in, reqlen);
 		STAT_INC(requests_ok);
 		stats_latency((uint64_t)(time_now_ms() - t0) * 1000);
-		int rc = net_write_all(c->fd, buf_head(out), buf_len(out), time_now_ms() + cfg->timeout_ms);
+		/* The target's own 100 (Continue) would answer the expectation
+		 * a second time: the client has had ours. */
+		size_t skip = ctx.expect == CODEC_EXPECT_ANSWERED && ctx.interim_len < buf_len(out)
+				      ? ctx.interim_len : 0;
+		int rc = net_write_all(c->fd, buf_head(out) + skip, buf_len(out) - skip,
+				       time_now_ms() + cfg->timeout_ms);
 		if (rc < 0) {
 			log_info("%s: could not deliver the answer: %s", c->name, strerror(-rc));
 			return;
 		}
-		STAT_ADD(bytes_to_clients, buf_len(out));
-		if (ctx.close_client)
+		STAT_ADD(bytes_to_clients, buf_len(out) - skip);
+		if (ctx.close_client) {
+			/* asked for, or the answer ended its connection (http: RFC
+			 * 9112 §9.6: a body delimited by the close has no other end) */
+			log_info("%s: closing after the answer, as the exchange asked", c->name);
 			return;
+		}
 	}
 }
 

@@ -19,7 +19,9 @@ static void check(int cond)
 }
 
 /* A frame found in a prefix is the same frame in any longer buffer, never
- * longer than the bytes or the cap, and the framer never writes the input. */
+ * longer than the bytes or the cap, and the framer never writes the input.
+ * A framer that resumes where the prefix left it (same ctx, more bytes)
+ * gives what a fresh ctx gives for the longer buffer. */
 static void one_side(frame_fn fn, int head, const uint8_t *buf, size_t len, size_t split)
 {
 	struct frame_ctx ctx = { .max_frame = 4096, .req_head = head };
@@ -30,6 +32,9 @@ static void one_side(frame_fn fn, int head, const uint8_t *buf, size_t len, size
 	ssize_t early = fn(&ctx, copy, cut, 0);
 	ctx.req_head = head;
 	ssize_t full = fn(&ctx, copy, len, 0);
+	struct frame_ctx fresh = { .max_frame = 4096, .req_head = head };
+	check(fn(&fresh, copy, len, 0) == full);
+	check(fresh.close_client == ctx.close_client && fresh.close_upstream == ctx.close_upstream);
 	ctx.req_head = head;
 	ssize_t at_eof = fn(&ctx, copy, len, 1);
 
