@@ -2,7 +2,8 @@
  * ab through the daemon to Python's http.server (its CGI mode, whose
  * answers end at the close and may end lines with a bare LF) and to a small
  * HTTP/1.1 server of Python's http.server classes (100-continue uploads, a
- * GET whose body is another request). A case whose program is missing is
+ * GET whose body is another request), and ab to nginx closing connections
+ * after a few requests. A case whose program is missing is
  * left out; the program then exits 77 naming it. */
 #include "config.h"
 
@@ -23,7 +24,11 @@
 #define RUN_MS 30000               /* bound on any outside program */
 #define UPLOAD_SIZE (2 * 1024 * 1024)
 
-static char curl_bin[PATH_MAX], ab_bin[PATH_MAX];
+#ifndef TESTS_SRCDIR
+#error "TESTS_SRCDIR must be the tests/ directory of the source tree (tests/protocols.mk)"
+#endif
+
+static char curl_bin[PATH_MAX], ab_bin[PATH_MAX], nginx_bin[PATH_MAX];
 
 /* An HTTP/1.1 target made of http.server's classes: files from the
  * directory argv[1]; PUT and POST read the content and answer its length
@@ -89,17 +94,11 @@ static void write_in(const struct site *s, const char *rel, const void *data, si
 	ck_assert_int_eq(chmod(p, mode), 0);
 }
 
-/* Starts argv (a Python server that prints "port N" when it listens) and
- * then the daemon in front of it with --max-connections conns. */
-static void site_start(struct site *s, const char *const argv[], const char *conns)
+/* The daemon in front of the target on s->py_port, with --max-connections
+ * conns. */
+static void daemon_start(struct site *s, const char *conns)
 {
-	char line[256], target[32];
-	s->py = proc_start(argv, s->log);
-	ck_assert_int_gt(s->py, 0);
-	ck_assert_msg(proc_wait_file(s->log, "port ", line, sizeof line, 10000),
-		      "the Python server did not start");
-	s->py_port = atoi(strstr(line, "port ") + 5);
-	ck_assert_int_gt(s->py_port, 0);
+	char target[32];
 	snprintf(target, sizeof target, "127.0.0.1:%d", s->py_port);
 	snprintf(s->direct, sizeof s->direct, "http://%s", target);
 	const char *args[] = { "-p", "http", "-t", target, "--max-connections", conns, "--max-frame", "8M",
@@ -107,6 +106,20 @@ static void site_start(struct site *s, const char *const argv[], const char *con
 	s->d = tm_daemon_start(args);
 	ck_assert_ptr_nonnull(s->d);
 	snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", tm_daemon_port(s->d));
+}
+
+/* Starts argv (a Python server that prints "port N" when it listens) and
+ * then the daemon in front of it with --max-connections conns. */
+static void site_start(struct site *s, const char *const argv[], const char *conns)
+{
+	char line[256];
+	s->py = proc_start(argv, s->log);
+	ck_assert_int_gt(s->py, 0);
+	ck_assert_msg(proc_wait_file(s->log, "port ", line, sizeof line, 10000),
+		      "the Python server did not start");
+	s->py_port = atoi(strstr(line, "port ") + 5);
+	ck_assert_int_gt(s->py_port, 0);
+	daemon_start(s, conns);
 }
 
 /* A temporary directory with a.txt, b.txt and the CGI scripts. */
@@ -217,6 +230,94 @@ START_TEST(test_ab_keepalive)
 	ck_assert_int_eq(rc, 0);
 	ck_assert_ptr_nonnull(strstr(out, "Complete requests:      40"));
 	ck_assert_ptr_nonnull(strstr(out, "Failed requests:        0"));
+	site_stop(&s);
+}
+END_TEST
+
+/* Whether GET /a.txt on port answers 200 now. */
+static bool serves(int port)
+{
+	static const char req[] = "GET /a.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+	char resp[4096];
+	int fd = tm_connect(port);
+	if (fd < 0)
+		return false;
+	bool ok = tm_write_all(fd, req, sizeof req - 1) == 0 &&
+		  tm_http_recv(fd, resp, sizeof resp, false, 2000) > 0 && tm_http_status(resp) == 200;
+	close(fd);
+	return ok;
+}
+
+/* nginx from tests/real/nginx.conf.in, closing each connection after
+ * keepalive requests ("Connection: close" on the last answer), with the
+ * daemon in front; in s->py and s->py_port. */
+static void nginx_site_start(struct site *s, int keepalive, const char *conns)
+{
+	char conf_in[PATH_MAX], conf[PATH_MAX], err[PATH_MAX], p[PATH_MAX];
+	site_files(s);
+	path_in(s, "www", p, sizeof p);
+	ck_assert_int_eq(mkdir(p, 0755), 0);
+	path_in(s, "tmp", p, sizeof p);
+	ck_assert_int_eq(mkdir(p, 0755), 0);
+	write_in(s, "www/a.txt", "file a\n", 7, 0644);
+	snprintf(conf_in, sizeof conf_in, "%s/real/nginx.conf.in", TESTS_SRCDIR);
+	path_in(s, "nginx.conf", conf, sizeof conf);
+	path_in(s, "error.log", err, sizeof err);
+	char *tmpl = proc_slurp(conf_in, NULL);
+	ck_assert_msg(tmpl != NULL, "cannot read %s", conf_in);
+	for (int attempt = 0; attempt < 5 && s->py_port == 0; attempt++) {
+		int port = proc_free_port();
+		ck_assert_int_gt(port, 0);
+		FILE *f = fopen(conf, "w");
+		ck_assert_ptr_nonnull(f);
+		for (const char *t = tmpl; *t; t++) { /* @DIR@, @PORT@, @KEEPALIVE_REQUESTS@ */
+			if (strncmp(t, "@DIR@", 5) == 0)
+				t += 4, fputs(s->dir, f);
+			else if (strncmp(t, "@PORT@", 6) == 0)
+				t += 5, fprintf(f, "%d", port);
+			else if (strncmp(t, "@KEEPALIVE_REQUESTS@", 20) == 0)
+				t += 19, fprintf(f, "%d", keepalive);
+			else
+				fputc(*t, f);
+		}
+		ck_assert_int_eq(fclose(f), 0);
+		const char *argv[] = { nginx_bin, "-p", s->dir, "-c", conf, "-e", err, NULL };
+		s->py = proc_start(argv, s->log);
+		ck_assert_int_gt(s->py, 0);
+		int64_t deadline = tm_now_ms() + 10000;
+		while (!serves(port) && proc_wait(s->py, 0) == -ETIMEDOUT && tm_now_ms() < deadline)
+			tm_sleep_ms(5);
+		if (serves(port))
+			s->py_port = port;
+		else
+			proc_stop(s->py, SIGKILL, 2000); /* the port was taken: another */
+	}
+	free(tmpl);
+	ck_assert_msg(s->py_port > 0, "nginx did not start");
+	daemon_start(s, conns);
+}
+
+/* Stock nginx closes a connection after keepalive_requests answers, the
+ * last one saying "Connection: close". ab -k is stranded on that client
+ * connection unless the daemon closes it too. */
+START_TEST(test_ab_keepalive_nginx)
+{
+	struct site s;
+	nginx_site_start(&s, 10, "2");
+	char url[128];
+	static char out[16384];
+	snprintf(url, sizeof url, "%s/a.txt", s.url);
+	const char *argv[] = { ab_bin, "-k", "-n", "200", "-c", "4", "-s", "10", url, NULL };
+	int rc = proc_run(argv, out, sizeof out, 30000);
+	fprintf(stderr, "ab -k through the daemon to nginx (keepalive_requests 10): exit %d\n%s\n", rc,
+		out);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_ptr_nonnull(strstr(out, "Complete requests:      200"));
+	ck_assert_ptr_nonnull(strstr(out, "Failed requests:        0"));
+	/* most requests kept their connection: ab's keep-alive count */
+	const char *ka = strstr(out, "Keep-Alive requests:");
+	ck_assert_ptr_nonnull(ka);
+	ck_assert_int_ge(atoi(ka + 20), 100);
 	site_stop(&s);
 }
 END_TEST
@@ -344,7 +445,7 @@ START_TEST(test_get_body_smuggling)
 }
 END_TEST
 
-static Suite *make_httpreal_suite(bool have_curl, bool have_ab)
+static Suite *make_httpreal_suite(bool have_curl, bool have_ab, bool have_nginx)
 {
 	Suite *su = suite_create("e2e_httpreal");
 	TCase *tc = tcase_create("real clients and Python's http.server");
@@ -357,6 +458,8 @@ static Suite *make_httpreal_suite(bool have_curl, bool have_ab)
 	}
 	if (have_ab)
 		tcase_add_test(tc, test_ab_keepalive);
+	if (have_ab && have_nginx)
+		tcase_add_test(tc, test_ab_keepalive_nginx);
 	tcase_add_test(tc, test_get_body_smuggling);
 	suite_add_tcase(su, tc);
 	return su;
@@ -373,10 +476,14 @@ int main(void)
 	bool have_ab = proc_which("ab", ab_bin, sizeof ab_bin);
 	if (!have_curl)
 		strcat(missing, " curl");
+	bool have_nginx = proc_which("nginx", nginx_bin, sizeof nginx_bin) ||
+			  proc_which("/usr/sbin/nginx", nginx_bin, sizeof nginx_bin);
 	if (!have_ab)
 		strcat(missing, " ab (apache2-utils)");
+	if (!have_nginx)
+		strcat(missing, " nginx");
 
-	SRunner *sr = srunner_create(make_httpreal_suite(have_curl, have_ab));
+	SRunner *sr = srunner_create(make_httpreal_suite(have_curl, have_ab, have_nginx));
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
