@@ -89,6 +89,9 @@ static ssize_t read_request(struct client *c, struct buf *in, struct frame_ctx *
 			    int64_t deadline)
 {
 	const struct codec *codec = c->srv->cfg->codec;
+	ctx->close_client = 0; /* the out-flags of this request and its answer */
+	ctx->expect = CODEC_EXPECT_NONE;
+	ctx->interim_len = 0;
 	ssize_t n = buf_read_frame(in, c->fd, codec->request, ctx, idle, deadline);
 	if (n != -EINPROGRESS)
 		return n;
@@ -103,6 +106,20 @@ static ssize_t read_request(struct client *c, struct buf *in, struct frame_ctx *
 	return buf_read_frame(in, c->fd, codec->request, ctx, idle, deadline);
 }
 
+/* Writes the answer in out to the client. The target's own 100 (Continue)
+ * would answer the expectation a second time when the client has had ours
+ * (read_request): it is left out. Returns 0 or -errno. */
+static int deliver(struct client *c, const struct frame_ctx *ctx, const struct buf *out)
+{
+	size_t skip = ctx->expect == CODEC_EXPECT_ANSWERED && ctx->interim_len < buf_len(out)
+			      ? ctx->interim_len : 0;
+	int rc = net_write_all(c->fd, buf_head(out) + skip, buf_len(out) - skip,
+			       time_now_ms() + c->srv->cfg->timeout_ms);
+	if (rc == 0)
+		STAT_ADD(bytes_to_clients, buf_len(out) - skip);
+	return rc;
+}
+
 /* Serves one client until it leaves, errs, or the daemon stops. */
 static void client_serve(struct client *c, struct buf *in, struct buf *out)
 {
@@ -113,9 +130,6 @@ static void client_serve(struct client *c, struct buf *in, struct buf *out)
 	for (;;) {
 		int64_t now = time_now_ms();
 		int64_t idle = cfg->idle_timeout_ms > 0 ? now + cfg->idle_timeout_ms : -1;
-		ctx.close_client = 0;
-		ctx.expect = CODEC_EXPECT_NONE;
-		ctx.interim_len = 0;
 		ssize_t n = read_request(c, in, &ctx, idle, now + cfg->timeout_ms);
 		if (n == 0) {
 			log_info("%s: client closed the connection", c->name);
@@ -175,20 +189,12 @@ static void client_serve(struct client *c, struct buf *in, struct buf *out)
 		buf_consume(in, reqlen);
 		STAT_INC(requests_ok);
 		stats_latency((uint64_t)(time_now_ms() - t0) * 1000);
-		/* The target's own 100 (Continue) would answer the expectation
-		 * a second time: the client has had ours. */
-		size_t skip = ctx.expect == CODEC_EXPECT_ANSWERED && ctx.interim_len < buf_len(out)
-				      ? ctx.interim_len : 0;
-		int rc = net_write_all(c->fd, buf_head(out) + skip, buf_len(out) - skip,
-				       time_now_ms() + cfg->timeout_ms);
+		int rc = deliver(c, &ctx, out);
 		if (rc < 0) {
 			log_info("%s: could not deliver the answer: %s", c->name, strerror(-rc));
 			return;
 		}
-		STAT_ADD(bytes_to_clients, buf_len(out) - skip);
-		if (ctx.close_client) {
-			/* asked for, or the answer ended its connection (http: RFC
-			 * 9112 §9.6: a body delimited by the close has no other end) */
+		if (ctx.close_client) { /* asked for, or the answer ends its connection */
 			log_info("%s: closing after the answer, as the exchange asked", c->name);
 			return;
 		}
