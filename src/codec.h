@@ -55,6 +55,9 @@ struct frame_ctx {
 	enum codec_expect expect; /* request framer: set to WANTED once, while it
 				   * returns 0; the server answers and sets ANSWERED;
 				   * the server resets it to NONE per request */
+	int stream;           /* set by a caller that forwards an answer's body as
+			       * it comes (codec->settled, codec->shift): the
+			       * response framer then caps the head, not the body */
 	uint64_t scanned;     /* bytes the framers examined: a counter for the
 			       * tests (framing must stay linear); never reset */
 	struct frame_scan scan;
@@ -98,6 +101,13 @@ struct codec {
 	frame_fn request;
 	frame_fn response;
 	error_fn error_reply;   /* may be NULL */
+	/* Streaming answers (may be NULL: the codec cannot). settled: how many
+	 * bytes at the start of the buffer (len there) surely belong to the
+	 * answer being framed, so they may be forwarded before it is whole;
+	 * shift: the caller forwarded and dropped n (<= settled) of them, and
+	 * the next call sees the buffer from there. */
+	size_t (*settled)(const struct frame_ctx *ctx, size_t len);
+	void (*shift)(struct frame_ctx *ctx, size_t n);
 	const char *expect_reply; /* sent when the request framer sets
 				   * CODEC_EXPECT_WANTED (http: 100 Continue); may be NULL */
 	size_t initial_buf;     /* a good first size for per-connection buffers */

@@ -205,6 +205,11 @@ static int use_field(struct frame_scan *s, const struct field *f)
 static int field_done(struct frame_ctx *ctx, const uint8_t *p, size_t i)
 {
 	struct frame_scan *s = &ctx->scan;
+	if (s->facts & F_TRAILER) {
+		s->step = ST_FIELD0;
+		s->line = i + 1;
+		return 0;
+	}
 	size_t v = s->mark + 1, e = p[i - 1] == '\r' ? i - 1 : i;
 	while (v < e && (p[v] == ' ' || p[v] == '\t'))
 		v++;
@@ -213,8 +218,6 @@ static int field_done(struct frame_ctx *ctx, const uint8_t *p, size_t i)
 	struct field f = { p + s->line, p + v, s->mark - s->line, e - v };
 	s->step = ST_FIELD0;
 	s->line = i + 1;
-	if (s->facts & F_TRAILER)
-		return 0;
 	ctx->scanned += i - f.nlen; /* the line is read once more, here */
 	return use_field(s, &f) < 0 ? -EPROTO : 0;
 }
@@ -370,6 +373,13 @@ static int field_byte(struct frame_ctx *ctx, const uint8_t *p, size_t i, int lf_
 	}
 }
 
+/* How far a frame may reach: --max-frame, except for the body of an
+ * answer that the caller streams (ctx->stream). */
+static size_t frame_limit(const struct frame_ctx *ctx, int request)
+{
+	return !request && ctx->stream ? SIZE_MAX / 2 : ctx->max_frame;
+}
+
 /* chunked-body = *chunk last-chunk trailer-section CRLF (RFC 9112 §7.1),
  * chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF; one byte at i of
  * the chunk-size line or of the CRLF after the data. The chunk-ext is
@@ -378,7 +388,7 @@ static int field_byte(struct frame_ctx *ctx, const uint8_t *p, size_t i, int lf_
 static int chunk_byte(struct frame_ctx *ctx, size_t i, uint8_t c, int lf_ok)
 {
 	struct frame_scan *s = &ctx->scan;
-	size_t max = ctx->max_frame;
+	size_t max = frame_limit(ctx, !lf_ok);
 	int d = hex_value(c);
 
 	switch (s->step) {
@@ -451,9 +461,9 @@ static int closes(const struct frame_scan *s)
 }
 
 /* A body of n bytes after the head that ends at e: the frame ends at e + n. */
-static ssize_t body_known(struct frame_ctx *ctx, size_t e, uint64_t n)
+static ssize_t body_known(struct frame_ctx *ctx, size_t e, uint64_t n, int request)
 {
-	if (n > ctx->max_frame - e)
+	if (n > frame_limit(ctx, request) - e)
 		return -EMSGSIZE;
 	ctx->scan.size = e + n;
 	ctx->scan.step = ST_KNOWN;
@@ -492,7 +502,7 @@ static ssize_t request_head_done(struct frame_ctx *ctx, size_t e)
 		return 0;
 	}
 	if (s->facts & F_CL)
-		return body_known(ctx, e, s->length);
+		return body_known(ctx, e, s->length, 1);
 	return (ssize_t)e;
 }
 
@@ -524,19 +534,19 @@ static ssize_t response_head_done(struct frame_ctx *ctx, size_t e)
 		return 0;
 	}
 	if (!(s->facts & F_TE) && (s->facts & F_CL))
-		return body_known(ctx, e, s->length);
+		return body_known(ctx, e, s->length, 0);
 	s->step = ST_UNTIL_CLOSE; /* items 3 and 7: the body runs until the target closes */
 	return 0;
 }
 
 /* Where the scan must stop: the frame cap and, within a head, the head cap. */
-static size_t scan_cap(const struct frame_ctx *ctx)
+static size_t scan_cap(const struct frame_ctx *ctx, int request)
 {
 	const struct frame_scan *s = &ctx->scan;
 	int in_head = s->step <= ST_END_LF && !(s->facts & F_TRAILER);
 	if (in_head && ctx->max_frame - s->head > HTTP_HEAD_MAX)
 		return s->head + HTTP_HEAD_MAX;
-	return ctx->max_frame;
+	return in_head ? ctx->max_frame : frame_limit(ctx, request);
 }
 
 /* Takes the byte at scan.pos. Returns 0 to go on, the frame length, or
@@ -584,7 +594,7 @@ static ssize_t scan(struct frame_ctx *ctx, const uint8_t *p, size_t len, int req
 	if (len < s->pos)
 		codec_restart(ctx); /* not the frame it was reading: start over */
 	for (;;) { /* each pass takes a byte or a run of chunk data: bounded by len */
-		size_t cap = scan_cap(ctx);
+		size_t cap = scan_cap(ctx, request);
 		size_t n = len < cap ? len : cap;
 		if (s->step == ST_KNOWN || s->step == ST_UNTIL_CLOSE)
 			return 0;
@@ -639,7 +649,7 @@ static ssize_t http_response(struct frame_ctx *ctx, const uint8_t *buf, size_t l
 	int until_close = end == 0 && s->step == ST_UNTIL_CLOSE;
 	if (end == 0 && s->step == ST_KNOWN)
 		end = len >= s->size ? (ssize_t)s->size : 0;
-	else if (until_close && (len > ctx->max_frame || (!eof && len >= ctx->max_frame)))
+	else if (until_close && !ctx->stream && (len > ctx->max_frame || (!eof && len >= ctx->max_frame)))
 		end = -EMSGSIZE;
 	else if (until_close)
 		end = eof ? (ssize_t)len : 0;
@@ -653,11 +663,47 @@ static ssize_t http_response(struct frame_ctx *ctx, const uint8_t *buf, size_t l
 		ctx->close_upstream = 1;
 		ctx->close_client = 1;
 	}
-	if (end > 0)
+	/* streaming callers need it as soon as the head is whole */
+	if (end > 0 || (end == 0 && (s->step >= ST_SIZE0 || (s->facts & F_TRAILER))))
 		ctx->interim_len = s->interim;
 	if (end != 0)
 		codec_restart(ctx);
 	return end;
+}
+
+/* Streaming: nothing is settled before the head is whole (the answer may
+ * still be refused, and a 502 sent instead); after it, every byte the
+ * framer has examined, but the trailer line being read. */
+static size_t http_settled(const struct frame_ctx *ctx, size_t len)
+{
+	const struct frame_scan *s = &ctx->scan;
+	size_t n = 0;
+	if (s->step == ST_KNOWN)
+		n = s->size;
+	else if (s->step == ST_UNTIL_CLOSE)
+		n = len;
+	else if (s->facts & F_TRAILER)
+		n = s->line;
+	else if (s->step >= ST_SIZE0)
+		n = s->pos;
+	return n < len ? n : len;
+}
+
+static size_t minus(size_t a, size_t n)
+{
+	return a > n ? a - n : 0;
+}
+
+static void http_shift(struct frame_ctx *ctx, size_t n)
+{
+	struct frame_scan *s = &ctx->scan;
+	s->pos = minus(s->pos, n);
+	s->line = minus(s->line, n);
+	s->mark = minus(s->mark, n);
+	s->head = minus(s->head, n);
+	s->interim = minus(s->interim, n);
+	if (s->step == ST_KNOWN)
+		s->size = minus((size_t)s->size, n);
 }
 
 /* Local answers. 502, 503 and 504 answer a request that was read whole,
@@ -713,6 +759,8 @@ const struct codec codec_http = {
 	.request = http_request,
 	.response = http_response,
 	.error_reply = http_error,
+	.settled = http_settled,
+	.shift = http_shift,
 	/* RFC 9110 §15.2.1 */
 	.expect_reply = "HTTP/1.1 100 Continue\r\n\r\n",
 	.initial_buf = 4096,

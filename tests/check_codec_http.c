@@ -910,6 +910,118 @@ START_TEST(test_expect_reply)
 }
 END_TEST
 
+
+/* ---- streaming answers larger than the buffer (issue 14, point 4) ------ */
+
+#define WINDOW 4096 /* the caller's buffer, and --max-frame */
+
+/* An answer with a body of n bytes, framed as kind says; *len gets its
+ * length. */
+static uint8_t *big_answer(int kind, size_t n, size_t *len)
+{
+	uint8_t *p = malloc(n * 2 + 1024);
+	ck_assert_ptr_nonnull(p);
+	size_t k = 0;
+	if (kind == 0)
+		k = (size_t)sprintf((char *)p, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", n);
+	else if (kind == 1)
+		k = (size_t)sprintf((char *)p, "HTTP/1.1 100 Continue\r\n\r\n"
+					       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+	else
+		k = (size_t)sprintf((char *)p, "HTTP/1.0 200 OK\r\n\r\n");
+	for (size_t done = 0, c = 1; done < n; done += c, c = c * 3 % 7001 + 1) {
+		if (c > n - done)
+			c = n - done;
+		if (kind == 1)
+			k += (size_t)sprintf((char *)p + k, "%zx\r\n", c);
+		for (size_t i = 0; i < c; i++)
+			p[k++] = (uint8_t)(done + i);
+		if (kind == 1)
+			k += (size_t)sprintf((char *)p + k, "\r\n");
+	}
+	if (kind == 1)
+		k += (size_t)sprintf((char *)p + k, "0\r\nX-T: 1\r\n\r\n");
+	*len = k;
+	return p;
+}
+
+/* Feeds msg through a WINDOW-byte buffer the way a streaming caller would:
+ * frame, forward what is settled, drop it, read more. Returns what the
+ * framer finally said, with the bytes forwarded in *fwd (checked to be
+ * msg's own, in order). */
+static ssize_t stream_through(const uint8_t *msg, size_t n, size_t *fwd)
+{
+	uint8_t buf[WINDOW];
+	size_t have = 0, read = 0;
+	struct frame_ctx c = ct_ctx(WINDOW);
+	c.stream = 1;
+	*fwd = 0;
+	for (int pass = 0; pass < 1000000; pass++) { /* each pass moves bytes, or ends */
+		size_t k = WINDOW - have < n - read ? WINDOW - have : n - read;
+		memcpy(buf + have, msg + read, k);
+		have += k;
+		read += k;
+		ssize_t r = RESP(&c, buf, have, read == n);
+		if (r != 0)
+			return r > 0 ? (ssize_t)(*fwd += (size_t)r) : r;
+		size_t settled = codec_http.settled(&c, have);
+		/* the leading 100 is known with the head, before any is forwarded */
+		ck_assert_uint_eq(c.interim_len, settled > 0 && *fwd == 0 && msg[9] == '1' ? 25 : 0);
+		if (settled == 0 && k == 0)
+			return 0; /* stuck: nothing more to read, nothing to forward */
+		ck_assert(memcmp(buf, msg + *fwd, settled) == 0);
+		*fwd += settled;
+		memmove(buf, buf + settled, have - settled);
+		have -= settled;
+		codec_http.shift(&c, settled);
+	}
+	return 0;
+}
+
+START_TEST(test_stream_big_answers)
+{
+	for (int kind = 0; kind < 3; kind++) {
+		size_t n, fwd;
+		uint8_t *msg = big_answer(kind, 3 * 1024 * 1024 + 17, &n);
+		ck_assert_int_eq(stream_through(msg, n, &fwd), (ssize_t)fwd);
+		ck_assert_uint_eq(fwd, n);
+		/* the same without streaming is over --max-frame */
+		struct frame_ctx c = ct_ctx(WINDOW);
+		ck_assert_int_eq(RESP(&c, msg, WINDOW, 0), -EMSGSIZE);
+		free(msg);
+	}
+}
+END_TEST
+
+/* The head is never settled (it may still be refused), and stays capped;
+ * a bad chunk in the middle of a streamed body is still an error. */
+START_TEST(test_stream_limits)
+{
+	static const uint8_t head[] = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n";
+	struct frame_ctx c = ct_ctx(WINDOW);
+	c.stream = 1;
+	ck_assert_int_eq(RESP(&c, head, sizeof(head) - 2, 0), 0);
+	ck_assert_uint_eq(codec_http.settled(&c, sizeof(head) - 2), 0);
+	ck_assert_int_eq(RESP(&c, head, sizeof(head) - 1, 0), 0);
+	ck_assert_uint_eq(codec_http.settled(&c, sizeof(head) - 1), sizeof(head) - 1);
+
+	size_t n, fwd;
+	uint8_t *msg = big_answer(1, 100000, &n);
+	uint8_t *bad = memmem(msg + 50000, n - 50000, "\r\n", 2);
+	ck_assert_ptr_nonnull(bad);
+	bad[0] = 'X';
+	ck_assert_int_eq(stream_through(msg, n, &fwd), -EPROTO);
+	ck_assert_uint_lt(fwd, n);
+	free(msg);
+
+	uint8_t *p = long_head("HTTP/1.1 200 OK\r\n", HEAD_MAX + 1, 1);
+	c = ct_ctx(CT_MAX_FRAME);
+	c.stream = 1;
+	ck_assert_int_eq(RESP(&c, p, HEAD_MAX + 1, 0), -EMSGSIZE);
+	free(p);
+}
+END_TEST
+
 /* ---- error replies --------------------------------------------------- */
 
 static const struct {
@@ -1004,6 +1116,43 @@ START_TEST(test_registered)
 }
 END_TEST
 
+/* Issue 14: resuming, lenient answers, content without meaning,
+ * 100-continue, streaming. */
+static void add_issue14_cases(Suite *s)
+{
+	TCase *tc;
+
+	tc = tcase_create("resuming where it stopped");
+	tcase_add_test(tc, test_resume_requests);
+	tcase_add_test(tc, test_resume_responses);
+	tcase_add_test(tc, test_resume_reset);
+	tcase_add_test(tc, test_linear_count);
+	tcase_add_test(tc, test_linear_no_rescan);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("answers with bare LF");
+	tcase_add_loop_test(tc, test_response_bare_lf, 0, CT_COUNT(lf_responses));
+	tcase_add_loop_test(tc, test_response_bare_cr, 0, CT_COUNT(cr_responses));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("content where it has no meaning");
+	tcase_add_loop_test(tc, test_body_without_meaning, 0, CT_COUNT(body_methods));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("100-continue");
+	tcase_add_test(tc, test_expect_wanted);
+	tcase_add_loop_test(tc, test_expect_not_wanted, 0, CT_COUNT(no_expect));
+	tcase_add_test(tc, test_expect_chunked);
+	tcase_add_loop_test(tc, test_interim_len, 0, CT_COUNT(interims));
+	tcase_add_test(tc, test_expect_reply);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("streaming answers");
+	tcase_add_test(tc, test_stream_big_answers);
+	tcase_add_test(tc, test_stream_limits);
+	suite_add_tcase(s, tc);
+}
+
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("codec_http");
@@ -1061,30 +1210,7 @@ Suite *make_suite(void)
 	tcase_add_test(tc, test_response_truncated_at_eof);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("resuming where it stopped");
-	tcase_add_test(tc, test_resume_requests);
-	tcase_add_test(tc, test_resume_responses);
-	tcase_add_test(tc, test_resume_reset);
-	tcase_add_test(tc, test_linear_count);
-	tcase_add_test(tc, test_linear_no_rescan);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("answers with bare LF");
-	tcase_add_loop_test(tc, test_response_bare_lf, 0, CT_COUNT(lf_responses));
-	tcase_add_loop_test(tc, test_response_bare_cr, 0, CT_COUNT(cr_responses));
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("content where it has no meaning");
-	tcase_add_loop_test(tc, test_body_without_meaning, 0, CT_COUNT(body_methods));
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("100-continue");
-	tcase_add_test(tc, test_expect_wanted);
-	tcase_add_loop_test(tc, test_expect_not_wanted, 0, CT_COUNT(no_expect));
-	tcase_add_test(tc, test_expect_chunked);
-	tcase_add_loop_test(tc, test_interim_len, 0, CT_COUNT(interims));
-	tcase_add_test(tc, test_expect_reply);
-	suite_add_tcase(s, tc);
+	add_issue14_cases(s);
 
 	tc = tcase_create("error replies");
 	tcase_add_loop_test(tc, test_error_reply, 0, CT_COUNT(replies));
