@@ -83,7 +83,7 @@ ssize_t buf_read_frame(struct buf *b, int fd, frame_fn fn, struct frame_ctx *ctx
 		if (buf_len(b) > 0 || b->eof) {
 			ssize_t n = buf_len(b) ? fn(ctx, buf_head(b), buf_len(b), b->eof) : 0;
 			if (n != 0)
-				return n; /* the framer forgot where it stopped itself */
+				return n; /* a frame or an error: the framer has reset its scan */
 			if (ctx->expect == CODEC_EXPECT_WANTED)
 				return -EINPROGRESS; /* the caller answers, then calls again */
 			if (b->eof) {
