@@ -175,17 +175,22 @@ ssize_t buf_read_frame(struct buf *b, int fd, frame_fn fn, struct frame_ctx *ctx
 		if (buf_len(b) > 0 || b->eof) {
 			ssize_t n = buf_len(b) ? fn(ctx, buf_head(b), buf_len(b), b->eof) : 0;
 			if (n != 0)
-				return n;
-			if (b->eof)
+				return n; /* a frame or an error: the framer has reset its scan */
+			if (ctx->expect == CODEC_EXPECT_WANTED)
+				return -EINPROGRESS; /* the caller answers, then calls again */
+			if (b->eof) {
+				codec_restart(ctx);
 				return buf_len(b) == 0 ? 0 : -ECONNRESET;
+			}
 		}
 		int rc = make_room(b);
-		if (rc < 0)
-			return rc;
-		ssize_t r = net_read(fd, b->data + b->end, b->cap - b->end,
-				     buf_len(b) ? deadline : first_deadline);
-		if (r < 0)
+		ssize_t r = rc < 0 ? rc : net_read(fd, b->data + b->end, b->cap - b->end,
+						   buf_len(b) ? deadline : first_deadline);
+		if (r < 0) {
+			/* the frame is given up: the ctx may frame another one next */
+			codec_restart(ctx);
 			return r;
+		}
 		if (r == 0)
 			b->eof = 1;
 		b->end += (size_t)r;

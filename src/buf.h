@@ -47,7 +47,10 @@ int buf_append(struct buf *b, const void *p, size_t n);
  * Returns the frame length (> 0, frame at buf_head), 0 when the peer closed
  * cleanly between frames, or -ETIMEDOUT, -EPROTO, -EMSGSIZE, -EOPNOTSUPP,
  * -ENOBUFS (growing would pass the budget), -ECONNRESET (closed inside a
- * frame) or another -errno. */
+ * frame) or another -errno; -EINPROGRESS when the framer set ctx->expect
+ * to CODEC_EXPECT_WANTED: the caller answers (codec->expect_reply), sets
+ * CODEC_EXPECT_ANSWERED and calls again, and the framer goes on where it
+ * stopped. */
 ssize_t buf_read_frame(struct buf *b, int fd, frame_fn fn, struct frame_ctx *ctx,
 		       int64_t first_deadline, int64_t deadline);
 

@@ -10,25 +10,56 @@
 #define HTTP_HEAD_MAX (64 * 1024)  /* start line, field lines and the empty line */
 #define HTTP_CL_BIG (UINT64_MAX / 10) /* Content-Length saturates here: far over any frame */
 
-enum { METHOD_OTHER, METHOD_HEAD, METHOD_CONNECT };
+/* Kinds of method (scan.code in a request). */
+enum { METHOD_OTHER, METHOD_HEAD, METHOD_CONNECT, METHOD_NO_BODY };
 
-/* What the framing rules need from one message head. */
-struct http_head {
-	int minor;           /* HTTP/1.minor */
-	int status;          /* responses */
-	int method;          /* requests */
-	int has_te;          /* Transfer-Encoding present */
-	int te_chunked;      /* ...and chunked is its final coding */
-	int has_cl;          /* Content-Length present */
-	uint64_t cl;
-	int conn_close;      /* Connection: close */
-	int keep_alive;      /* Connection: keep-alive */
-	int upgrade;         /* Upgrade present */
+/* What the head said (scan.facts). */
+enum {
+	F_TE = 1 << 0,         /* Transfer-Encoding present */
+	F_CHUNKED = 1 << 1,    /* ...and chunked is its final coding */
+	F_CL = 1 << 2,         /* Content-Length present (scan.length) */
+	F_CLOSE = 1 << 3,      /* Connection: close */
+	F_KEEPALIVE = 1 << 4,  /* Connection: keep-alive */
+	F_UPGRADE = 1 << 5,    /* Upgrade present */
+	F_EXPECT = 1 << 6,     /* Expect: 100-continue */
+	F_TRAILER = 1 << 7,    /* the field lines being read are the trailer section */
+};
+
+/* The steps of the parser (scan.step): what the next byte may be. One
+ * byte moves it by one step, so it can stop anywhere and resume there. */
+enum {
+	ST_START,       /* nothing read yet */
+	ST_LEADING_LF,  /* request: an empty line before the request line, CR read */
+	ST_METHOD,
+	ST_TARGET0,     /* the request-target's first byte */
+	ST_TARGET,
+	ST_VERSION,     /* "HTTP/1.x", from scan.mark */
+	ST_LINE_CR,     /* request line: its CR */
+	ST_STATUS_SP,
+	ST_CODE,        /* three digits, from scan.mark */
+	ST_AFTER_CODE,
+	ST_REASON,
+	ST_LINE_LF,     /* start line: CR read */
+	ST_FIELD0,      /* a field line's first byte, or the empty line */
+	ST_NAME,
+	ST_VALUE,
+	ST_FIELD_LF,    /* field line: CR read */
+	ST_END_LF,      /* the empty line: CR read */
+	ST_SIZE0,       /* chunk-size: its first digit */
+	ST_SIZE,
+	ST_SIZE_WS,     /* BWS after the size */
+	ST_EXT,         /* chunk-ext */
+	ST_SIZE_LF,     /* chunk-size line: CR read */
+	ST_DATA,        /* chunk-data: scan.size bytes, skipped at once */
+	ST_DATA_CR,
+	ST_DATA_LF,
+	ST_KNOWN,       /* the frame ends at scan.size */
+	ST_UNTIL_CLOSE, /* the frame ends when the target closes */
 };
 
 struct field {
 	const uint8_t *name, *value;
-	size_t nlen, vlen;   /* nlen 0: the empty line that ends a section */
+	size_t nlen, vlen;
 };
 
 /* tchar (RFC 9110 §5.6.2); spelled out so no locale is involved. */
@@ -72,149 +103,6 @@ static int same_ci(const uint8_t *p, size_t n, const char *lower)
 	return 1;
 }
 
-/* Matches the literal s against the n bytes there are: 1 for a whole
- * match, 0 for a prefix of it (need more), -EPROTO otherwise. */
-static int match(const uint8_t *p, size_t n, const char *s)
-{
-	size_t k = strlen(s);
-	if (memcmp(p, s, n < k ? n : k) != 0)
-		return -EPROTO;
-	return n >= k;
-}
-
-/* The framers' verdict when a frame goes on past the bytes there are: a
- * buffer already holding the most a frame may have can never complete it. */
-static ssize_t need_more(size_t len, size_t room)
-{
-	return len >= room ? -EMSGSIZE : 0;
-}
-
-/* A frame of known length end. */
-static ssize_t known_end(uint64_t end, size_t len, size_t max)
-{
-	if (end > max)
-		return -EMSGSIZE;
-	return len >= end ? (ssize_t)end : 0;
-}
-
-/* HTTP-version = "HTTP/1." DIGIT. Returns 8, 0 (need more) or -EPROTO. */
-static int version(const uint8_t *p, size_t n, int *minor)
-{
-	int r = match(p, n, "HTTP/1.");
-	if (r <= 0)
-		return r;
-	if (n < 8)
-		return 0;
-	if (!is_digit(p[7]))
-		return -EPROTO;
-	*minor = p[7] - '0';
-	return 8;
-}
-
-/* request-line = method SP request-target SP HTTP-version CRLF (RFC 9112
- * §3). Every byte there is checked, so garbage is refused before a whole
- * head has come. Returns the line length, 0 or -EPROTO. */
-static ssize_t request_line(const uint8_t *p, size_t n, struct http_head *h)
-{
-	size_t i = 0;
-	while (i < n && is_tchar(p[i]))
-		i++;
-	size_t mlen = i;
-	if (i == n)
-		return 0;
-	if (mlen == 0 || p[i] != ' ')
-		return -EPROTO;
-	size_t target = ++i;
-	while (i < n && p[i] > ' ' && p[i] < 0x7f)
-		i++;
-	if (i == n)
-		return 0;
-	if (i == target || p[i] != ' ')
-		return -EPROTO;
-	i++;
-	int r = version(p + i, n - i, &h->minor);
-	if (r <= 0)
-		return r;
-	i += (size_t)r;
-	r = match(p + i, n - i, "\r\n");
-	if (r <= 0)
-		return r;
-	/* Methods are case-sensitive (RFC 9110 §9.1). */
-	if (mlen == 4 && memcmp(p, "HEAD", 4) == 0)
-		h->method = METHOD_HEAD;
-	else if (mlen == 7 && memcmp(p, "CONNECT", 7) == 0)
-		h->method = METHOD_CONNECT;
-	return (ssize_t)(i + 2);
-}
-
-/* status-line = HTTP-version SP status-code SP [ reason-phrase ] CRLF
- * (RFC 9112 §4). A line that stops right after the code is taken too, as
- * clients do. Returns the line length, 0 or -EPROTO. */
-static ssize_t status_line(const uint8_t *p, size_t n, struct http_head *h)
-{
-	int r = version(p, n, &h->minor);
-	if (r <= 0)
-		return r;
-	size_t i = 8;
-	r = match(p + i, n - i, " ");
-	if (r <= 0)
-		return r;
-	int status = 0;
-	for (i = 9; i < 12; i++) {
-		if (i == n)
-			return 0;
-		if (!is_digit(p[i]))
-			return -EPROTO;
-		status = status * 10 + (p[i] - '0');
-	}
-	if (status < 100 || status > 599) /* RFC 9110 §15 */
-		return -EPROTO;
-	if (i < n && p[i] == ' ')
-		while (++i < n && is_text(p[i]))
-			;
-	r = match(p + i, n - i, "\r\n");
-	if (r <= 0)
-		return r;
-	h->status = status;
-	return (ssize_t)(i + 2);
-}
-
-/* field-line = field-name ":" OWS field-value OWS CRLF (RFC 9112 §5).
- * Whitespace before the colon and obs-fold are refused (§5.1, §5.2): a
- * peer that read them otherwise would frame the message otherwise.
- * Returns the line length, 0 or -EPROTO. */
-static ssize_t field_line(const uint8_t *p, size_t n, struct field *f)
-{
-	size_t i = 0;
-	while (i < n && is_tchar(p[i]))
-		i++;
-	if (i == n)
-		return 0;
-	if (i == 0) {
-		int r = match(p, n, "\r\n");
-		f->nlen = 0;
-		return r <= 0 ? r : 2;
-	}
-	if (p[i] != ':')
-		return -EPROTO;
-	f->name = p;
-	f->nlen = i;
-	size_t v = ++i;
-	while (i < n && is_text(p[i]))
-		i++;
-	int r = match(p + i, n - i, "\r\n");
-	if (r <= 0)
-		return r;
-	size_t e = i;
-	while (v < e && (p[v] == ' ' || p[v] == '\t'))
-		v++;
-	while (e > v && (p[e - 1] == ' ' || p[e - 1] == '\t'))
-		e--;
-	f->value = p + v;
-	f->vlen = e - v;
-	return (ssize_t)(i + 2);
-}
-
 /* Steps through a comma-separated list, skipping the empty elements that
  * RFC 9110 §5.6.1 tells recipients to accept. Returns 0 at the end. */
 static int next_element(const uint8_t **pos, const uint8_t *end, const uint8_t **el, size_t *elen)
@@ -238,7 +126,7 @@ static int next_element(const uint8_t **pos, const uint8_t *end, const uint8_t *
 
 /* Content-Length = 1*DIGIT (RFC 9110 §8.6). Repeats, in one field line or
  * several, must all agree: a disagreement is how requests are smuggled. */
-static int content_length(struct http_head *h, const struct field *f)
+static int content_length(struct frame_scan *s, const struct field *f)
 {
 	const uint8_t *pos = f->value, *el;
 	size_t elen;
@@ -250,10 +138,10 @@ static int content_length(struct http_head *h, const struct field *f)
 				return -EPROTO;
 			n = n >= HTTP_CL_BIG ? HTTP_CL_BIG : n * 10 + (uint64_t)(el[i] - '0');
 		}
-		if (h->has_cl && n != h->cl)
+		if ((s->facts & F_CL) && n != s->length)
 			return -EPROTO;
-		h->has_cl = 1;
-		h->cl = n;
+		s->facts |= F_CL;
+		s->length = n;
 		seen = 1;
 	}
 	return seen ? 0 : -EPROTO;
@@ -263,232 +151,559 @@ static int content_length(struct http_head *h, const struct field *f)
  * last one frames the message (RFC 9112 §6.1). A later field line goes on
  * with the same list. Quoted parameters could hide a comma, so they are
  * refused rather than guessed at. */
-static int transfer_encoding(struct http_head *h, const struct field *f)
+static int transfer_encoding(struct frame_scan *s, const struct field *f)
 {
 	const uint8_t *pos = f->value, *el;
 	size_t elen;
-	h->has_te = 1;
+	s->facts |= F_TE;
 	if (memchr(f->value, '"', f->vlen) != NULL)
 		return -EPROTO;
 	while (next_element(&pos, f->value + f->vlen, &el, &elen)) {
 		size_t k = 0;
 		while (k < elen && is_tchar(el[k]))
 			k++;
-		h->te_chunked = same_ci(el, k, "chunked");
+		if (same_ci(el, k, "chunked"))
+			s->facts |= F_CHUNKED;
+		else
+			s->facts &= ~(unsigned)F_CHUNKED;
 	}
 	return 0;
 }
 
-static void connection(struct http_head *h, const struct field *f)
+static void connection(struct frame_scan *s, const struct field *f)
 {
 	const uint8_t *pos = f->value, *el;
 	size_t elen;
 	while (next_element(&pos, f->value + f->vlen, &el, &elen)) {
 		if (same_ci(el, elen, "close"))
-			h->conn_close = 1;
+			s->facts |= F_CLOSE;
 		else if (same_ci(el, elen, "keep-alive"))
-			h->keep_alive = 1;
+			s->facts |= F_KEEPALIVE;
 	}
 }
 
-/* Field names are case-insensitive (RFC 9110 §5.1). */
-static int use_field(struct http_head *h, const struct field *f)
+/* Field names are case-insensitive (RFC 9110 §5.1); so is the 100-continue
+ * expectation (§10.1.1). */
+static int use_field(struct frame_scan *s, const struct field *f)
 {
 	if (same_ci(f->name, f->nlen, "content-length"))
-		return content_length(h, f);
+		return content_length(s, f);
 	if (same_ci(f->name, f->nlen, "transfer-encoding"))
-		return transfer_encoding(h, f);
+		return transfer_encoding(s, f);
 	if (same_ci(f->name, f->nlen, "connection"))
-		connection(h, f);
+		connection(s, f);
 	else if (same_ci(f->name, f->nlen, "upgrade"))
-		h->upgrade = 1;
+		s->facts |= F_UPGRADE;
+	else if (same_ci(f->name, f->nlen, "expect") && same_ci(f->value, f->vlen, "100-continue"))
+		s->facts |= F_EXPECT;
 	return 0;
 }
 
-/* Reads the head at p (len bytes there, room of which may belong to the
- * frame). Returns the head length, 0 or -EPROTO/-EMSGSIZE. */
-static ssize_t parse_head(const uint8_t *p, size_t len, size_t room, int request,
-			  struct http_head *h)
+/* The field line that ends with the LF at i (its CR, if any, at i - 1):
+ * name from scan.line to the colon at scan.mark, value after it without
+ * the surrounding OWS (RFC 9112 §5). Trailer fields never frame. */
+static int field_done(struct frame_ctx *ctx, const uint8_t *p, size_t i)
 {
-	size_t cap = room < HTTP_HEAD_MAX ? room : HTTP_HEAD_MAX;
-	size_t n = len < cap ? len : cap;
-	size_t i = 0;
-	ssize_t r;
-
-	memset(h, 0, sizeof(*h));
-	/* RFC 9112 §2.2: empty lines before a request line are ignored. They
-	 * stay in the frame (the target must cope as well) and count
-	 * towards the head cap. */
-	while (request && i < n && p[i] == '\r') {
-		r = match(p + i, n - i, "\r\n");
-		if (r <= 0)
-			return r < 0 ? r : need_more(len, cap);
-		i += 2;
+	struct frame_scan *s = &ctx->scan;
+	if (s->facts & F_TRAILER) {
+		s->step = ST_FIELD0;
+		s->line = i + 1;
+		return 0;
 	}
-	r = request ? request_line(p + i, n - i, h) : status_line(p + i, n - i, h);
-	while (r > 0) { /* each pass takes a line: bounded by n */
-		struct field f;
-		i += (size_t)r;
-		r = field_line(p + i, n - i, &f);
-		if (r > 0 && f.nlen == 0)
-			return (ssize_t)(i + 2);
-		if (r > 0 && use_field(h, &f) < 0)
-			return -EPROTO;
-	}
-	return r < 0 ? r : need_more(len, cap);
+	size_t v = s->mark + 1, e = p[i - 1] == '\r' ? i - 1 : i;
+	while (v < e && (p[v] == ' ' || p[v] == '\t'))
+		v++;
+	while (e > v && (p[e - 1] == ' ' || p[e - 1] == '\t'))
+		e--;
+	struct field f = { p + s->line, p + v, s->mark - s->line, e - v };
+	s->step = ST_FIELD0;
+	s->line = i + 1;
+	ctx->scanned += i - f.nlen; /* the line is read once more, here */
+	return use_field(s, &f) < 0 ? -EPROTO : 0;
 }
 
-/* The trailer section after the last chunk: field lines up to an empty
- * one (RFC 9112 §7.1.2). They never frame, so they are only checked for
- * stray bytes. i is where it starts. Returns the body length, 0 or -errno. */
-static ssize_t trailer_section(const uint8_t *p, size_t len, size_t i, size_t room)
+/* Methods are case-sensitive (RFC 9110 §9.1). GET, HEAD, DELETE and TRACE
+ * have no use for content (§9.3.1, 9.3.2, 9.3.5, 9.3.8). */
+static int method_kind(const uint8_t *m, size_t n)
 {
-	size_t n = len < room ? len : room;
-	ssize_t r = 0;
+	if (n == 4 && memcmp(m, "HEAD", 4) == 0)
+		return METHOD_HEAD;
+	if (n == 7 && memcmp(m, "CONNECT", 7) == 0)
+		return METHOD_CONNECT;
+	if ((n == 3 && memcmp(m, "GET", 3) == 0) || (n == 6 && memcmp(m, "DELETE", 6) == 0) ||
+	    (n == 5 && memcmp(m, "TRACE", 5) == 0))
+		return METHOD_NO_BODY;
+	return METHOD_OTHER;
+}
 
-	while (i < n) { /* each pass takes a line: bounded by n */
-		struct field f;
-		r = field_line(p + i, n - i, &f);
-		if (r <= 0)
-			break;
-		i += (size_t)r;
-		if (f.nlen == 0)
-			return (ssize_t)i;
+/* request-line = method SP request-target SP HTTP-version CRLF (RFC 9112
+ * §3), one byte c at i. Every byte is checked as it comes, so garbage is
+ * refused before a whole head has come. Returns 0 or -EPROTO. */
+static int request_line_byte(struct frame_scan *s, const uint8_t *p, size_t i, uint8_t c)
+{
+	switch (s->step) {
+	case ST_START:
+		s->line = i;
+		if (c == '\r') {
+			/* RFC 9112 §2.2: empty lines before a request line are
+			 * ignored. They stay in the frame (the target must cope as
+			 * well) and count towards the head cap. */
+			s->step = ST_LEADING_LF;
+			return 0;
+		}
+		s->step = ST_METHOD;
+		/* fall through */
+	case ST_METHOD:
+		if (is_tchar(c))
+			return 0;
+		if (c != ' ' || i == s->line)
+			return -EPROTO;
+		s->code = method_kind(p + s->line, i - s->line);
+		s->step = ST_TARGET0;
+		return 0;
+	case ST_LEADING_LF:
+		s->step = ST_START;
+		return c == '\n' ? 0 : -EPROTO;
+	case ST_TARGET0:
+	case ST_TARGET:
+		if (c > ' ' && c < 0x7f) {
+			s->step = ST_TARGET;
+			return 0;
+		}
+		if (c != ' ' || s->step == ST_TARGET0)
+			return -EPROTO;
+		s->step = ST_VERSION;
+		s->mark = i + 1;
+		return 0;
+	default: /* ST_LINE_CR: requests end their lines with CRLF, nothing else */
+		s->step = ST_LINE_LF;
+		return c == '\r' ? 0 : -EPROTO;
 	}
-	return r < 0 ? r : need_more(len, room);
+}
+
+/* status-line = HTTP-version SP status-code SP [ reason-phrase ] CRLF
+ * (RFC 9112 §4), one byte at i. A line that stops right after the code is
+ * taken too, as clients do. Returns 0, 1 for a line ended by a bare LF,
+ * or -EPROTO. */
+static int status_line_byte(struct frame_scan *s, size_t i, uint8_t c)
+{
+	switch (s->step) {
+	case ST_STATUS_SP:
+		s->step = ST_CODE;
+		s->mark = i + 1;
+		s->code = 0;
+		return c == ' ' ? 0 : -EPROTO;
+	case ST_CODE:
+		if (!is_digit(c))
+			return -EPROTO;
+		s->code = s->code * 10 + (c - '0');
+		if (i - s->mark < 2)
+			return 0;
+		s->step = ST_AFTER_CODE;
+		return s->code >= 100 && s->code <= 599 ? 0 : -EPROTO; /* RFC 9110 §15 */
+	case ST_AFTER_CODE:
+	case ST_REASON:
+		if (c == ' ' || (s->step == ST_REASON && is_text(c))) {
+			s->step = ST_REASON;
+			return 0;
+		}
+		if (c == '\r') {
+			s->step = ST_LINE_LF;
+			return 0;
+		}
+		return c == '\n' ? 1 : -EPROTO;
+	default:
+		return -EPROTO;
+	}
+}
+
+/* HTTP-version = "HTTP/1." DIGIT, from scan.mark; c is at i. */
+static int version_byte(struct frame_scan *s, size_t i, uint8_t c, int request)
+{
+	static const char v[] = "HTTP/1.";
+	size_t k = i - s->mark;
+	if (k < sizeof(v) - 1)
+		return c == (uint8_t)v[k] ? 0 : -EPROTO;
+	if (!is_digit(c))
+		return -EPROTO;
+	s->minor = c - '0';
+	s->step = request ? ST_LINE_CR : ST_STATUS_SP;
+	return 0;
+}
+
+/* The field lines and the empty line that ends them (RFC 9112 §5), also
+ * for the trailer section (§7.1.2). Whitespace before the colon and
+ * obs-fold are refused (§5.1, §5.2): a peer that read them otherwise would
+ * frame the message otherwise. Answers may end their lines with a bare LF
+ * (§2.2: real servers, e.g. CGI scripts, do); requests may not. Returns 0,
+ * 1 when the empty line ends at i, or -EPROTO. */
+static int field_byte(struct frame_ctx *ctx, const uint8_t *p, size_t i, int lf_ok)
+{
+	struct frame_scan *s = &ctx->scan;
+	uint8_t c = p[i];
+	switch (s->step) {
+	case ST_FIELD0:
+		if (is_tchar(c)) {
+			s->step = ST_NAME;
+			return 0;
+		}
+		if (c == '\r') {
+			s->step = ST_END_LF;
+			return 0;
+		}
+		return c == '\n' && lf_ok ? 1 : -EPROTO;
+	case ST_NAME:
+		if (is_tchar(c))
+			return 0;
+		s->mark = i;
+		s->step = ST_VALUE;
+		return c == ':' ? 0 : -EPROTO;
+	case ST_VALUE:
+		if (is_text(c))
+			return 0;
+		if (c == '\r') {
+			s->step = ST_FIELD_LF;
+			return 0;
+		}
+		return c == '\n' && lf_ok ? field_done(ctx, p, i) : -EPROTO;
+	case ST_FIELD_LF:
+		return c == '\n' ? field_done(ctx, p, i) : -EPROTO;
+	default: /* ST_END_LF */
+		return c == '\n' ? 1 : -EPROTO;
+	}
+}
+
+/* How far a frame may reach: --max-frame, except for the body of an
+ * answer that the caller streams (ctx->stream). */
+static size_t frame_limit(const struct frame_ctx *ctx, int request)
+{
+	return !request && ctx->stream ? SIZE_MAX / 2 : ctx->max_frame;
 }
 
 /* chunked-body = *chunk last-chunk trailer-section CRLF (RFC 9112 §7.1),
- * with chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF. p is at the
- * first chunk. Returns the body length, 0 or -EPROTO/-EMSGSIZE. */
-static ssize_t chunked_body(const uint8_t *p, size_t len, size_t room)
+ * chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF; one byte at i of
+ * the chunk-size line or of the CRLF after the data. The chunk-ext is
+ * only checked for stray bytes: it never changes the length. Returns 0 or
+ * -EPROTO/-EMSGSIZE. */
+static int chunk_byte(struct frame_ctx *ctx, size_t i, uint8_t c, int lf_ok)
 {
-	size_t n = len < room ? len : room;
-	size_t i = 0;
-	ssize_t r = 0;
+	struct frame_scan *s = &ctx->scan;
+	size_t max = frame_limit(ctx, !lf_ok);
+	int d = hex_value(c);
 
-	while (i < n) { /* each pass takes at least "0\r\n": bounded by n */
-		size_t size = 0, k = i;
-		int d;
-		while (k < n && (d = hex_value(p[k])) >= 0) {
-			if (size > (room - i) / 16)
+	switch (s->step) {
+	case ST_SIZE0:
+	case ST_SIZE:
+		if (d >= 0) {
+			if (s->size > (max - s->line) / 16)
 				return -EMSGSIZE; /* this chunk alone overflows the frame */
-			size = size * 16 + (size_t)d;
-			k++;
+			s->size = s->size * 16 + (uint64_t)d;
+			s->step = ST_SIZE;
+			return 0;
 		}
-		if (k == n)
-			break;
-		if (k == i)
+		if (s->step == ST_SIZE0)
 			return -EPROTO;
-		/* chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ) is
-		 * only checked for stray bytes: it never changes the length. */
-		while (k < n && (p[k] == ' ' || p[k] == '\t'))
-			k++;
-		if (k < n && p[k] == ';')
-			while (k < n && is_text(p[k]))
-				k++;
-		r = match(p + k, n - k, "\r\n");
-		if (r <= 0)
-			break;
-		i = k + 2;
-		if (size == 0)
-			return trailer_section(p, len, i, room);
-		if (size > room - i || room - i - size < 2)
+		/* fall through */
+	case ST_SIZE_WS:
+		if (c == ' ' || c == '\t') {
+			s->step = ST_SIZE_WS;
+			return 0;
+		}
+		/* fall through */
+	case ST_EXT:
+		if (c == ';' || (s->step == ST_EXT && is_text(c))) {
+			s->step = ST_EXT;
+			return 0;
+		}
+		if (c == '\r') {
+			s->step = ST_SIZE_LF;
+			return 0;
+		}
+		if (c != '\n' || !lf_ok)
+			return -EPROTO;
+		/* fall through */
+	case ST_SIZE_LF:
+		if (c != '\n')
+			return -EPROTO;
+		s->line = i + 1;
+		if (s->size == 0) {
+			s->facts |= F_TRAILER;
+			s->step = ST_FIELD0;
+		} else if (s->size > max - s->line || max - s->line - s->size < 2) {
 			return -EMSGSIZE;
-		if (n - i < size + 2) {
-			/* the data is not all there; check what there is of its CRLF */
-			r = n - i > size ? match(p + i + size, n - i - size, "\r\n") : 0;
-			break;
+		} else {
+			s->step = ST_DATA;
 		}
-		if (p[i + size] != '\r' || p[i + size + 1] != '\n')
+		return 0;
+	case ST_DATA_CR:
+		if (c == '\r') {
+			s->step = ST_DATA_LF;
+			return 0;
+		}
+		if (c != '\n' || !lf_ok)
 			return -EPROTO;
-		i += size + 2;
+		/* fall through */
+	default: /* ST_DATA_LF */
+		if (c != '\n')
+			return -EPROTO;
+		s->step = ST_SIZE0;
+		s->line = i + 1;
+		s->size = 0;
+		return 0;
 	}
-	return r < 0 ? r : need_more(len, room);
 }
 
 /* RFC 9112 §9.3: HTTP/1.1 persists unless told to close; HTTP/1.0 closes
  * unless told to keep alive. */
-static int closes(const struct http_head *h)
+static int closes(const struct frame_scan *s)
 {
-	return h->conn_close || (h->minor == 0 && !h->keep_alive);
+	return (s->facts & F_CLOSE) || (s->minor == 0 && !(s->facts & F_KEEPALIVE));
 }
 
-/* Message body length of a request (RFC 9112 §6.3). A request with both
- * Transfer-Encoding and Content-Length is refused rather than framed by
- * Transfer-Encoding: §6.3 lets an intermediary forward it only after
- * removing Content-Length, and we never change a byte. So is any
- * Transfer-Encoding in HTTP/1.0 (§6.1) or without chunked last (§6.3). */
-static ssize_t http_request(struct frame_ctx *ctx, const uint8_t *buf, size_t len, int eof)
+/* A body of n bytes after the head that ends at e: the frame ends at e + n. */
+static ssize_t body_known(struct frame_ctx *ctx, size_t e, uint64_t n, int request)
 {
-	struct http_head h;
-	ssize_t end;
-	(void)eof;
+	if (n > frame_limit(ctx, request) - e)
+		return -EMSGSIZE;
+	ctx->scan.size = e + n;
+	ctx->scan.step = ST_KNOWN;
+	return 0;
+}
 
-	ssize_t r = parse_head(buf, len, ctx->max_frame, 1, &h);
+static void body_chunked(struct frame_scan *s, size_t e)
+{
+	s->step = ST_SIZE0;
+	s->line = e;
+	s->size = 0;
+}
+
+/* Message body length of a request whose head ends at e (RFC 9112 §6.3).
+ * A request with both Transfer-Encoding and Content-Length is refused
+ * rather than framed by Transfer-Encoding: §6.3 lets an intermediary
+ * forward it only after removing Content-Length, and we never change a
+ * byte. So is any Transfer-Encoding in HTTP/1.0 (§6.1) or without chunked
+ * last (§6.3). Returns 0 (the body follows), the frame length or -errno. */
+static ssize_t request_head_done(struct frame_ctx *ctx, size_t e)
+{
+	struct frame_scan *s = &ctx->scan;
+	if ((s->facts & F_UPGRADE) || s->code == METHOD_CONNECT)
+		return -EOPNOTSUPP; /* we never tunnel */
+	if ((s->facts & F_TE) && (!(s->facts & F_CHUNKED) || (s->facts & F_CL) || s->minor == 0))
+		return -EPROTO;
+	/* A target that ignores the content of a GET would read it as the
+	 * next request on the shared connection, and another client's request
+	 * would become part of it: content where it has no meaning is refused
+	 * (README, "HTTP"). */
+	int content = (s->facts & F_TE) || ((s->facts & F_CL) && s->length > 0);
+	if (content && (s->code == METHOD_NO_BODY || s->code == METHOD_HEAD))
+		return -EPROTO;
+	if (s->facts & F_TE) {
+		body_chunked(s, e);
+		return 0;
+	}
+	if (s->facts & F_CL)
+		return body_known(ctx, e, s->length, 1);
+	return (ssize_t)e;
+}
+
+/* Message body length of a response whose head ends at e (RFC 9112 §6.3).
+ * Interim 1xx answers come before the final one and travel with it as one
+ * frame, so the exchange stays one request, one frame; the leading 100
+ * (Continue) ones are counted in scan.interim. With both Transfer-Encoding
+ * and Content-Length, Transfer-Encoding frames (item 3). */
+static ssize_t response_head_done(struct frame_ctx *ctx, size_t e)
+{
+	struct frame_scan *s = &ctx->scan;
+	if (s->code == 101)
+		return -EPROTO; /* Upgrade is never forwarded */
+	if (s->code < 200) {
+		if (s->code == 100 && s->interim == s->head)
+			s->interim = e;
+		s->head = e;
+		s->step = ST_START;
+		s->facts = 0;
+		s->length = 0;
+		return 0;
+	}
+	if (ctx->req_connect && s->code < 300)
+		return -EPROTO; /* a tunnel (item 2): CONNECT is never forwarded */
+	if (ctx->req_head || s->code == 204 || s->code == 304)
+		return (ssize_t)e; /* item 1 */
+	if ((s->facts & F_TE) && (s->facts & F_CHUNKED)) {
+		body_chunked(s, e);
+		return 0;
+	}
+	if (!(s->facts & F_TE) && (s->facts & F_CL))
+		return body_known(ctx, e, s->length, 0);
+	s->step = ST_UNTIL_CLOSE; /* items 3 and 7: the body runs until the target closes */
+	return 0;
+}
+
+/* Where the scan must stop: the frame cap and, within a head, the head cap. */
+static size_t scan_cap(const struct frame_ctx *ctx, int request)
+{
+	const struct frame_scan *s = &ctx->scan;
+	int in_head = s->step <= ST_END_LF && !(s->facts & F_TRAILER);
+	if (in_head && ctx->max_frame - s->head > HTTP_HEAD_MAX)
+		return s->head + HTTP_HEAD_MAX;
+	return in_head ? ctx->max_frame : frame_limit(ctx, request);
+}
+
+/* Takes the byte at scan.pos. Returns 0 to go on, the frame length, or
+ * -errno. */
+static ssize_t scan_byte(struct frame_ctx *ctx, const uint8_t *p, int request)
+{
+	struct frame_scan *s = &ctx->scan;
+	size_t i = s->pos;
+	int r;
+
+	if (s->step == ST_START && !request) {
+		s->step = ST_VERSION;
+		s->mark = i;
+	}
+	if (s->step >= ST_SIZE0)
+		return chunk_byte(ctx, i, p[i], !request);
+	if (s->step >= ST_FIELD0)
+		r = field_byte(ctx, p, i, !request);
+	else if (s->step == ST_VERSION)
+		r = version_byte(s, i, p[i], request);
+	else if (s->step == ST_LINE_LF)
+		r = p[i] == '\n' ? 2 : -EPROTO;
+	else if (request)
+		r = request_line_byte(s, p, i, p[i]);
+	else if ((r = status_line_byte(s, i, p[i])) == 1)
+		r = 2; /* a bare LF ended it */
+	if (r == 2) { /* the start line ended */
+		s->step = ST_FIELD0;
+		s->line = i + 1;
+		return 0;
+	}
 	if (r <= 0)
 		return r;
-	size_t off = (size_t)r;
-	if (h.upgrade || h.method == METHOD_CONNECT)
-		return -EOPNOTSUPP; /* we never tunnel */
-	if (h.has_te) {
-		if (!h.te_chunked || h.has_cl || h.minor == 0)
-			return -EPROTO;
-		r = chunked_body(buf + off, len - off, ctx->max_frame - off);
-		end = r > 0 ? (ssize_t)off + r : r;
-	} else if (h.has_cl) {
-		end = known_end(off + h.cl, len, ctx->max_frame);
-	} else {
-		end = (ssize_t)off;
+	/* the empty line ended at i */
+	if (s->facts & F_TRAILER)
+		return (ssize_t)(i + 1);
+	return request ? request_head_done(ctx, i + 1) : response_head_done(ctx, i + 1);
+}
+
+/* Resumes the scan at scan.pos. Returns 0 (need more, or a body that the
+ * caller measures: ST_KNOWN, ST_UNTIL_CLOSE), the frame length, or -errno. */
+static ssize_t scan(struct frame_ctx *ctx, const uint8_t *p, size_t len, int request)
+{
+	struct frame_scan *s = &ctx->scan;
+	if (len < s->pos)
+		codec_restart(ctx); /* not the frame it was reading: start over */
+	for (;;) { /* each pass takes a byte or a run of chunk data: bounded by len */
+		size_t cap = scan_cap(ctx, request);
+		size_t n = len < cap ? len : cap;
+		if (s->step == ST_KNOWN || s->step == ST_UNTIL_CLOSE)
+			return 0;
+		if (s->pos >= n)
+			return len >= cap ? -EMSGSIZE : 0;
+		ctx->scanned++;
+		if (s->step == ST_DATA) {
+			uint64_t k = n - s->pos < s->size ? n - s->pos : s->size;
+			s->pos += (size_t)k;
+			s->size -= k;
+			if (s->size == 0)
+				s->step = ST_DATA_CR;
+			continue;
+		}
+		ssize_t r = scan_byte(ctx, p, request);
+		if (r != 0)
+			return r;
+		s->pos++;
 	}
+}
+
+static ssize_t http_request(struct frame_ctx *ctx, const uint8_t *buf, size_t len, int eof)
+{
+	struct frame_scan *s = &ctx->scan;
+	(void)eof;
+
+	ssize_t end = scan(ctx, buf, len, 1);
+	if (end == 0 && s->step == ST_KNOWN)
+		end = len >= s->size ? (ssize_t)s->size : 0;
 	if (end > 0) {
-		ctx->req_head = h.method == METHOD_HEAD;
+		ctx->req_head = s->code == METHOD_HEAD;
 		ctx->req_connect = 0;
-		ctx->close_client = closes(&h);
+		ctx->close_client = closes(s);
+	} else if (end == 0 && (s->step >= ST_SIZE0 || (s->facts & F_TRAILER)) &&
+		   (s->facts & F_EXPECT) && s->minor >= 1 && ctx->expect == CODEC_EXPECT_NONE) {
+		/* RFC 9110 §10.1.1: the client waits for 100 (Continue) before
+		 * it sends the content (an HTTP/1.0 one is not to be answered):
+		 * the server answers it, as the target only sees the request
+		 * once it is whole. */
+		ctx->expect = CODEC_EXPECT_WANTED;
 	}
+	if (end != 0)
+		codec_restart(ctx);
 	return end;
 }
 
-/* Message body length of a response (RFC 9112 §6.3). Interim 1xx answers
- * come before the final one and travel with it as one frame, so the
- * exchange stays one request, one frame. With both Transfer-Encoding and
- * Content-Length, Transfer-Encoding frames (item 3) and the connection is
- * not reused: its server is not to be trusted with framing. */
 static ssize_t http_response(struct frame_ctx *ctx, const uint8_t *buf, size_t len, int eof)
 {
-	struct http_head h;
-	size_t off = 0;
-	ssize_t r, end;
+	struct frame_scan *s = &ctx->scan;
 
-	do { /* each pass takes a head: bounded by len */
-		r = parse_head(buf + off, len - off, ctx->max_frame - off, 0, &h);
-		if (r <= 0)
-			return r;
-		if (h.status == 101)
-			return -EPROTO; /* Upgrade is never forwarded */
-		off += (size_t)r;
-	} while (h.status < 200);
-
-	int until_close = 0;
-	if (ctx->req_connect && h.status < 300) {
-		return -EPROTO; /* a tunnel (item 2): CONNECT is never forwarded */
-	} else if (ctx->req_head || h.status == 204 || h.status == 304) {
-		end = (ssize_t)off; /* item 1 */
-	} else if (h.has_te && h.te_chunked) {
-		r = chunked_body(buf + off, len - off, ctx->max_frame - off);
-		end = r > 0 ? (ssize_t)off + r : r;
-	} else if (!h.has_te && h.has_cl) {
-		end = known_end(off + h.cl, len, ctx->max_frame);
-	} else {
-		/* items 3 and 7: the body runs until the target closes */
-		until_close = 1;
-		if (len > ctx->max_frame || (!eof && len >= ctx->max_frame))
-			return -EMSGSIZE;
+	ssize_t end = scan(ctx, buf, len, 0);
+	int until_close = end == 0 && s->step == ST_UNTIL_CLOSE;
+	if (end == 0 && s->step == ST_KNOWN)
+		end = len >= s->size ? (ssize_t)s->size : 0;
+	else if (until_close && !ctx->stream && (len > ctx->max_frame || (!eof && len >= ctx->max_frame)))
+		end = -EMSGSIZE;
+	else if (until_close)
 		end = eof ? (ssize_t)len : 0;
-	}
-	if (end > 0 && (until_close || closes(&h) || (h.has_te && (h.has_cl || h.minor == 0))))
+	/* An answer that ends its connection ends the client's too (RFC 9112
+	 * §9.6): it is forwarded as it came, Connection field and all, and
+	 * one delimited by the close has no other end. A target that sends
+	 * both Transfer-Encoding and Content-Length is not to be trusted
+	 * with framing: neither connection goes on. */
+	if (end > 0 && (until_close || closes(s) ||
+			((s->facts & F_TE) && ((s->facts & F_CL) || s->minor == 0)))) {
 		ctx->close_upstream = 1;
+		ctx->close_client = 1;
+	}
+	/* streaming callers need it as soon as the head is whole */
+	if (end > 0 || (end == 0 && (s->step >= ST_SIZE0 || (s->facts & F_TRAILER))))
+		ctx->interim_len = s->interim;
+	if (end != 0)
+		codec_restart(ctx);
 	return end;
+}
+
+/* Streaming: nothing is settled before the head is whole (the answer may
+ * still be refused, and a 502 sent instead); after it, every byte the
+ * framer has examined, but the trailer line being read. */
+static size_t http_settled(const struct frame_ctx *ctx, size_t len)
+{
+	const struct frame_scan *s = &ctx->scan;
+	size_t n = 0;
+	if (s->step == ST_KNOWN)
+		n = s->size;
+	else if (s->step == ST_UNTIL_CLOSE)
+		n = len;
+	else if (s->facts & F_TRAILER)
+		n = s->line;
+	else if (s->step >= ST_SIZE0)
+		n = s->pos;
+	return n < len ? n : len;
+}
+
+static size_t minus(size_t a, size_t n)
+{
+	return a > n ? a - n : 0;
+}
+
+static void http_shift(struct frame_ctx *ctx, size_t n)
+{
+	struct frame_scan *s = &ctx->scan;
+	s->pos = minus(s->pos, n);
+	s->line = minus(s->line, n);
+	s->mark = minus(s->mark, n);
+	s->head = minus(s->head, n);
+	s->interim = minus(s->interim, n);
+	if (s->step == ST_KNOWN)
+		s->size = minus((size_t)s->size, n);
 }
 
 /* Local answers. 502, 503 and 504 answer a request that was read whole,
@@ -544,6 +759,10 @@ const struct codec codec_http = {
 	.request = http_request,
 	.response = http_response,
 	.error_reply = http_error,
+	.settled = http_settled,
+	.shift = http_shift,
+	/* RFC 9110 §15.2.1 */
+	.expect_reply = "HTTP/1.1 100 Continue\r\n\r\n",
 	.initial_buf = 4096,
 	.tagged = 0,
 };

@@ -80,8 +80,9 @@ static void send_pending(struct pending *p, struct pool_slot *s, int waited)
 static void presend(void *arg, struct pool_slot *s)
 {
 	struct pending *p = arg;
-	if (!p->idempotent || p->env->dialect->min_gap_ms > 0 || buf_len(&s->rbuf) > 0)
-		return;
+	if (!p->idempotent || p->env->dialect->min_gap_ms > 0 || buf_len(&s->rbuf) > 0 ||
+	    upstream_check_age(p->env->upstream, s) != POOL_HEALTHY)
+		return; /* the waiter looks at the connection itself */
 	p->unchecked = 1;
 	send_pending(p, s, 1);
 }
@@ -171,12 +172,16 @@ static ssize_t read_answer(const struct pending *p, struct pool_slot *s, struct 
 	for (int dropped = 0; dropped < MAX_DROPPED_ANSWERS;) {
 		struct buf *b = &s->rbuf;
 		ssize_t n = buf_len(b) > 0 ? d->response(ctx, buf_head(b), buf_len(b), b->eof) : 0;
-		if (n == 0 && b->eof)
+		if (n == 0 && b->eof) {
+			codec_restart(ctx);
 			return buf_len(b) == 0 ? 0 : -ECONNRESET;
+		}
 		if (n == 0) {
 			ssize_t k = more_answer(p, s, &watch, &blocked, deadline);
-			if (k < 0)
+			if (k < 0) {
+				codec_restart(ctx); /* the frame is given up: the ctx frames the next one */
 				return k;
+			}
 			continue;
 		}
 		if (n < 0 || d->awaited(d, &p->m, buf_head(b), (size_t)n))

@@ -122,6 +122,44 @@ static void request_failed(struct client *c, struct buf *in, struct frame_ctx *c
 		log_info("%s: read failed: %s", c->name, strerror((int)-n));
 }
 
+/* Reads one request; its deadline starts with its first byte. When the
+ * framer asks (http: a whole head with Expect: 100-continue, its content
+ * still to come), the expectation is answered here, once: the target sees
+ * the request only once it is whole, and the client would otherwise wait
+ * before it sends the content (RFC 9110 §10.1.1; curl waits 1 s). */
+static ssize_t read_request(struct client *c, struct buf *in, struct frame_ctx *ctx, int64_t *deadline)
+{
+	const struct codec *codec = c->srv->cfg->codec;
+	ctx->close_client = 0; /* the out-flags of this request and its answer */
+	ctx->expect = CODEC_EXPECT_NONE;
+	ctx->interim_len = 0;
+	ssize_t n = buf_read_request(in, c->fd, codec->request, ctx, c->srv->cfg->timeout_ms, deadline);
+	if (n != -EINPROGRESS)
+		return n;
+	if (codec->expect_reply != NULL) {
+		size_t len = strlen(codec->expect_reply);
+		int rc = net_write_all(c->fd, codec->expect_reply, len, *deadline);
+		if (rc < 0)
+			return rc;
+		STAT_ADD(bytes_to_clients, len);
+	}
+	ctx->expect = CODEC_EXPECT_ANSWERED; /* the framer asks once per request */
+	return buf_read_frame(in, c->fd, codec->request, ctx, *deadline, *deadline);
+}
+
+/* Writes the answer in out to the client. The target's own 100 (Continue)
+ * would answer the expectation a second time when the client has had ours
+ * (read_request): it is left out. Returns 0 or -errno. */
+static int deliver(struct client *c, const struct frame_ctx *ctx, const struct buf *out)
+{
+	size_t skip = ctx->expect == CODEC_EXPECT_ANSWERED && ctx->interim_len < buf_len(out) ? ctx->interim_len : 0;
+	int rc = net_write_all(c->fd, buf_head(out) + skip, buf_len(out) - skip,
+			       time_now_ms() + c->srv->cfg->timeout_ms);
+	if (rc == 0)
+		STAT_ADD(bytes_to_clients, buf_len(out) - skip);
+	return rc;
+}
+
 /* Has one whole request answered: by the dialect's check, or the target.
  * Returns 1 to go on with the next request, 0 to close the client. */
 static int serve_request(struct client *c, const struct exchange_req *r, struct frame_ctx *ctx, struct buf *out)
@@ -154,13 +192,14 @@ static int serve_request(struct client *c, const struct exchange_req *r, struct 
 	}
 	STAT_INC(requests_ok);
 	stats_latency((uint64_t)(time_now_ms() - t0) * 1000);
-	int rc = net_write_all(c->fd, buf_head(out), buf_len(out), time_now_ms() + srv->cfg->timeout_ms);
+	int rc = deliver(c, ctx, out);
+	buf_consume(out, buf_len(out)); /* gives a large answer's memory back */
 	if (rc < 0) {
 		log_info("%s: could not deliver the answer: %s", c->name, strerror(-rc));
 		return 0;
 	}
-	STAT_ADD(bytes_to_clients, buf_len(out));
-	buf_consume(out, buf_len(out)); /* gives a large answer's memory back */
+	if (ctx->close_client) /* asked for, or the answer ends its connection */
+		log_info("%s: closing after the answer, as the exchange asked", c->name);
 	return !ctx->close_client;
 }
 
@@ -173,8 +212,7 @@ static void client_serve(struct client *c, struct buf *in, struct buf *out)
 	net_set_recv_timeout(c->fd, cfg->idle_timeout_ms);
 	for (int more = 1; more;) {
 		struct exchange_req r = { .client_fd = c->fd, .stopping = &c->srv->stopping, .who = c->name };
-		ctx.close_client = 0;
-		ssize_t n = buf_read_request(in, c->fd, cfg->codec->request, &ctx, cfg->timeout_ms, &r.deadline);
+		ssize_t n = read_request(c, in, &ctx, &r.deadline);
 		if (n == 0)
 			log_info("%s: client closed the connection", c->name);
 		if (n < 0)

@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define REQ (codec_http.request)
 #define RESP (codec_http.response)
@@ -366,7 +368,8 @@ START_TEST(test_response_splits)
 				       responses[_i].name);
 	ck_assert_msg(c.close_upstream == responses[_i].close, "%s: close_upstream",
 		      responses[_i].name);
-	ck_assert_int_eq(c.close_client, 0);
+	/* an answer that ends its connection ends the client's (RFC 9112 §9.6) */
+	ck_assert_msg(c.close_client == responses[_i].close, "%s: close_client", responses[_i].name);
 }
 END_TEST
 
@@ -535,6 +538,490 @@ START_TEST(test_response_truncated_at_eof)
 }
 END_TEST
 
+
+/* ---- resuming where the framer stopped ------------------------------- */
+
+/* Feeds msg to one ctx a step of bytes at a time, as the buffer does, and
+ * checks each call gives what a fresh ctx gives for the same bytes, with
+ * the same flags; stops at the first frame or error. */
+static void resumed_is_fresh(frame_fn fn, const struct frame_ctx *base, const uint8_t *msg, size_t n,
+			     size_t step, int eof, const char *what)
+{
+	struct frame_ctx c = *base;
+	for (size_t k = step < n ? step : n;; k = k + step < n ? k + step : n) {
+		struct frame_ctx fresh = *base;
+		ssize_t want = ct_call(fn, &fresh, msg, k, eof && k == n);
+		ssize_t got = ct_call(fn, &c, msg, k, eof && k == n);
+		ck_assert_msg(got == want, "%s: %zu of %zu bytes by %zu: resumed %zd, fresh %zd", what, k,
+			      n, step, got, want);
+		if (got != 0) {
+			ck_assert_msg(ct_same_ctx(&c, &fresh), "%s: resumed flags differ", what);
+			ck_assert_uint_eq(c.interim_len, fresh.interim_len);
+			return;
+		}
+		if (k == n)
+			return;
+	}
+}
+
+static const size_t steps[] = { 1, 2, 3, 7, 120 };
+
+START_TEST(test_resume_requests)
+{
+	for (int s = 0; s < CT_COUNT(steps); s++) {
+		struct frame_ctx base = ct_ctx(CT_MAX_FRAME);
+		for (int i = 0; i < CT_COUNT(requests); i++)
+			resumed_is_fresh(REQ, &base, requests[i].msg, requests[i].len, steps[s], 0,
+					 requests[i].name);
+		for (int i = 0; i < CT_COUNT(bad_requests); i++) {
+			base = ct_ctx(bad_requests[i].max);
+			resumed_is_fresh(REQ, &base, bad_requests[i].msg, bad_requests[i].len, steps[s],
+					 0, bad_requests[i].name);
+		}
+	}
+}
+END_TEST
+
+START_TEST(test_resume_responses)
+{
+	for (int s = 0; s < CT_COUNT(steps); s++) {
+		for (int i = 0; i < CT_COUNT(responses); i++) {
+			struct frame_ctx base = ct_ctx(CT_MAX_FRAME);
+			base.req_head = responses[i].req_head;
+			base.req_connect = responses[i].req_connect;
+			resumed_is_fresh(RESP, &base, responses[i].msg, responses[i].len, steps[s], 0,
+					 responses[i].name);
+		}
+		for (int i = 0; i < CT_COUNT(bad_responses); i++) {
+			struct frame_ctx base = ct_ctx(bad_responses[i].max);
+			base.req_connect = bad_responses[i].req_connect;
+			resumed_is_fresh(RESP, &base, bad_responses[i].msg, bad_responses[i].len,
+					 steps[s], 0, bad_responses[i].name);
+		}
+		for (int i = 0; i < CT_COUNT(until_close); i++) {
+			struct frame_ctx base = ct_ctx(CT_MAX_FRAME);
+			resumed_is_fresh(RESP, &base, until_close[i].msg, until_close[i].len, steps[s],
+					 1, until_close[i].name);
+		}
+	}
+}
+END_TEST
+
+/* A frame returned, or an error, leaves nothing behind: the next frame
+ * (a shorter one here) is framed from its start. */
+START_TEST(test_resume_reset)
+{
+	static const uint8_t post[] = "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
+	static const uint8_t get[] = "GET / HTTP/1.1\r\n\r\n";
+	static const uint8_t bad[] = "GET / HTTP/1.1\r\nX-A: a\rb\r\n\r\n";
+	struct frame_ctx c = ct_ctx(CT_MAX_FRAME);
+	ck_assert_int_eq(ct_call(REQ, &c, post, 30, 0), 0);
+	ck_assert_int_eq(ct_call(REQ, &c, post, sizeof(post) - 1, 0), (ssize_t)sizeof(post) - 1);
+	ck_assert_int_eq(ct_call(REQ, &c, get, 10, 0), 0);
+	ck_assert_int_eq(ct_call(REQ, &c, get, sizeof(get) - 1, 0), (ssize_t)sizeof(get) - 1);
+	ck_assert_int_eq(ct_call(REQ, &c, bad, sizeof(bad) - 1, 0), -EPROTO);
+	ck_assert_int_eq(ct_call(REQ, &c, get, sizeof(get) - 1, 0), (ssize_t)sizeof(get) - 1);
+	/* a caller that gave a frame up restarts the framer */
+	ck_assert_int_eq(ct_call(REQ, &c, post, 30, 0), 0);
+	codec_restart(&c);
+	ck_assert_int_eq(ct_call(REQ, &c, get, sizeof(get) - 1, 0), (ssize_t)sizeof(get) - 1);
+}
+END_TEST
+
+/* A chunked message of 1-byte chunks, about n bytes long (head
+ * included; *len gets the length), in a fresh mapping of whole pages;
+ * *map_len gets the mapping's size. */
+static uint8_t *one_byte_chunks(const char *head, size_t n, size_t *len, size_t *map_len)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	*map_len = (n + page - 1) / page * page;
+	uint8_t *p = mmap(NULL, *map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(p, MAP_FAILED);
+	size_t k = strlen(head);
+	memcpy(p, head, k);
+	while (k + 6 + 5 <= n) {
+		memcpy(p + k, "1\r\nx\r\n", 6);
+		k += 6;
+	}
+	memcpy(p + k, "0\r\n\r\n", 5);
+	*len = k + 5;
+	return p;
+}
+
+/* Issue 14, point 5: one client sending 120-byte segments of 1-byte
+ * chunks. The buffer calls the framer with all the bytes so far each
+ * time; resuming, the framer examines each byte about once. */
+START_TEST(test_linear_count)
+{
+	static const char *const starts[] = {
+		"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+	};
+	for (int side = 0; side < 2; side++) {
+		size_t n, map_len;
+		uint8_t *p = one_byte_chunks(starts[side], 600000, &n, &map_len);
+		struct frame_ctx c = ct_ctx(CT_MAX_FRAME);
+		ssize_t r = 0;
+		size_t k = 0, calls = 0;
+		while (r == 0 && k < n) { /* bounded by n / 120 passes */
+			k = k + 120 < n ? k + 120 : n;
+			r = (side ? RESP : REQ)(&c, p, k, 0);
+			calls++;
+		}
+		ck_assert_int_eq(r, (ssize_t)n);
+		/* each byte once (chunk data a step per run), plus one step per call */
+		ck_assert_msg(c.scanned >= n / 2 && c.scanned <= n + calls, "%s: %llu bytes examined for %zu", side ? "response" : "request",
+			      (unsigned long long)c.scanned, n);
+		munmap(p, map_len);
+	}
+}
+END_TEST
+
+/* The same proof without the framer's own count: every page the framer
+ * has examined (but the last one) is made unreadable before the next
+ * call, so a framer that rescans from the start faults. */
+START_TEST(test_linear_no_rescan)
+{
+	size_t n, map_len, page = (size_t)sysconf(_SC_PAGESIZE);
+	uint8_t *p = one_byte_chunks("POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+				     200000, &n, &map_len);
+	struct frame_ctx c = ct_ctx(CT_MAX_FRAME);
+	ssize_t r = 0;
+	size_t k = 0;
+	while (r == 0 && k < n) { /* bounded by n / 120 passes */
+		size_t seen = k > page ? (k - page) / page * page : 0;
+		if (seen > 0)
+			ck_assert_int_eq(mprotect(p, seen, PROT_NONE), 0);
+		k = k + 120 < n ? k + 120 : n;
+		r = REQ(&c, p, k, 0);
+	}
+	ck_assert_int_eq(r, (ssize_t)n);
+	munmap(p, map_len);
+}
+END_TEST
+
+/* ---- lenient answers: bare LF (RFC 9112 §2.2) --------------------------- */
+
+static const struct {
+	const char *name;
+	const uint8_t *msg;
+	size_t len;
+	int close;  /* want close_upstream and close_client */
+} lf_responses[] = {
+	{ "all bare LF", CT_BYTES("HTTP/1.1 200 OK\nContent-Length: 2\nX-A: b\n\nok"), 0 },
+	{ "no reason, bare LF", CT_BYTES("HTTP/1.1 204\n\n"), 0 },
+	{ "empty line CRLF after LF fields", CT_BYTES("HTTP/1.1 200 OK\nContent-Length: 1\n\r\nx"), 0 },
+	/* what python3 -m http.server --cgi sends for a script using print() */
+	{ "CGI output",
+	  CT_BYTES("HTTP/1.0 200 Script output follows\r\nServer: SimpleHTTP/0.6 Python/3.11.2\r\n"
+		   "Date: Tue, 01 Dec 2026 00:00:00 GMT\r\nContent-Type: text/plain\nContent-Length: 3\n\nhi\n"),
+	  1 },
+	{ "chunked, bare LF", CT_BYTES("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n"
+				       "3\nabc\n2;x=y\nde\r\n0\nX-T: 1\n\n"), 0 },
+	{ "100 with bare LF, then 200",
+	  CT_BYTES("HTTP/1.1 100 Continue\n\nHTTP/1.1 200 OK\nContent-Length: 0\n\n"), 0 },
+};
+
+START_TEST(test_response_bare_lf)
+{
+	struct frame_ctx base = ct_ctx(CT_MAX_FRAME);
+	struct frame_ctx c = ct_splits(RESP, &base, lf_responses[_i].msg, lf_responses[_i].len,
+				       lf_responses[_i].name);
+	ck_assert_int_eq(c.close_upstream, lf_responses[_i].close);
+	ck_assert_int_eq(c.close_client, lf_responses[_i].close);
+	for (int s = 0; s < CT_COUNT(steps); s++)
+		resumed_is_fresh(RESP, &base, lf_responses[_i].msg, lf_responses[_i].len, steps[s], 0,
+				 lf_responses[_i].name);
+}
+END_TEST
+
+/* A bare CR is still no line end, in answers either; requests stay
+ * strict (bad_requests has their bare LF cases). */
+static const struct {
+	const char *name;
+	const uint8_t *msg;
+	size_t len;
+} cr_responses[] = {
+	{ "bare CR ends the status line", CT_BYTES("HTTP/1.1 200 OK\rContent-Length: 0\r\n\r\n") },
+	{ "bare CR in a value", CT_BYTES("HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 0\r\n\r\n") },
+	{ "bare CR ends the head", CT_BYTES("HTTP/1.1 200 OK\nContent-Length: 0\n\rX") },
+	{ "bare CR after a chunk size",
+	  CT_BYTES("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n1\rx\n0\n\n") },
+	{ "bare CR after chunk data",
+	  CT_BYTES("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n1\nx\r0\n\n") },
+	{ "obs-fold with LF", CT_BYTES("HTTP/1.1 200 OK\nX-A: a\n b\nContent-Length: 0\n\n") },
+};
+
+START_TEST(test_response_bare_cr)
+{
+	struct frame_ctx base = ct_ctx(CT_MAX_FRAME);
+	ct_error(RESP, &base, cr_responses[_i].msg, cr_responses[_i].len, -EPROTO,
+		 cr_responses[_i].name);
+}
+END_TEST
+
+/* ---- content where it has no meaning (issue 14, point 6) --------------- */
+
+static const struct {
+	const char *name;
+	const uint8_t *msg;
+	size_t len;
+	ssize_t want;  /* the frame length, or the error */
+	size_t head;   /* refused once this many bytes are there */
+} body_methods[] = {
+	{ "GET with a body",
+	  CT_BYTES("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 40\r\n\r\n"
+		   "GET /admin HTTP/1.1\r\nX-Ignore: 12345\r\n\r\n"), -EPROTO, 47 },
+	{ "HEAD with a body", CT_BYTES("HEAD / HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"), -EPROTO, 38 },
+	{ "DELETE with a body", CT_BYTES("DELETE /a HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"), -EPROTO, 41 },
+	{ "TRACE with a body", CT_BYTES("TRACE / HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"), -EPROTO, 39 },
+	{ "GET, chunked", CT_BYTES("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), -EPROTO, 46 },
+	{ "GET with Content-Length 0", CT_BYTES("GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n"), 37, 0 },
+	{ "POST with a body", CT_BYTES("POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"), 39, 0 },
+	{ "OPTIONS with a body", CT_BYTES("OPTIONS * HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"), 42, 0 },
+	/* methods are case-sensitive: "get" is some other method */
+	{ "get with a body", CT_BYTES("get / HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"), 38, 0 },
+};
+
+START_TEST(test_body_without_meaning)
+{
+	struct frame_ctx base = ct_ctx(CT_MAX_FRAME);
+	const uint8_t *msg = body_methods[_i].msg;
+	size_t n = body_methods[_i].len;
+	if (body_methods[_i].want > 0) {
+		ck_assert_uint_eq((size_t)body_methods[_i].want, n);
+		ct_splits(REQ, &base, msg, n, body_methods[_i].name);
+		return;
+	}
+	ct_error(REQ, &base, msg, n, body_methods[_i].want, body_methods[_i].name);
+	/* refused with its head, before any of the body is there */
+	ck_assert_uint_eq(ct_refused_at(REQ, &base, msg, n), body_methods[_i].head);
+}
+END_TEST
+
+/* ---- Expect: 100-continue and interim answers (issue 14, point 3) ------ */
+
+static const uint8_t expect_req[] = "PUT /f HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\n"
+				    "Content-Length: 4\r\n\r\ndata";
+#define EXPECT_HEAD (sizeof(expect_req) - 1 - 4)
+
+START_TEST(test_expect_wanted)
+{
+	struct frame_ctx c = ct_ctx(CT_MAX_FRAME);
+	for (size_t k = 1; k < EXPECT_HEAD; k++) {
+		ck_assert_int_eq(REQ(&c, expect_req, k, 0), 0);
+		ck_assert_int_eq(c.expect, CODEC_EXPECT_NONE);
+	}
+	/* the head is whole, the body is not: answer now */
+	ck_assert_int_eq(REQ(&c, expect_req, EXPECT_HEAD, 0), 0);
+	ck_assert_int_eq(c.expect, CODEC_EXPECT_WANTED);
+	c.expect = CODEC_EXPECT_ANSWERED;
+	ck_assert_int_eq(REQ(&c, expect_req, EXPECT_HEAD + 2, 0), 0);
+	ck_assert_int_eq(c.expect, CODEC_EXPECT_ANSWERED);
+	ck_assert_int_eq(REQ(&c, expect_req, EXPECT_HEAD + 4, 0), (ssize_t)EXPECT_HEAD + 4);
+	ck_assert_int_eq(c.expect, CODEC_EXPECT_ANSWERED);
+
+	/* asked once: the framer does not ask again while the server has not answered */
+	c = ct_ctx(CT_MAX_FRAME);
+	ck_assert_int_eq(REQ(&c, expect_req, EXPECT_HEAD + 1, 0), 0);
+	ck_assert_int_eq(c.expect, CODEC_EXPECT_WANTED);
+}
+END_TEST
+
+static const struct {
+	const char *name;
+	const uint8_t *msg;
+	size_t len;
+} no_expect[] = {
+	{ "body already there", CT_BYTES("PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx") },
+	{ "no body", CT_BYTES("PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n") },
+	{ "HTTP/1.0", CT_BYTES("PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx") },
+	{ "no expectation", CT_BYTES("PUT / HTTP/1.1\r\nContent-Length: 1\r\n\r\nx") },
+	{ "other expectation", CT_BYTES("PUT / HTTP/1.1\r\nExpect: 100-continue-later\r\nContent-Length: 1\r\n\r\nx") },
+};
+
+START_TEST(test_expect_not_wanted)
+{
+	const uint8_t *msg = no_expect[_i].msg;
+	size_t n = no_expect[_i].len;
+	struct frame_ctx c = ct_ctx(CT_MAX_FRAME);
+	ck_assert_int_eq(REQ(&c, msg, n, 0), (ssize_t)n);
+	ck_assert_int_eq(c.expect, CODEC_EXPECT_NONE);
+	if (msg[n - 1] == 'x' && memcmp(msg + n - 5, "\r\n\r\n", 4) == 0) {
+		c = ct_ctx(CT_MAX_FRAME);
+		ck_assert_int_eq(REQ(&c, msg, n - 1, 0), 0);
+		int wanted = _i == 0;
+		ck_assert_int_eq(c.expect, wanted ? CODEC_EXPECT_WANTED : CODEC_EXPECT_NONE);
+	}
+}
+END_TEST
+
+/* Chunked content: the head is enough too. */
+START_TEST(test_expect_chunked)
+{
+	static const uint8_t req[] = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+				     "Expect: 100-continue\r\n\r\n1\r\nx\r\n0\r\n\r\n";
+	struct frame_ctx c = ct_ctx(CT_MAX_FRAME);
+	ck_assert_int_eq(REQ(&c, req, sizeof(req) - 1 - 11, 0), 0);
+	ck_assert_int_eq(c.expect, CODEC_EXPECT_WANTED);
+}
+END_TEST
+
+static const struct {
+	const char *name;
+	const uint8_t *msg;
+	size_t len;
+	size_t interim;
+} interims[] = {
+	{ "100, then 200",
+	  CT_BYTES("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), 25 },
+	{ "two 100s, then 204",
+	  CT_BYTES("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\nX: y\r\n\r\n"
+		   "HTTP/1.1 204 No Content\r\n\r\n"), 56 },
+	{ "100 with bare LF", CT_BYTES("HTTP/1.1 100 Continue\n\nHTTP/1.1 204 No Content\n\n"), 23 },
+	{ "103 first", CT_BYTES("HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n"
+				"HTTP/1.1 204 No Content\r\n\r\n"), 0 },
+	{ "100, then 103", CT_BYTES("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n"
+				    "HTTP/1.1 204 No Content\r\n\r\n"), 25 },
+	{ "no interim", CT_BYTES("HTTP/1.1 204 No Content\r\n\r\n"), 0 },
+};
+
+START_TEST(test_interim_len)
+{
+	struct frame_ctx base = ct_ctx(CT_MAX_FRAME);
+	struct frame_ctx c = ct_splits(RESP, &base, interims[_i].msg, interims[_i].len, interims[_i].name);
+	ck_assert_uint_eq(c.interim_len, interims[_i].interim);
+	if (interims[_i].interim > 0)
+		ck_assert_uint_eq(interims[_i].msg[c.interim_len - 1], '\n');
+	ck_assert_mem_eq(interims[_i].msg + c.interim_len, "HTTP/1.1 ", 9);
+}
+END_TEST
+
+START_TEST(test_expect_reply)
+{
+	ck_assert_ptr_nonnull(codec_http.expect_reply);
+	size_t n = strlen(codec_http.expect_reply);
+	struct frame_ctx c = ct_ctx(CT_MAX_FRAME);
+	/* our own 100 is one interim answer that the framer can read */
+	char both[128];
+	snprintf(both, sizeof both, "%sHTTP/1.1 204 No Content\r\n\r\n", codec_http.expect_reply);
+	ck_assert_int_eq(RESP(&c, (const uint8_t *)both, strlen(both), 0), (ssize_t)strlen(both));
+	ck_assert_uint_eq(c.interim_len, n);
+}
+END_TEST
+
+
+/* ---- streaming answers larger than the buffer (issue 14, point 4) ------ */
+
+#define WINDOW 4096 /* the caller's buffer, and --max-frame */
+
+/* An answer with a body of n bytes, framed as kind says; *len gets its
+ * length. */
+static uint8_t *big_answer(int kind, size_t n, size_t *len)
+{
+	uint8_t *p = malloc(n * 2 + 1024);
+	ck_assert_ptr_nonnull(p);
+	size_t k = 0;
+	if (kind == 0)
+		k = (size_t)sprintf((char *)p, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", n);
+	else if (kind == 1)
+		k = (size_t)sprintf((char *)p, "HTTP/1.1 100 Continue\r\n\r\n"
+					       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+	else
+		k = (size_t)sprintf((char *)p, "HTTP/1.0 200 OK\r\n\r\n");
+	for (size_t done = 0, c = 1; done < n; done += c, c = c * 3 % 7001 + 1) {
+		if (c > n - done)
+			c = n - done;
+		if (kind == 1)
+			k += (size_t)sprintf((char *)p + k, "%zx\r\n", c);
+		for (size_t i = 0; i < c; i++)
+			p[k++] = (uint8_t)(done + i);
+		if (kind == 1)
+			k += (size_t)sprintf((char *)p + k, "\r\n");
+	}
+	if (kind == 1)
+		k += (size_t)sprintf((char *)p + k, "0\r\nX-T: 1\r\n\r\n");
+	*len = k;
+	return p;
+}
+
+/* Feeds msg through a WINDOW-byte buffer the way a streaming caller would:
+ * frame, forward what is settled, drop it, read more. Returns what the
+ * framer finally said, with the bytes forwarded in *fwd (checked to be
+ * msg's own, in order). */
+static ssize_t stream_through(const uint8_t *msg, size_t n, size_t *fwd)
+{
+	uint8_t buf[WINDOW];
+	size_t have = 0, read = 0;
+	struct frame_ctx c = ct_ctx(WINDOW);
+	c.stream = 1;
+	*fwd = 0;
+	for (int pass = 0; pass < 1000000; pass++) { /* each pass moves bytes, or ends */
+		size_t k = WINDOW - have < n - read ? WINDOW - have : n - read;
+		memcpy(buf + have, msg + read, k);
+		have += k;
+		read += k;
+		ssize_t r = RESP(&c, buf, have, read == n);
+		if (r != 0)
+			return r > 0 ? (ssize_t)(*fwd += (size_t)r) : r;
+		size_t settled = codec_http.settled(&c, have);
+		/* the leading 100 is known with the head, before any is forwarded */
+		ck_assert_uint_eq(c.interim_len, settled > 0 && *fwd == 0 && msg[9] == '1' ? 25 : 0);
+		if (settled == 0 && k == 0)
+			return 0; /* stuck: nothing more to read, nothing to forward */
+		ck_assert(memcmp(buf, msg + *fwd, settled) == 0);
+		*fwd += settled;
+		memmove(buf, buf + settled, have - settled);
+		have -= settled;
+		codec_http.shift(&c, settled);
+	}
+	return 0;
+}
+
+START_TEST(test_stream_big_answers)
+{
+	for (int kind = 0; kind < 3; kind++) {
+		size_t n, fwd;
+		uint8_t *msg = big_answer(kind, 3 * 1024 * 1024 + 17, &n);
+		ck_assert_int_eq(stream_through(msg, n, &fwd), (ssize_t)fwd);
+		ck_assert_uint_eq(fwd, n);
+		/* the same without streaming is over --max-frame */
+		struct frame_ctx c = ct_ctx(WINDOW);
+		ck_assert_int_eq(RESP(&c, msg, WINDOW, 0), -EMSGSIZE);
+		free(msg);
+	}
+}
+END_TEST
+
+/* The head is never settled (it may still be refused), and stays capped;
+ * a bad chunk in the middle of a streamed body is still an error. */
+START_TEST(test_stream_limits)
+{
+	static const uint8_t head[] = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n";
+	struct frame_ctx c = ct_ctx(WINDOW);
+	c.stream = 1;
+	ck_assert_int_eq(RESP(&c, head, sizeof(head) - 2, 0), 0);
+	ck_assert_uint_eq(codec_http.settled(&c, sizeof(head) - 2), 0);
+	ck_assert_int_eq(RESP(&c, head, sizeof(head) - 1, 0), 0);
+	ck_assert_uint_eq(codec_http.settled(&c, sizeof(head) - 1), sizeof(head) - 1);
+
+	size_t n, fwd;
+	uint8_t *msg = big_answer(1, 100000, &n);
+	uint8_t *bad = memmem(msg + 50000, n - 50000, "\r\n", 2);
+	ck_assert_ptr_nonnull(bad);
+	bad[0] = 'X';
+	ck_assert_int_eq(stream_through(msg, n, &fwd), -EPROTO);
+	ck_assert_uint_lt(fwd, n);
+	free(msg);
+
+	uint8_t *p = long_head("HTTP/1.1 200 OK\r\n", HEAD_MAX + 1, 1);
+	c = ct_ctx(CT_MAX_FRAME);
+	c.stream = 1;
+	ck_assert_int_eq(RESP(&c, p, HEAD_MAX + 1, 0), -EMSGSIZE);
+	free(p);
+}
+END_TEST
+
 /* ---- error replies --------------------------------------------------- */
 
 static const struct {
@@ -629,6 +1116,43 @@ START_TEST(test_registered)
 }
 END_TEST
 
+/* Issue 14: resuming, lenient answers, content without meaning,
+ * 100-continue, streaming. */
+static void add_issue14_cases(Suite *s)
+{
+	TCase *tc;
+
+	tc = tcase_create("resuming where it stopped");
+	tcase_add_test(tc, test_resume_requests);
+	tcase_add_test(tc, test_resume_responses);
+	tcase_add_test(tc, test_resume_reset);
+	tcase_add_test(tc, test_linear_count);
+	tcase_add_test(tc, test_linear_no_rescan);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("answers with bare LF");
+	tcase_add_loop_test(tc, test_response_bare_lf, 0, CT_COUNT(lf_responses));
+	tcase_add_loop_test(tc, test_response_bare_cr, 0, CT_COUNT(cr_responses));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("content where it has no meaning");
+	tcase_add_loop_test(tc, test_body_without_meaning, 0, CT_COUNT(body_methods));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("100-continue");
+	tcase_add_test(tc, test_expect_wanted);
+	tcase_add_loop_test(tc, test_expect_not_wanted, 0, CT_COUNT(no_expect));
+	tcase_add_test(tc, test_expect_chunked);
+	tcase_add_loop_test(tc, test_interim_len, 0, CT_COUNT(interims));
+	tcase_add_test(tc, test_expect_reply);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("streaming answers");
+	tcase_add_test(tc, test_stream_big_answers);
+	tcase_add_test(tc, test_stream_limits);
+	suite_add_tcase(s, tc);
+}
+
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("codec_http");
@@ -685,6 +1209,8 @@ Suite *make_suite(void)
 	tc = tcase_create("truncated responses at eof");
 	tcase_add_test(tc, test_response_truncated_at_eof);
 	suite_add_tcase(s, tc);
+
+	add_issue14_cases(s);
 
 	tc = tcase_create("error replies");
 	tcase_add_loop_test(tc, test_error_reply, 0, CT_COUNT(replies));

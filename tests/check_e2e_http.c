@@ -519,6 +519,13 @@ static void *getter_main(void *arg)
 		} else {
 			g->ok++;
 		}
+		/* the answer ended the connection (RFC 9112 §9.6): a new one */
+		const char *cc = strcasestr(resp, "\r\nConnection: close\r\n");
+		if (cc != NULL && cc < b) {
+			close(fd);
+			fd = tm_connect(g->port);
+			g->reconnects++;
+		}
 	}
 	if (fd >= 0)
 		close(fd);
@@ -716,6 +723,14 @@ START_TEST(test_sim_response_framing)
 	char b[sizeof eof_body];
 	ck_assert_int_eq(tm_read_exact(fd, b, sizeof eof_body - 1, 5000), (ssize_t)sizeof eof_body - 1);
 	ck_assert(memcmp(b, eof_body, sizeof eof_body - 1) == 0);
+	/* that answer ended the client's connection too (RFC 9112 §9.6):
+	 * the requests after it were never read; sent again on a new one */
+	ck_assert_int_eq(tm_wait_closed(fd, 5000), 0);
+	close(fd);
+	fd = tm_connect(tm_daemon_port(d));
+	ck_assert_int_ge(fd, 0);
+	const char rest[] = "GET /status/204 HTTP/1.1\r\nHost: x\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\n\r\n";
+	ck_assert_int_eq(tm_write_all(fd, rest, sizeof rest - 1), 0);
 	expect_response(fd, false, 204, "");
 	ck_assert_int_gt(tm_http_recv(fd, resp, sizeof resp, false, 5000), 0);
 	ck_assert_ptr_nonnull(strstr(tm_http_body(resp), "GET /y\n"));

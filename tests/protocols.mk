@@ -6,6 +6,7 @@
 E2E_TESTS += \
 	tests/check_e2e_lenprefix \
 	tests/check_e2e_http \
+	tests/check_e2e_httpreal \
 	tests/check_e2e_realmodbus
 
 # The suites that start outside programs share tests/real/proc.c and find
@@ -18,6 +19,10 @@ tests_check_e2e_lenprefix_SOURCES = tests/check_e2e_lenprefix.c
 tests_check_e2e_http_SOURCES = tests/check_e2e_http.c \
 	tests/real/proc.c tests/real/proc.h
 tests_check_e2e_http_CPPFLAGS = $(REAL_CPPFLAGS)
+
+tests_check_e2e_httpreal_SOURCES = tests/check_e2e_httpreal.c \
+	tests/real/proc.c tests/real/proc.h
+tests_check_e2e_httpreal_CPPFLAGS = $(REAL_CPPFLAGS)
 
 tests_check_e2e_realmodbus_SOURCES = tests/check_e2e_realmodbus.c \
 	tests/real/proc.c tests/real/proc.h

@@ -19,10 +19,12 @@ static void check(int cond)
 }
 
 /* A frame found in a prefix is the same frame in any longer buffer, never
- * longer than the bytes or the cap, and the framer never writes the input. */
-static void one_side(frame_fn fn, int head, const uint8_t *buf, size_t len, size_t split)
+ * longer than the bytes or the cap, and the framer never writes the input.
+ * A framer that resumes where the prefix left it (same ctx, more bytes)
+ * gives what a fresh ctx gives for the longer buffer. */
+static void one_side(frame_fn fn, int head, int stream, const uint8_t *buf, size_t len, size_t split)
 {
-	struct frame_ctx ctx = { .max_frame = 4096, .req_head = head };
+	struct frame_ctx ctx = { .max_frame = 4096, .req_head = head, .stream = stream };
 	uint8_t *copy = malloc(len ? len : 1);
 	memcpy(copy, buf, len);
 
@@ -30,11 +32,14 @@ static void one_side(frame_fn fn, int head, const uint8_t *buf, size_t len, size
 	ssize_t early = fn(&ctx, copy, cut, 0);
 	ctx.req_head = head;
 	ssize_t full = fn(&ctx, copy, len, 0);
+	struct frame_ctx fresh = { .max_frame = 4096, .req_head = head, .stream = stream };
+	check(fn(&fresh, copy, len, 0) == full);
+	check(fresh.close_client == ctx.close_client && fresh.close_upstream == ctx.close_upstream);
 	ctx.req_head = head;
 	ssize_t at_eof = fn(&ctx, copy, len, 1);
 
 	check(memcmp(copy, buf, len) == 0);
-	check(full <= (ssize_t)len && full <= (ssize_t)ctx.max_frame);
+	check(full <= (ssize_t)len && (stream || full <= (ssize_t)ctx.max_frame));
 	check(at_eof <= (ssize_t)len);
 	if (early > 0)
 		check(full == early); /* more bytes never change a whole frame */
@@ -56,8 +61,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t split = data[1];
 	data += 2;
 	size -= 2;
-	one_side(codec->request, 0, data, size, split);
-	one_side(codec->response, mode & 1, data, size, split * 7);
+	one_side(codec->request, 0, 0, data, size, split);
+	one_side(codec->response, mode & 1, (mode >> 1) & 1, data, size, split * 7);
 
 	if (codec->error_reply != NULL) {
 		struct frame_ctx ctx = { .max_frame = 4096 };
