@@ -76,3 +76,9 @@ EXTRA_DIST += \
 # completion offers every command and protocol.
 TESTS += tests/check-docs.sh
 EXTRA_DIST += tests/check-docs.sh
+
+# Log priorities as journald sees them, and --syslog's failed start on
+# stderr; the boot test (run by .ci/run as root, not by make check) checks
+# the units under a real systemd in a container.
+TESTS += tests/systemd/check-log-priorities.sh
+EXTRA_DIST += tests/systemd/check-log-priorities.sh tests/systemd/boot-test.sh
