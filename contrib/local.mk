@@ -43,7 +43,8 @@ bashcompletion_DATA = contrib/completion/tcp-multiplexer
 
 examplesdir = $(docdir)/examples
 examples_DATA = contrib/inverter.conf
-dist_examples_DATA = contrib/Dockerfile contrib/compose.yaml
+# serial-port.conf: the drop-in that gives one instance its serial port.
+dist_examples_DATA = contrib/Dockerfile contrib/compose.yaml contrib/serial-port.conf
 
 # The System V init script and its defaults are installed by the Debian
 # package (debian/ links to them), not by make install: /etc/init.d and
@@ -70,6 +71,7 @@ EXTRA_DIST += \
 	debian/tcp-multiplexer.init \
 	debian/docs \
 	debian/postinst \
+	debian/postrm \
 	debian/prerm
 
 # Every option the binary prints is in the man page and README, and the
