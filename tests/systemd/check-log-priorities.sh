@@ -15,6 +15,7 @@ cleanup()
 	rm -rf "$work"
 }
 trap cleanup EXIT
+trap "exit 1" INT TERM HUP PIPE
 fail() { echo "check-log-priorities: FAIL: $*" >&2; for f in "$work"/*.err; do [ -f "$f" ] && { echo "--- $f"; cat "$f"; }; done; exit 1; }
 
 # Waits up to 10 s for a line matching $2 in file $1 and prints it.
