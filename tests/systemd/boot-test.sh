@@ -111,10 +111,24 @@ trap "exit 1" INT TERM HUP PIPE
 
 # Runs a command inside the container, with a clean environment and a bound.
 inside() { timeout "${T:-60}" nsenter -t "$pid1" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 "$@"; }
-ok() { checks=$((checks + 1)); echo "ok $checks - $*"; }
+# BOOT_TEST_KEEP_GOING=1 runs every check after a failure too (to see all
+# that an old package breaks); by default the first failure ends the run.
+failures=0
+failed_here=
+ok()
+{
+	checks=$((checks + 1))
+	if [ -n "$failed_here" ]; then failed_here=; return 0; fi
+	echo "ok $checks - $*"
+}
 not_ok()
 {
 	echo "not ok - $*" >&2
+	if [ -n "${BOOT_TEST_KEEP_GOING:-}" ]; then
+		failures=$((failures + 1))
+		failed_here=1
+		return 0
+	fi
 	echo "---- journal (last 60 lines)" >&2
 	inside journalctl --no-pager -n 60 -o short-monotonic >&2 2>&1 || true
 	die "$*"
@@ -409,4 +423,5 @@ units=$(inside systemctl list-units --no-legend --all 'tcp-multiplexer*' | grep 
 kept=$(inside find /etc/tcp-multiplexer /etc/systemd/system -name '*.conf' -path '*tcp-multiplexer*' 2>/dev/null | paste -sd' ' -)
 ok "dpkg --purge: every instance stopped, no unit, link, user or group left (kept the administrator's: $kept)"
 
+[ "$failures" = 0 ] || die "$failures checks failed"
 step "passed: $checks checks in $((SECONDS - started)) s ($((SECONDS - boot_at)) s after the boot)"
