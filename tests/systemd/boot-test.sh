@@ -83,7 +83,7 @@ checks=0
 
 cleanup()
 {
-	local p i
+	local p
 	for p in "${bg_pids[@]}"; do
 		kill "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
@@ -91,7 +91,7 @@ cleanup()
 	if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
 		# SIGTERM asks nspawn for an orderly shutdown of the container.
 		kill -TERM "$nspawn_pid" 2>/dev/null || true
-		for i in $(seq 1 150); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.2; done
+		for _ in $(seq 1 150); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.2; done
 		if kill -0 "$nspawn_pid" 2>/dev/null; then
 			# Killing the container's PID 1 ends its whole pid namespace.
 			[ -z "$pid1" ] || kill -KILL "$pid1" 2>/dev/null || true
@@ -364,7 +364,7 @@ inside mkdir -p /etc/systemd/system/tcp-multiplexer@meter.service.d
 inside cp /usr/share/doc/tcp-multiplexer/examples/serial-port.conf /etc/systemd/system/tcp-multiplexer@meter.service.d/ ||
 	not_ok "the package has no examples/serial-port.conf"
 [ "$fault" != serialweak ] ||
-	printf '[Service]\nProtectSystem=no\nProtectHome=no\nPrivateTmp=no\n' | dropin tcp-multiplexer@meter.service fault.conf
+	printf '[Service]\nSystemCallFilter=\nRestrictAddressFamilies=\n' | dropin tcp-multiplexer@meter.service fault.conf
 inside systemctl daemon-reload
 inside systemctl start tcp-multiplexer@meter.service || not_ok "systemctl start tcp-multiplexer@meter"
 mpid=$(show tcp-multiplexer@meter.service MainPID)
@@ -400,7 +400,15 @@ sysv stop >"$run/sysv.out" 2>&1 || { cat "$run/sysv.out"; not_ok "/etc/init.d/tc
 state=$(inside sed -n 's/^State:[[:space:]]*//p' "/proc/$spid/status" 2>/dev/null || true)
 case $state in "" | Z*) ;; *) not_ok "the init script's daemon still runs after stop ($state)" ;; esac
 ok "System V script: started as $suser (pid $spid), status ok, served mbpoll on 5020, stopped"
-inside sed -i '/^PROTOCOL=modbus$/d; /^TARGET=127.0.0.1:1502$/d; /^LISTEN=5020$/d' /etc/default/tcp-multiplexer
+# A failed start says why: the daemon logs to syslog, its start-up errors
+# also reach stderr, which the script keeps and prints.
+inside sed -i 's/^LISTEN=5020$/LISTEN=504/' /etc/default/tcp-multiplexer
+rc=0
+sysv start >"$run/sysv.out" 2>&1 || rc=$?
+[ "$rc" != 0 ] && grep -q 'cannot listen on 504' "$run/sysv.out" ||
+	{ cat "$run/sysv.out"; not_ok "the init script's failed start (port 504 taken) did not say why (status $rc)"; }
+ok "System V script: a taken port fails the start (status $rc) and says: $(grep -m1 'cannot listen' "$run/sysv.out")"
+inside sed -i '/^PROTOCOL=modbus$/d; /^TARGET=127.0.0.1:1502$/d; /^LISTEN=504$/d' /etc/default/tcp-multiplexer
 
 step "dpkg --purge with instances running and enabled"
 inside systemctl enable tcp-multiplexer@plc.service 2>/dev/null
