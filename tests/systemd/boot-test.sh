@@ -65,10 +65,14 @@ make_root
 
 # ---- the run: a fresh overlay on the cached root, booted ------------------
 # BOOT_TEST_FAULT=NAME breaks one thing on purpose, to show that the check
-# meant to catch it fails (see README, Development): noready, root,
+# meant to catch it fails (see README, Development): nocondition, noready, root,
 # exposure, stopkill, restartbad, tightloop, partof, sysvroot, purgekeep,
 # serialweak.
 fault=${BOOT_TEST_FAULT:-}
+case $fault in
+"" | nocondition | noready | root | exposure | stopkill | restartbad | tightloop | partof | sysvroot | purgekeep | serialweak) ;;
+*) die "unknown BOOT_TEST_FAULT=$fault" ;;
+esac
 command -v systemd-nspawn >/dev/null || skip "systemd-nspawn is not installed (Debian: systemd-container)"
 command -v nsenter >/dev/null || skip "nsenter is not installed (util-linux)"
 
@@ -224,6 +228,11 @@ exposure() { inside systemd-analyze security --no-pager "$1" | sed -n 's/.*Overa
 at_most() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
 
 step "tcp-multiplexer.service without a TARGET"
+if [ "$fault" = nocondition ]; then # started without its ExecCondition=
+	printf '[Service]\nExecCondition=\n' | dropin tcp-multiplexer.service fault.conf
+	inside systemctl daemon-reload
+	inside systemctl restart tcp-multiplexer.service 2>/dev/null || true
+fi
 active=$(show tcp-multiplexer.service ActiveState)
 result=$(show tcp-multiplexer.service Result)
 # Result=exec-condition is systemd's word for "skipped by ExecCondition=".
