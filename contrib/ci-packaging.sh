@@ -110,6 +110,10 @@ grep -E '^(PASS|SKIP|FAIL|ERROR|# [A-Z]+:)' "$work/build.log" || true
 deb=$(ls "$work"/tcp-multiplexer_"${version}"*_*.deb)
 changes=$(ls "$work"/tcp-multiplexer_"${version}"*_*.changes)
 echo "built $(basename "$deb")"
+# .ci/run boots this very package under systemd afterwards.
+if [ -n "${CI_PACKAGING_KEEP:-}" ]; then
+	mkdir -p "$CI_PACKAGING_KEEP" && cp "$deb" "$CI_PACKAGING_KEEP/"
+fi
 dpkg-deb --contents "$deb" | awk '{ print $NF }'
 
 step "lintian (fails on E: and W:)"
@@ -205,6 +209,8 @@ else
 	timeout 60 /etc/init.d/tcp-multiplexer start || die "/etc/init.d/tcp-multiplexer start"
 	/etc/init.d/tcp-multiplexer status || die "/etc/init.d/tcp-multiplexer status"
 	pid=$(cat /run/tcp-multiplexer.pid)
+	[ "$(stat -c %U "/proc/$pid")" = _tcp-multiplexer ] ||
+		die "the init script's daemon runs as $(stat -c %U "/proc/$pid"), not _tcp-multiplexer"
 	echo "pid $pid runs as $(stat -c %U "/proc/$pid") with capabilities" \
 		"$(sed -n 's/^CapEff:[[:space:]]*//p' "/proc/$pid/status") (0x400: CAP_NET_BIND_SERVICE only)"
 	echo_roundtrip "$port" || die "echo through the init script's daemon"

@@ -43,7 +43,8 @@ bashcompletion_DATA = contrib/completion/tcp-multiplexer
 
 examplesdir = $(docdir)/examples
 examples_DATA = contrib/inverter.conf
-dist_examples_DATA = contrib/Dockerfile contrib/compose.yaml
+# serial-port.conf: the drop-in that gives one instance its serial port.
+dist_examples_DATA = contrib/Dockerfile contrib/compose.yaml contrib/serial-port.conf
 
 # The System V init script and its defaults are installed by the Debian
 # package (debian/ links to them), not by make install: /etc/init.d and
@@ -70,9 +71,16 @@ EXTRA_DIST += \
 	debian/tcp-multiplexer.init \
 	debian/docs \
 	debian/postinst \
+	debian/postrm \
 	debian/prerm
 
 # Every option the binary prints is in the man page and README, and the
 # completion offers every command and protocol.
 TESTS += tests/check-docs.sh
 EXTRA_DIST += tests/check-docs.sh
+
+# Log priorities as journald sees them, and --syslog's failed start on
+# stderr; the boot test (run by .ci/run as root, not by make check) checks
+# the units under a real systemd in a container.
+TESTS += tests/systemd/check-log-priorities.sh
+EXTRA_DIST += tests/systemd/check-log-priorities.sh tests/systemd/boot-test.sh

@@ -19,10 +19,29 @@ enum log_sink { SINK_STDERR, SINK_JOURNAL, SINK_SYSLOG };
 /* Set once by log_init before any thread starts, read-only afterwards. */
 static atomic_int log_level = LOG_LVL_WARN;
 static atomic_int log_sink = SINK_STDERR;
+static atomic_int log_errors_also_stderr = 0;
 
-static const char *const level_names[] = { "error", "warn", "info", "debug" };
-/* syslog(3) priorities: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
-static const int level_prio[] = { 3, 4, 6, 7 };
+static const char *const level_names[] = { "error", "warn", "notice", "info", "debug" };
+/* syslog(3) priorities: LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG */
+static const int level_prio[] = { 3, 4, 5, 6, 7 };
+static const char *const journal_prefix[] = { "<3>", "<4>", "<5>", "<6>", "<7>" };
+
+/* systemd connected stderr to the journal: it adds timestamps and reads a
+ * <N> prefix as the priority (sd-daemon(3), systemd.exec(5) $JOURNAL_STREAM). */
+static int stderr_is_journal(void)
+{
+	return getenv("JOURNAL_STREAM") != NULL;
+}
+
+const char *log_stderr_prefix(enum log_level level)
+{
+	return stderr_is_journal() ? journal_prefix[level] : "";
+}
+
+void log_errors_to_stderr(int on)
+{
+	atomic_store(&log_errors_also_stderr, on);
+}
 
 void log_init(enum log_level level, int use_syslog)
 {
@@ -30,9 +49,7 @@ void log_init(enum log_level level, int use_syslog)
 	if (use_syslog) {
 		openlog("tcp-multiplexer", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 		atomic_store(&log_sink, SINK_SYSLOG);
-	} else if (getenv("JOURNAL_STREAM") != NULL) {
-		/* systemd connected stderr to the journal: it adds timestamps and
-		 * reads the <N> prefix as the priority (sd-daemon(3)). */
+	} else if (stderr_is_journal()) {
 		atomic_store(&log_sink, SINK_JOURNAL);
 	} else {
 		atomic_store(&log_sink, SINK_STDERR);
@@ -57,37 +74,50 @@ static void write_line(const char *p, size_t n)
 	}
 }
 
-__attribute__((format(printf, 2, 0)))
-static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+/* Formats one line for stderr: "<N>text" for the journal (the priority says
+ * the level, so no "warn:" beside it), else "TIME LEVEL: text". */
+__attribute__((format(printf, 5, 0)))
+static size_t format_line(char *line, size_t size, int journal, enum log_level level, const char *fmt,
+			  va_list ap)
 {
-	char line[1024];
-	size_t n = 0;
-	int sink = atomic_load(&log_sink);
-
-	if (sink == SINK_SYSLOG) {
-		vsyslog(level_prio[level], fmt, ap);
-		return;
-	}
-	if (sink == SINK_JOURNAL) {
-		n = (size_t)snprintf(line, sizeof line, "<%d>", level_prio[level]);
+	size_t n;
+	if (journal) {
+		n = (size_t)snprintf(line, size, "%s", journal_prefix[level]);
 	} else {
 		struct timeval tv;
 		struct tm tm;
 		gettimeofday(&tv, NULL);
 		localtime_r(&tv.tv_sec, &tm);
-		n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-		n += (size_t)snprintf(line + n, sizeof line - n, ".%03ld ", (long)(tv.tv_usec / 1000));
-		n += strftime(line + n, sizeof line - n, "%z ", &tm);
+		n = strftime(line, size, "%Y-%m-%dT%H:%M:%S", &tm);
+		n += (size_t)snprintf(line + n, size - n, ".%03ld ", (long)(tv.tv_usec / 1000));
+		n += strftime(line + n, size - n, "%z ", &tm);
+		n += (size_t)snprintf(line + n, size - n, "%s: ", level_names[level]);
 	}
-	n += (size_t)snprintf(line + n, sizeof line - n, "%s: ", level_names[level]);
-	int m = vsnprintf(line + n, sizeof line - n, fmt, ap);
+	int m = vsnprintf(line + n, size - n, fmt, ap);
 	if (m < 0)
 		m = 0;
 	n += (size_t)m;
-	if (n > sizeof line - 2)
-		n = sizeof line - 2; /* truncated */
+	if (n > size - 2)
+		n = size - 2; /* truncated */
 	line[n++] = '\n';
-	write_line(line, n);
+	return n;
+}
+
+__attribute__((format(printf, 2, 0)))
+static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+{
+	char line[1024];
+	int sink = atomic_load(&log_sink);
+
+	if (sink == SINK_SYSLOG) {
+		va_list copy;
+		va_copy(copy, ap);
+		vsyslog(level_prio[level], fmt, copy);
+		va_end(copy);
+		if (level != LOG_LVL_ERROR || !atomic_load(&log_errors_also_stderr))
+			return;
+	}
+	write_line(line, format_line(line, sizeof line, stderr_is_journal(), level, fmt, ap));
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

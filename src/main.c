@@ -17,7 +17,10 @@
 
 static int run_server(const struct config *cfg)
 {
-	log_init(cfg->debug ? LOG_LVL_DEBUG : cfg->verbose ? LOG_LVL_INFO : LOG_LVL_WARN, cfg->use_syslog);
+	log_init(cfg->debug ? LOG_LVL_DEBUG : cfg->verbose ? LOG_LVL_INFO : LOG_LVL_NOTICE, cfg->use_syslog);
+	/* Until the daemon is up, an error also goes to stderr under --syslog:
+	 * without a syslog daemon the reason for a failed start would be lost. */
+	log_errors_to_stderr(1);
 
 	/* Every thread inherits this mask, so only sigwait() below sees them. */
 	sigset_t set;
@@ -41,6 +44,7 @@ static int run_server(const struct config *cfg)
 	int rc = server_start(&srv, cfg);
 	if (rc < 0)
 		return 1; /* server_start logged why, naming the address that failed */
+	log_errors_to_stderr(0);
 	notify_send("READY=1");
 	for (;;) {
 		int sig;
@@ -50,12 +54,13 @@ static int run_server(const struct config *cfg)
 			server_log_stats(&srv);
 			continue;
 		}
-		log_warn("received %s, stopping", strsignal(sig));
+		/* A stop on request is routine: notice, not a warning. */
+		log_notice("received %s, stopping", strsignal(sig));
 		break;
 	}
 	notify_send("STOPPING=1");
 	server_stop(&srv);
-	log_warn("stopped");
+	log_notice("stopped");
 	return 0;
 }
 
@@ -67,7 +72,9 @@ int main(int argc, char **argv)
 
 	int rc = cli_parse(argc, argv, &cfg, &cmd, &help_for, err, sizeof err);
 	if (rc != 0) {
-		fprintf(stderr, "tcp-multiplexer: %s\n", err);
+		/* Under systemd, <3> files it at err priority, so that
+		 * `journalctl -p err` shows why an instance failed with status 2. */
+		fprintf(stderr, "%stcp-multiplexer: %s\n", log_stderr_prefix(LOG_LVL_ERROR), err);
 		return 2;
 	}
 	switch (cmd) {

@@ -448,7 +448,7 @@ void server_stop(struct server *srv)
 	int n = srv->nclients;
 	for (struct client *c = srv->clients; c != NULL; c = c->next)
 		shutdown(c->fd, SHUT_RD);
-	log_warn("stopping: %d client%s connected, waiting up to %lld ms for exchanges in flight", n,
+	log_notice("stopping: %d client%s connected, waiting up to %lld ms for exchanges in flight", n,
 		 n == 1 ? "" : "s", (long long)cfg->timeout_ms);
 	int left = wait_drained_locked(srv, time_now_ms() + cfg->timeout_ms);
 	if (left > 0) {
