@@ -24,8 +24,11 @@
 bool proc_which(const char *prog, char *path, size_t cap)
 {
 	if (strchr(prog, '/')) {
-		if (access(prog, X_OK) != 0 || strlen(prog) >= cap)
+		if (access(prog, X_OK) != 0 || strlen(prog) >= cap) {
+			if (cap > 0)
+				path[0] = '\0';
 			return false;
+		}
 		strcpy(path, prog);
 		return true;
 	}
@@ -43,6 +46,9 @@ bool proc_which(const char *prog, char *path, size_t cap)
 			break;
 		p = colon + 1;
 	}
+	/* callers test path[0] to know whether prog was found */
+	if (cap > 0)
+		path[0] = '\0';
 	return false;
 }
 
