@@ -323,10 +323,8 @@ START_TEST(test_mbpoll_reads)
 	char dir[PATH_MAX];
 	ck_assert_int_eq(proc_tmpdir("mbpoll", dir, sizeof dir), 0);
 	struct sim_opts o = { .proto = SIM_MODBUS, .max_conns = 1 };
-	struct sim *s = sim_start(&o);
-	ck_assert_ptr_nonnull(s);
-	struct tm_daemon *d = tm_daemon_start_sim(s, NULL);
-	ck_assert_ptr_nonnull(d);
+	struct tm_pair p;
+	ck_assert_int_eq(tm_pair_start(&p, &o, NULL), 0);
 	struct mbread m[] = {
 		{ .unit = 1, .ref = 1, .count = 10, .table = 4, .value = sim_modbus_value },
 		{ .unit = 1, .ref = 1, .count = 10, .table = 3, .value = sim_modbus_value },
@@ -337,13 +335,12 @@ START_TEST(test_mbpoll_reads)
 	};
 	size_t n = sizeof m / sizeof m[0];
 	for (size_t i = 0; i < n; i++)
-		mbpoll_start(&m[i], dir, tm_daemon_port(d), (int)i);
+		mbpoll_start(&m[i], dir, p.port, (int)i);
 	for (size_t i = 0; i < n; i++)
 		mbpoll_check(&m[i]);
-	ck_assert_int_eq(TM_SIM_STAT(s, accepted), 1);
-	ck_assert_int_eq(TM_SIM_STAT(s, answers), (long)n);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(TM_SIM_STAT(p.sim, accepted), 1);
+	ck_assert_int_eq(TM_SIM_STAT(p.sim, answers), (long)n);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 	proc_rmtree(dir);
 }
 END_TEST
@@ -354,13 +351,11 @@ END_TEST
 START_TEST(test_mbpoll_write_and_gateway_error)
 {
 	struct sim_opts o = { .proto = SIM_MODBUS, .max_conns = 1 };
-	struct sim *s = sim_start(&o);
-	ck_assert_ptr_nonnull(s);
 	const char *extra[] = { "--reconnect-backoff", "100ms", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
+	struct tm_pair p;
+	ck_assert_int_eq(tm_pair_start(&p, &o, extra), 0);
 	char port[8];
-	snprintf(port, sizeof port, "%d", tm_daemon_port(d));
+	snprintf(port, sizeof port, "%d", p.port);
 	static char out[16384];
 
 	const char *write[] = { mbpoll_bin, "-m", "tcp", "-a", "5", "-r", "101", "-t", "4", "-1", "-p", port,
@@ -368,9 +363,9 @@ START_TEST(test_mbpoll_write_and_gateway_error)
 	int rc = proc_run(write, out, sizeof out, RUN_MS);
 	ck_assert_msg(rc == 0, "mbpoll write exited with %d:\n%s", rc, out);
 	ck_assert_ptr_nonnull(strstr(out, "Written 3 references."));
-	ck_assert_int_eq(sim_modbus_holding(s, 100, 5), 11);
-	ck_assert_int_eq(sim_modbus_holding(s, 101, 5), 22);
-	ck_assert_int_eq(sim_modbus_holding(s, 102, 5), 33);
+	ck_assert_int_eq(sim_modbus_holding(p.sim, 100, 5), 11);
+	ck_assert_int_eq(sim_modbus_holding(p.sim, 101, 5), 22);
+	ck_assert_int_eq(sim_modbus_holding(p.sim, 102, 5), 33);
 
 	const char *read[] = { mbpoll_bin, "-m", "tcp", "-a", "5", "-r", "101", "-c", "3", "-t", "4", "-1",
 			       "-p", port, "127.0.0.1", NULL };
@@ -378,15 +373,14 @@ START_TEST(test_mbpoll_write_and_gateway_error)
 	ck_assert_msg(rc == 0, "mbpoll read exited with %d:\n%s", rc, out);
 	ck_assert_ptr_nonnull(strstr(out, "[101]: \t11\n[102]: \t22\n[103]: \t33\n"));
 
-	ck_assert_int_eq(sim_kill(s), 0);
+	ck_assert_int_eq(sim_kill(p.sim), 0);
 	rc = proc_run(read, out, sizeof out, RUN_MS);
 	fprintf(stderr, "mbpoll with the target down: exit %d\n%s", rc, out);
 	ck_assert_int_ne(rc, 0);
 	ck_assert_ptr_nonnull(strstr(out, "Gateway path unavailable"));
-	ck_assert(tm_daemon_wait_log(d, 0, "cannot connect to the target", NULL, 0, 10000));
-	ck_assert(tm_daemon_running(d));
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert(tm_daemon_wait_log(p.d, 0, "cannot connect to the target", NULL, 0, 10000));
+	ck_assert(tm_daemon_running(p.d));
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
