@@ -353,19 +353,8 @@ Suite *make_suite(void);
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_admin");
-	TCase *tc = tcase_create("access");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_allow);
-	tcase_add_test(tc, test_max_clients);
-	tcase_add_test(tc, test_idle_timeout);
-	tcase_add_test(tc, test_read_only);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("operations");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_metrics_and_usr1);
-	tcase_add_test(tc, test_graceful_stop);
-	tcase_add_test(tc, test_journal_format);
-	tcase_add_test(tc, test_usage_errors);
-	suite_add_tcase(s, tc);
+	TM_CASE(s, "access", 60, test_allow, test_max_clients, test_idle_timeout, test_read_only);
+	TM_CASE(s, "operations", 60, test_metrics_and_usr1, test_graceful_stop, test_journal_format,
+		test_usage_errors);
 	return s;
 }

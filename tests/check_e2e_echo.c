@@ -107,11 +107,7 @@ Suite *make_suite(void);
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_echo");
-	TCase *tc = tcase_create("echo");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, test_twenty_clients);
-	tcase_add_test(tc, test_oversize_line);
-	tcase_add_test(tc, test_target_closes_after_each_answer);
-	suite_add_tcase(s, tc);
+	TM_CASE(s, "echo", 120, test_twenty_clients, test_oversize_line,
+		test_target_closes_after_each_answer);
 	return s;
 }

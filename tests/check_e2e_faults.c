@@ -968,32 +968,11 @@ Suite *make_suite(void);
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_faults");
-	const struct {
-		const char *name;
-		const TTest *test;
-	} cases[] = {
-		{ "target_drops", test_target_drops },
-		{ "target_late", test_target_late },
-		{ "target_closes", test_target_closes },
-		{ "target_resets", test_target_resets },
-		{ "target_half_answers", test_target_half_answers },
-		{ "target_unsolicited_frames", test_target_unsolicited_frames },
-		{ "target_unsolicited_garbage", test_target_unsolicited_garbage },
-		{ "target_restarts", test_target_restarts },
-		{ "client_disconnects_mid_exchange", test_client_disconnects_mid_exchange },
-		{ "client_slowloris", test_client_slowloris },
-		{ "client_garbage", test_client_garbage },
-		{ "client_oversize", test_client_oversize },
-		{ "client_flood", test_client_flood },
-		{ "client_churn", test_client_churn },
-		{ "echo_late", test_echo_late },
-		{ "echo_half", test_echo_half },
-	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_set_timeout(tc, CASE_TIMEOUT_S);
-		tcase_add_test(tc, cases[i].test);
-		suite_add_tcase(s, tc);
-	}
+	TM_EACH(s, CASE_TIMEOUT_S, test_target_drops, test_target_late, test_target_closes,
+		test_target_resets, test_target_half_answers, test_target_unsolicited_frames,
+		test_target_unsolicited_garbage, test_target_restarts,
+		test_client_disconnects_mid_exchange, test_client_slowloris, test_client_garbage,
+		test_client_oversize, test_client_flood, test_client_churn, test_echo_late,
+		test_echo_half);
 	return s;
 }

@@ -492,27 +492,9 @@ Suite *make_suite(void);
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_field");
-	struct {
-		const char *name;
-		const TTest *test;
-	} tests[] = {
-		{ "rtu_upstream", test_rtu_upstream },
-		{ "rtu_bad_crc", test_rtu_bad_crc },
-		{ "request_gap", test_request_gap },
-		{ "max_idle_counter_check", test_max_idle_counter_check },
-		{ "max_idle", test_max_idle },
-		{ "max_idle_busy", test_max_idle_busy },
-		{ "max_idle_first_connection", test_max_idle_first_connection },
-		{ "max_age", test_max_age },
-		{ "tid_check", test_tid_check },
-		{ "lockstep_late_answers", test_lockstep_late_answers },
-		{ "unit_map", test_unit_map },
-	};
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		TCase *tc = tcase_create(tests[i].name);
-		tcase_set_timeout(tc, 60);
-		tcase_add_test(tc, tests[i].test);
-		suite_add_tcase(s, tc);
-	}
+	TM_EACH(s, 60, test_rtu_upstream, test_rtu_bad_crc, test_request_gap,
+		test_max_idle_counter_check, test_max_idle, test_max_idle_busy,
+		test_max_idle_first_connection, test_max_age, test_tid_check,
+		test_lockstep_late_answers, test_unit_map);
 	return s;
 }

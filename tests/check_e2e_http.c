@@ -866,31 +866,16 @@ END_TEST
 static Suite *make_http_suite(bool with_tools)
 {
 	Suite *s = suite_create("e2e_http");
-	TCase *tc = tcase_create("simulated target");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_sim_pipelining);
-	tcase_add_test(tc, test_sim_response_framing);
-	tcase_add_test(tc, test_sim_connection_close);
-	tcase_add_test(tc, test_sim_target_down);
-	tcase_add_test(tc, test_sim_refusals);
-	suite_add_tcase(s, tc);
+	TM_CASE(s, "simulated target", 60, test_sim_pipelining, test_sim_response_framing,
+		test_sim_connection_close, test_sim_target_down, test_sim_refusals);
 	if (!with_tools)
 		return s;
-	tc = tcase_create("curl to nginx");
+	TCase *tc = TM_CASE(s, "curl to nginx", 120, test_curl_get_keepalive, test_head, test_post,
+			    test_chunked_upload, test_large_download);
 	tcase_add_unchecked_fixture(tc, proc_tmproot_setup, proc_tmproot_teardown);
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, test_curl_get_keepalive);
-	tcase_add_test(tc, test_head);
-	tcase_add_test(tc, test_post);
-	tcase_add_test(tc, test_chunked_upload);
-	tcase_add_test(tc, test_large_download);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("load to nginx");
+	tc = TM_CASE(s, "load to nginx", 120, test_wrk_and_checked_clients,
+		     test_target_closes_after_keepalive_requests);
 	tcase_add_unchecked_fixture(tc, proc_tmproot_setup, proc_tmproot_teardown);
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, test_wrk_and_checked_clients);
-	tcase_add_test(tc, test_target_closes_after_keepalive_requests);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

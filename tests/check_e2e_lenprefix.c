@@ -354,16 +354,8 @@ Suite *make_suite(void);
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_lenprefix");
-	TCase *tc = tcase_create("sharing");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, test_iso8583_many_clients);
-	tcase_add_test(tc, test_mpu_many_clients);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("failures");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, test_mpu_bad_header);
-	tcase_add_test(tc, test_max_frame_bound);
-	tcase_add_test(tc, test_iso8583_target_hangs_up);
-	suite_add_tcase(s, tc);
+	TM_CASE(s, "sharing", 120, test_iso8583_many_clients, test_mpu_many_clients);
+	TM_CASE(s, "failures", 120, test_mpu_bad_header, test_max_frame_bound,
+		test_iso8583_target_hangs_up);
 	return s;
 }

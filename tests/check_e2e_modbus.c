@@ -327,20 +327,10 @@ Suite *make_suite(void);
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_modbus");
-	TCase *tc = tcase_create("sharing");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, test_fifty_clients_one_connection);
-	tcase_add_test(tc, test_four_connections_in_parallel);
-	tcase_add_test(tc, test_queue_full);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("failures");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, test_target_restarts);
-	tcase_add_test(tc, test_target_down_at_start);
-	tcase_add_test(tc, test_late_answers_discarded);
-	tcase_add_test(tc, test_bad_frame_closes_client);
-	tcase_add_test(tc, test_idle_connection_closed_by_target);
-	tcase_add_test(tc, test_no_reconnect_storm);
-	suite_add_tcase(s, tc);
+	TM_CASE(s, "sharing", 120, test_fifty_clients_one_connection,
+		test_four_connections_in_parallel, test_queue_full);
+	TM_CASE(s, "failures", 120, test_target_restarts, test_target_down_at_start,
+		test_late_answers_discarded, test_bad_frame_closes_client,
+		test_idle_connection_closed_by_target, test_no_reconnect_storm);
 	return s;
 }

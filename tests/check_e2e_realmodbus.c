@@ -406,22 +406,15 @@ int main(void)
 		printf("missing:%s\n", missing);
 
 	Suite *s = suite_create("e2e_realmodbus");
+	/* each group of cases runs when its program is there */
 	if (!strstr(missing, "py")) {
-		TCase *tc = tcase_create("pymodbus");
+		TCase *tc = TM_CASE(s, "pymodbus", 120, test_pymodbus_ten_clients,
+				    test_pymodbus_target_stopped, test_pymodbus_target_dies_under_load);
 		tcase_add_unchecked_fixture(tc, proc_tmproot_setup, proc_tmproot_teardown);
-		tcase_set_timeout(tc, 120);
-		tcase_add_test(tc, test_pymodbus_ten_clients);
-		tcase_add_test(tc, test_pymodbus_target_stopped);
-		tcase_add_test(tc, test_pymodbus_target_dies_under_load);
-		suite_add_tcase(s, tc);
 	}
 	if (!strstr(missing, "mbpoll")) {
-		TCase *tc = tcase_create("mbpoll");
+		TCase *tc = TM_CASE(s, "mbpoll", 120, test_mbpoll_reads, test_mbpoll_write_and_gateway_error);
 		tcase_add_unchecked_fixture(tc, proc_tmproot_setup, proc_tmproot_teardown);
-		tcase_set_timeout(tc, 120);
-		tcase_add_test(tc, test_mbpoll_reads);
-		tcase_add_test(tc, test_mbpoll_write_and_gateway_error);
-		suite_add_tcase(s, tc);
 	}
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -179,12 +179,7 @@ Suite *make_suite(void);
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_share");
-	TCase *tc = tcase_create("share");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_coalesce_fifty);
-	tcase_add_test(tc, test_distinct_reads_never_share);
-	tcase_add_test(tc, test_cache_never_hides_a_write);
-	tcase_add_test(tc, test_followers_share_the_failure);
-	suite_add_tcase(s, tc);
+	TM_CASE(s, "share", 60, test_coalesce_fifty, test_distinct_reads_never_share,
+		test_cache_never_hides_a_write, test_followers_share_the_failure);
 	return s;
 }

@@ -275,4 +275,21 @@ int tm_http_status(const char *resp);
 /* The body of a response: the bytes after the head (NULL when none). */
 const char *tm_http_body(const char *resp);
 
+/* ---- check suites (where <check.h> was included first) ------------------- */
+
+#ifdef CHECK_H
+/* Adds to s a test case called name holding tests (timeout_s > 0: its
+ * timeout, else check's default) and returns it. */
+TCase *tm_add_case(Suite *s, const char *name, int timeout_s, const TTest *const tests[], size_t n);
+/* Adds one test case per test, called after it without "test_", so that
+ * CK_RUN_CASE picks one. */
+void tm_add_each(Suite *s, int timeout_s, const TTest *const tests[], size_t n);
+#define TM_TESTS(...)                                                           \
+	(const TTest *const[]){ __VA_ARGS__ },                                  \
+		sizeof((const TTest *const[]){ __VA_ARGS__ }) / sizeof(const TTest *)
+/* TM_CASE(s, "sharing", 120, test_a, test_b); TM_EACH(s, 60, test_a, test_b); */
+#define TM_CASE(s, name, timeout_s, ...) tm_add_case((s), (name), (timeout_s), TM_TESTS(__VA_ARGS__))
+#define TM_EACH(s, timeout_s, ...) tm_add_each((s), (timeout_s), TM_TESTS(__VA_ARGS__))
+#endif
+
 #endif
