@@ -901,15 +901,5 @@ int main(void)
 	if (*missing)
 		printf("missing:%s; running only the simulated-target cases\n", missing);
 
-	SRunner *sr = srunner_create(make_http_suite(*missing == '\0'));
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	if (failed)
-		return EXIT_FAILURE;
-	if (*missing) {
-		printf("SKIP: the curl, wrk and nginx cases need:%s\n", missing);
-		return PROC_SKIP;
-	}
-	return EXIT_SUCCESS;
+	return tm_run_suite(make_http_suite(*missing == '\0'), missing);
 }

@@ -69,6 +69,21 @@ static bool pyserver_start(struct pyserver *ps, const char *dir, int port, int n
 	return false;
 }
 
+/* Starts it again on the same port (another attempt while the port is
+ * still held) and waits until the daemon has connected to it. */
+static void pyserver_restart(struct pyserver *ps, const char *dir)
+{
+	int port = ps->port;
+	bool up = false;
+	for (int attempt = 2; attempt < 8 && !up; attempt++) {
+		up = pyserver_start(ps, dir, port, attempt);
+		if (!up)
+			tm_sleep_ms(200); /* pacing between bind attempts */
+	}
+	ck_assert(up);
+	ck_assert(proc_wait_file(ps->log, "accepted 1", NULL, 0, 15000));
+}
+
 /* Stops it with SIGTERM; it must exit 0. */
 static void pyserver_stop(struct pyserver *ps)
 {
@@ -237,16 +252,7 @@ START_TEST(test_pymodbus_target_stopped)
 	ck_assert_ptr_nonnull(strstr(out, "gateway-error: codes=0x0A,0x0A connected=1"));
 	ck_assert(tm_daemon_wait_log(d, mark, "cannot connect to the target", NULL, 0, 10000));
 
-	/* back on the same port (another attempt while the port is still held) */
-	int port = ps.port;
-	bool up = false;
-	for (int attempt = 2; attempt < 8 && !up; attempt++) {
-		up = pyserver_start(&ps, dir, port, attempt);
-		if (!up)
-			tm_sleep_ms(200); /* pacing between bind attempts */
-	}
-	ck_assert(up);
-	ck_assert(proc_wait_file(ps.log, "accepted 1", NULL, 0, 15000));
+	pyserver_restart(&ps, dir);
 	ck_assert_int_eq(pyclients(out, sizeof out, "clients", tm_daemon_port(d), "10", "3"), 0);
 	ck_assert(tm_daemon_running(d));
 	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
@@ -277,15 +283,7 @@ START_TEST(test_pymodbus_target_dies_under_load)
 
 	ck_assert_int_eq(proc_stop(ps.pid, SIGKILL, 5000), 128 + SIGKILL);
 	ck_assert(proc_wait_file(log, "gateway 0x", NULL, 0, 20000));
-	int port = ps.port;
-	bool up = false;
-	for (int attempt = 2; attempt < 8 && !up; attempt++) {
-		up = pyserver_start(&ps, dir, port, attempt);
-		if (!up)
-			tm_sleep_ms(200); /* pacing between bind attempts */
-	}
-	ck_assert(up);
-	ck_assert(proc_wait_file(ps.log, "accepted 1", NULL, 0, 15000));
+	pyserver_restart(&ps, dir);
 	int before = proc_count_file(log, "progress");
 	TM_WAIT_FOR(proc_count_file(log, "progress") >= before + 2, 20000);
 	ck_assert_int_ge(proc_count_file(log, "progress"), before + 2);
@@ -416,15 +414,5 @@ int main(void)
 		TCase *tc = TM_CASE(s, "mbpoll", 120, test_mbpoll_reads, test_mbpoll_write_and_gateway_error);
 		tcase_add_unchecked_fixture(tc, proc_tmproot_setup, proc_tmproot_teardown);
 	}
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	if (failed)
-		return EXIT_FAILURE;
-	if (*missing) {
-		printf("SKIP: cases left out for want of:%s\n", missing);
-		return PROC_SKIP;
-	}
-	return EXIT_SUCCESS;
+	return tm_run_suite(s, missing);
 }

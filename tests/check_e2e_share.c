@@ -52,6 +52,19 @@ static void read_together(int port, int n, struct reader *r, const uint8_t *unit
 	pthread_barrier_destroy(&go);
 }
 
+/* The same, all of them reading one register of one unit. */
+static void read_same(int port, int n, struct reader *r, uint8_t unit, uint16_t addr)
+{
+	uint8_t units[64];
+	uint16_t addrs[64];
+	ck_assert_int_le(n, 64);
+	for (int i = 0; i < n; i++) {
+		units[i] = unit;
+		addrs[i] = addr;
+	}
+	read_together(port, n, r, units, addrs);
+}
+
 START_TEST(test_coalesce_fifty)
 {
 	enum { N = 50 };
@@ -62,13 +75,7 @@ START_TEST(test_coalesce_fifty)
 	ck_assert(TM_SIM_WAIT(p.sim, accepted, 1, 5000));
 
 	static struct reader r[N];
-	uint8_t units[N];
-	uint16_t addrs[N];
-	for (int i = 0; i < N; i++) {
-		units[i] = 1;
-		addrs[i] = 500;
-	}
-	read_together(p.port, N, r, units, addrs);
+	read_same(p.port, N, r, 1, 500);
 	for (int i = 0; i < N; i++) {
 		ck_assert_int_eq(r[i].rc, 0); /* tm_modbus_read checked the tid and unit: our own */
 		ck_assert_int_eq(r[i].exc, 0);
@@ -157,14 +164,8 @@ START_TEST(test_followers_share_the_failure)
 	ck_assert_int_eq(tm_pair_start(&p, &o, extra), 0);
 	ck_assert(TM_SIM_WAIT(p.sim, accepted, 1, 5000));
 	static struct reader r[N];
-	uint8_t units[N];
-	uint16_t addrs[N];
-	for (int i = 0; i < N; i++) {
-		units[i] = 3;
-		addrs[i] = 9;
-	}
 	int64_t t0 = tm_now_ms();
-	read_together(p.port, N, r, units, addrs);
+	read_same(p.port, N, r, 3, 9);
 	for (int i = 0; i < N; i++) {
 		ck_assert_int_eq(r[i].rc, 0);
 		ck_assert_int_eq(r[i].exc, 0x0B);

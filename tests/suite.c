@@ -1,8 +1,11 @@
-/* Building check suites from lists of tests (TM_CASE, TM_EACH); apart from
- * testmain.c, so that suites with their own main() can use them. */
+/* Building check suites from lists of tests (TM_CASE, TM_EACH) and running
+ * them; apart from testmain.c, so that suites with their own main() (the
+ * ones that look for outside programs first) can use them. */
 #include "config.h"
 
 #include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "testing.h"
@@ -26,4 +29,19 @@ void tm_add_each(Suite *s, int timeout_s, const TTest *const tests[], size_t n)
 			name += 5;
 		tm_add_case(s, name, timeout_s, &tests[i], 1);
 	}
+}
+
+int tm_run_suite(Suite *s, const char *missing)
+{
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	if (failed)
+		return EXIT_FAILURE;
+	if (missing && *missing) {
+		printf("SKIP: cases left out for want of:%s\n", missing);
+		return TM_SKIP;
+	}
+	return EXIT_SUCCESS;
 }

@@ -84,6 +84,22 @@ static struct timespec tm_abs(int64_t deadline)
 	return ts;
 }
 
+/* Waits until fd has bytes (or end of stream) before deadline. Returns 0,
+ * -ETIMEDOUT or -errno. */
+static int tm_wait_readable(int fd, int64_t deadline)
+{
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int rc = poll(&pfd, 1, tm_left(deadline));
+		if (rc > 0)
+			return 0;
+		if (rc == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
 bool tm_wait_until(bool (*cond)(void *arg), void *arg, int timeout_ms)
 {
 	int64_t deadline = tm_now_ms() + timeout_ms;
@@ -296,14 +312,11 @@ static void *tm_drain(void *arg)
 		pthread_mutex_unlock(&d->lock);
 		if (dl > 0 && tm_now_ms() >= dl)
 			break;
-		struct pollfd pfd = { .fd = d->fd, .events = POLLIN };
-		int rc = poll(&pfd, 1, 100);
-		if (rc < 0 && errno == EINTR)
+		int rc = tm_wait_readable(d->fd, tm_now_ms() + 100);
+		if (rc == -ETIMEDOUT)
 			continue;
 		if (rc < 0)
 			break;
-		if (rc == 0)
-			continue;
 		ssize_t n = read(d->fd, tmp, sizeof(tmp));
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
@@ -483,6 +496,22 @@ static struct tm_daemon *tm_daemon_launch(const char *const argv[])
 	return d;
 }
 
+/* Appends extra (NULL-terminated, may be NULL) to the n arguments in
+ * argv, which has room for TM_MAX_ARGS more and the NULL, and ends it.
+ * Returns false, with the reason on stderr, when extra is too long. */
+static bool tm_args_append(const char *argv[], size_t n, const char *const extra[])
+{
+	for (size_t i = 0; extra && extra[i]; i++) {
+		if (i >= TM_MAX_ARGS) {
+			fprintf(stderr, "testing: more than %d arguments for the daemon\n", TM_MAX_ARGS);
+			return false;
+		}
+		argv[n++] = extra[i];
+	}
+	argv[n] = NULL;
+	return true;
+}
+
 struct tm_daemon *tm_daemon_start(const char *const extra[])
 {
 	const char *argv[TM_MAX_ARGS + 8];
@@ -492,14 +521,8 @@ struct tm_daemon *tm_daemon_start(const char *const extra[])
 	argv[n++] = "-v";
 	argv[n++] = "-l";
 	argv[n++] = "127.0.0.1:0";
-	for (size_t i = 0; extra && extra[i]; i++) {
-		if (i >= TM_MAX_ARGS) {
-			fprintf(stderr, "tm_daemon_start: more than %d arguments\n", TM_MAX_ARGS);
-			return NULL;
-		}
-		argv[n++] = extra[i];
-	}
-	argv[n] = NULL;
+	if (!tm_args_append(argv, n, extra))
+		return NULL;
 	return tm_daemon_launch(argv);
 }
 
@@ -528,15 +551,7 @@ struct tm_daemon *tm_daemon_start_sim(struct sim *s, const char *const extra[])
 	const char *args[TM_MAX_ARGS + 8];
 	char target[32];
 	size_t n = tm_sim_target_args(s, args, target, sizeof(target));
-	for (size_t i = 0; extra && extra[i]; i++) {
-		if (i >= TM_MAX_ARGS) {
-			fprintf(stderr, "tm_daemon_start_sim: more than %d arguments\n", TM_MAX_ARGS);
-			return NULL;
-		}
-		args[n++] = extra[i];
-	}
-	args[n] = NULL;
-	return tm_daemon_start(args);
+	return tm_args_append(args, n, extra) ? tm_daemon_start(args) : NULL;
 }
 
 int tm_daemon_port(const struct tm_daemon *d)
@@ -609,11 +624,7 @@ int tm_run_program(const char *file, const char *const argv[], char *out, size_t
 	int64_t deadline = tm_now_ms() + timeout_ms;
 	/* Reads until the end of the output or the deadline. */
 	for (;;) {
-		struct pollfd pfd = { .fd = p[0], .events = POLLIN };
-		int rc = poll(&pfd, 1, tm_left(deadline));
-		if (rc < 0 && errno == EINTR)
-			continue;
-		if (rc <= 0)
+		if (tm_wait_readable(p[0], deadline) < 0)
 			break;
 		char tmp[4096];
 		ssize_t r = read(p[0], tmp, sizeof(tmp));
@@ -643,12 +654,8 @@ int tm_run(const char *const args[], char *out, size_t cap, int timeout_ms)
 	const char *argv[TM_MAX_ARGS + 2];
 	size_t n = 0;
 	argv[n++] = tm_daemon_binary();
-	for (size_t i = 0; args && args[i]; i++) {
-		if (i >= TM_MAX_ARGS)
-			return -E2BIG;
-		argv[n++] = args[i];
-	}
-	argv[n] = NULL;
+	if (!tm_args_append(argv, n, args))
+		return -E2BIG;
 	return tm_run_program(NULL, argv, out, cap, timeout_ms);
 }
 
@@ -727,14 +734,9 @@ ssize_t tm_read_exact(int fd, void *buf, size_t n, int timeout_ms)
 	size_t got = 0;
 
 	while (got < n) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		int rc = poll(&pfd, 1, tm_left(deadline));
-		if (rc < 0 && errno == EINTR)
-			continue;
+		int rc = tm_wait_readable(fd, deadline);
 		if (rc < 0)
-			return -errno;
-		if (rc == 0)
-			return -ETIMEDOUT;
+			return rc;
 		ssize_t r = recv(fd, p + got, n - got, MSG_DONTWAIT);
 		if (r == 0)
 			return (ssize_t)got;
@@ -751,14 +753,9 @@ int tm_wait_closed(int fd, int timeout_ms)
 {
 	int64_t deadline = tm_now_ms() + timeout_ms;
 	for (;;) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		int rc = poll(&pfd, 1, tm_left(deadline));
-		if (rc < 0 && errno == EINTR)
-			continue;
+		int rc = tm_wait_readable(fd, deadline);
 		if (rc < 0)
-			return -errno;
-		if (rc == 0)
-			return -ETIMEDOUT;
+			return rc;
 		uint8_t b;
 		ssize_t r = recv(fd, &b, 1, MSG_DONTWAIT);
 		if (r == 0 || (r < 0 && errno == ECONNRESET))

@@ -288,6 +288,12 @@ void tm_add_each(Suite *s, int timeout_s, const TTest *const tests[], size_t n);
 	(const TTest *const[]){ __VA_ARGS__ },                                  \
 		sizeof((const TTest *const[]){ __VA_ARGS__ }) / sizeof(const TTest *)
 /* TM_CASE(s, "sharing", 120, test_a, test_b); TM_EACH(s, 60, test_a, test_b); */
+/* automake's exit status for a skipped test */
+#define TM_SKIP 77
+/* Runs s (and frees it). Returns EXIT_FAILURE when a test failed, else
+ * TM_SKIP naming what is missing when missing is not empty (the cases that
+ * needed it were left out), else EXIT_SUCCESS: main's exit status. */
+int tm_run_suite(Suite *s, const char *missing);
 #define TM_CASE(s, name, timeout_s, ...) tm_add_case((s), (name), (timeout_s), TM_TESTS(__VA_ARGS__))
 #define TM_EACH(s, timeout_s, ...) tm_add_each((s), (timeout_s), TM_TESTS(__VA_ARGS__))
 #endif
