@@ -633,12 +633,12 @@ END_TEST
 
 /* ---- against the simulated target -------------------------------------- */
 
-static struct sim *http_sim(int chunked)
+/* The HTTP simulator (chunked: its answers are) and the daemon in front
+ * of it with extra. */
+static void http_pair(struct tm_pair *p, int chunked, const char *const extra[])
 {
 	struct sim_opts o = { .proto = SIM_HTTP, .max_conns = 1, .http_chunked = chunked };
-	struct sim *s = sim_start(&o);
-	ck_assert_ptr_nonnull(s);
-	return s;
+	ck_assert_int_eq(tm_pair_start(p, &o, extra), 0);
 }
 
 /* Reads one response and checks its status and, when body is not NULL,
@@ -658,10 +658,9 @@ static void expect_response(int fd, bool head, int status, const char *body)
  * and the request body). */
 START_TEST(test_sim_pipelining)
 {
-	struct sim *s = http_sim(0);
-	struct tm_daemon *d = tm_daemon_start_sim(s, NULL);
-	ck_assert_ptr_nonnull(d);
-	int fd = tm_connect(tm_daemon_port(d));
+	struct tm_pair p;
+	http_pair(&p, 0, NULL);
+	int fd = tm_connect(p.port);
 	ck_assert_int_ge(fd, 0);
 	const char two[] = "GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n";
 	ck_assert_int_eq(tm_write_all(fd, two, sizeof two - 1), 0);
@@ -679,9 +678,8 @@ START_TEST(test_sim_pipelining)
 	expect_response(fd, true, 200, "");
 	expect_response(fd, false, 200, "GET /d\n");
 	close(fd);
-	ck_assert_int_eq(TM_SIM_STAT(s, accepted), 1);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(TM_SIM_STAT(p.sim, accepted), 1);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
@@ -689,11 +687,10 @@ END_TEST
  * forwarded whole; the daemon then uses a new upstream connection. */
 START_TEST(test_sim_response_framing)
 {
-	struct sim *s = http_sim(1);
 	const char *extra[] = { "--reconnect-backoff", "50ms", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
-	int fd = tm_connect(tm_daemon_port(d));
+	struct tm_pair p;
+	http_pair(&p, 1, extra);
+	int fd = tm_connect(p.port);
 	ck_assert_int_ge(fd, 0);
 	const char reqs[] = "GET /x HTTP/1.1\r\nHost: x\r\n\r\nGET /eof HTTP/1.1\r\nHost: x\r\n\r\n"
 			    "GET /status/204 HTTP/1.1\r\nHost: x\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -720,19 +717,17 @@ START_TEST(test_sim_response_framing)
 	ck_assert_int_gt(tm_http_recv(fd, resp, sizeof resp, false, 5000), 0);
 	ck_assert_ptr_nonnull(strstr(tm_http_body(resp), "GET /y\n"));
 	close(fd);
-	ck_assert_int_ge(TM_SIM_STAT(s, accepted), 2); /* a new connection after /eof */
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_ge(TM_SIM_STAT(p.sim, accepted), 2); /* a new connection after /eof */
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
 /* "Connection: close" from the client: answered, then closed. */
 START_TEST(test_sim_connection_close)
 {
-	struct sim *s = http_sim(0);
-	struct tm_daemon *d = tm_daemon_start_sim(s, NULL);
-	ck_assert_ptr_nonnull(d);
-	int fd = tm_connect(tm_daemon_port(d));
+	struct tm_pair p;
+	http_pair(&p, 0, NULL);
+	int fd = tm_connect(p.port);
 	ck_assert_int_ge(fd, 0);
 	const char req[] = "GET /bye HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 	ck_assert_int_eq(tm_write_all(fd, req, sizeof req - 1), 0);
@@ -740,15 +735,14 @@ START_TEST(test_sim_connection_close)
 	ck_assert_int_eq(tm_wait_closed(fd, 5000), 0);
 	close(fd);
 	/* HTTP/1.0 without keep-alive closes too */
-	fd = tm_connect(tm_daemon_port(d));
+	fd = tm_connect(p.port);
 	ck_assert_int_ge(fd, 0);
 	const char req10[] = "GET /old HTTP/1.0\r\n\r\n";
 	ck_assert_int_eq(tm_write_all(fd, req10, sizeof req10 - 1), 0);
 	expect_response(fd, false, 200, "GET /old\n");
 	ck_assert_int_eq(tm_wait_closed(fd, 5000), 0);
 	close(fd);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
@@ -757,13 +751,12 @@ END_TEST
  * connection is served. */
 START_TEST(test_sim_target_down)
 {
-	struct sim *s = http_sim(0);
-	ck_assert_int_eq(sim_kill(s), 0);
 	const char *extra[] = { "--reconnect-backoff", "50ms", "--timeout", "5", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
-	ck_assert(tm_daemon_wait_log(d, 0, "cannot connect to the target", NULL, 0, 5000));
-	int fd = tm_connect(tm_daemon_port(d));
+	struct sim_opts o = { .proto = SIM_HTTP, .max_conns = 1 };
+	struct tm_pair p;
+	ck_assert_int_eq(tm_pair_start_down(&p, &o, extra), 0);
+	ck_assert(tm_daemon_wait_log(p.d, 0, "cannot connect to the target", NULL, 0, 5000));
+	int fd = tm_connect(p.port);
 	ck_assert_int_ge(fd, 0);
 	const char req[] = "GET /z HTTP/1.1\r\nHost: x\r\n\r\n";
 	for (int i = 0; i < 2; i++) {
@@ -776,14 +769,14 @@ START_TEST(test_sim_target_down)
 	ck_assert_int_eq(tm_write_all(fd, head, sizeof head - 1), 0);
 	expect_response(fd, true, 503, "");  /* no body after HEAD, even for our own answer */
 	/* a client that asked to close is closed after the 503 too */
-	int other = tm_connect(tm_daemon_port(d));
+	int other = tm_connect(p.port);
 	ck_assert_int_ge(other, 0);
 	const char bye[] = "GET /z HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 	ck_assert_int_eq(tm_write_all(other, bye, sizeof bye - 1), 0);
 	expect_response(other, false, 503, NULL);
 	ck_assert_int_eq(tm_wait_closed(other, 5000), 0);
 	close(other);
-	ck_assert_int_eq(sim_revive(s), 0);
+	ck_assert_int_eq(sim_revive(p.sim), 0);
 	int status = 0;
 	int64_t deadline = tm_now_ms() + 10000;
 	static char resp[RESP_CAP];
@@ -798,8 +791,7 @@ START_TEST(test_sim_target_down)
 	ck_assert_int_eq(status, 200);
 	ck_assert_str_eq(tm_http_body(resp), "GET /z\n");
 	close(fd);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
@@ -819,10 +811,9 @@ static void expect_refused(int port, const char *req, size_t n, int status)
  * closes that client only, and none reaches the target. */
 START_TEST(test_sim_refusals)
 {
-	struct sim *s = http_sim(0);
-	struct tm_daemon *d = tm_daemon_start_sim(s, NULL);
-	ck_assert_ptr_nonnull(d);
-	int port = tm_daemon_port(d);
+	struct tm_pair p;
+	http_pair(&p, 0, NULL);
+	int port = p.port;
 	int good = tm_connect(port);
 	ck_assert_int_ge(good, 0);
 	const char req[] = "GET /still HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -842,7 +833,7 @@ START_TEST(test_sim_refusals)
 	memcpy(huge + big, "\r\n\r\n", 4);
 	expect_refused(port, huge, big + 4, 413);
 	free(huge);
-	ck_assert(tm_daemon_wait_log(d, 0, "oversize request", NULL, 0, 5000));
+	ck_assert(tm_daemon_wait_log(p.d, 0, "oversize request", NULL, 0, 5000));
 
 	const char bad_field[] = "GET / HTTP/1.1\r\nHost: x\r\nBad Field: y\r\n\r\n";
 	expect_refused(port, bad_field, sizeof bad_field - 1, 400);
@@ -850,16 +841,15 @@ START_TEST(test_sim_refusals)
 	expect_refused(port, two_lengths, sizeof two_lengths - 1, 400);
 	const char garbage[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03";
 	expect_refused(port, garbage, sizeof garbage - 1, 400);
-	ck_assert(tm_daemon_wait_log(d, 0, "malformed request", NULL, 0, 5000));
+	ck_assert(tm_daemon_wait_log(p.d, 0, "malformed request", NULL, 0, 5000));
 
 	/* the first client was never disturbed */
 	ck_assert_int_eq(tm_write_all(good, req, sizeof req - 1), 0);
 	expect_response(good, false, 200, "GET /still\n");
 	close(good);
-	ck_assert_int_eq(TM_SIM_STAT(s, requests), 2);
-	ck_assert_int_eq(TM_SIM_STAT(s, protocol_errors), 0);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(TM_SIM_STAT(p.sim, requests), 2);
+	ck_assert_int_eq(TM_SIM_STAT(p.sim, protocol_errors), 0);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 

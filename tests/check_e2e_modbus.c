@@ -141,15 +141,12 @@ END_TEST
 START_TEST(test_target_down_at_start)
 {
 	struct sim_opts o = { .proto = SIM_MODBUS, .max_conns = 1 };
-	struct sim *s = sim_start(&o);
-	ck_assert_ptr_nonnull(s);
-	ck_assert_int_eq(sim_kill(s), 0);
 	const char *extra[] = { "--reconnect-backoff", "100ms", "--timeout", "5", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
-	ck_assert(tm_daemon_wait_log(d, 0, "cannot connect to the target", NULL, 0, 5000));
+	struct tm_pair p;
+	ck_assert_int_eq(tm_pair_start_down(&p, &o, extra), 0);
+	ck_assert(tm_daemon_wait_log(p.d, 0, "cannot connect to the target", NULL, 0, 5000));
 
-	int fd = tm_connect(tm_daemon_port(d));
+	int fd = tm_connect(p.port);
 	ck_assert_int_ge(fd, 0);
 	uint16_t v;
 	uint8_t exc = 0;
@@ -159,11 +156,9 @@ START_TEST(test_target_down_at_start)
 	ck_assert_int_lt(tm_now_ms() - t0, 2000); /* at once, not after --timeout */
 	close(fd);
 
-	ck_assert_int_eq(sim_revive(s), 0);
-	int port = tm_daemon_port(d);
-	ck_assert(tm_modbus_served(port, 5000));
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(sim_revive(p.sim), 0);
+	ck_assert(tm_modbus_served(p.port, 5000));
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,8 @@
 
 /* ---- a simulated target and the daemon in front of it ------------------ */
 
-int tm_pair_start(struct tm_pair *p, const struct sim_opts *o, const char *const extra[])
+static int tm_pair_begin(struct tm_pair *p, const struct sim_opts *o, const char *const extra[],
+			 bool down)
 {
 	memset(p, 0, sizeof(*p));
 	p->sim = sim_start(o);
@@ -24,14 +26,26 @@ int tm_pair_start(struct tm_pair *p, const struct sim_opts *o, const char *const
 		fprintf(stderr, "tm_pair_start: sim_start: %s\n", strerror(err));
 		return -err;
 	}
-	p->d = tm_daemon_start_sim(p->sim, extra);
+	int rc = down ? sim_kill(p->sim) : 0;
+	if (rc == 0)
+		p->d = tm_daemon_start_sim(p->sim, extra);
 	if (!p->d) {
 		sim_stop(p->sim);
 		p->sim = NULL;
-		return -EIO; /* tm_daemon_start said why */
+		return rc < 0 ? rc : -EIO; /* tm_daemon_start said why */
 	}
 	p->port = tm_daemon_port(p->d);
 	return 0;
+}
+
+int tm_pair_start(struct tm_pair *p, const struct sim_opts *o, const char *const extra[])
+{
+	return tm_pair_begin(p, o, extra, false);
+}
+
+int tm_pair_start_down(struct tm_pair *p, const struct sim_opts *o, const char *const extra[])
+{
+	return tm_pair_begin(p, o, extra, true);
 }
 
 int tm_pair_stop(struct tm_pair *p)

@@ -142,6 +142,9 @@ struct tm_pair {
  * (NULL-terminated, may be NULL). Returns 0, or -errno with the reason on
  * stderr and nothing left running. */
 int tm_pair_start(struct tm_pair *p, const struct sim_opts *o, const char *const extra[]);
+/* The same with the target down (sim_kill) before the daemon starts;
+ * sim_revive(p->sim) brings it up on the same port. */
+int tm_pair_start_down(struct tm_pair *p, const struct sim_opts *o, const char *const extra[]);
 /* Stops the daemon with SIGTERM, then the simulator. Returns the daemon's
  * exit status as tm_daemon_stop does: 0 for a clean stop. */
 int tm_pair_stop(struct tm_pair *p);
