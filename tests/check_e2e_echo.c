@@ -46,7 +46,8 @@ START_TEST(test_twenty_clients)
 	struct tm_pair p;
 	ck_assert_int_eq(tm_pair_start(&p, &o, extra), 0);
 
-	struct tm_swarm *w = tm_swarm_start(p.port, N, LINES / PIPELINE, LINES / PIPELINE, echo_batch, NULL);
+	enum { ROUNDS = LINES / PIPELINE };
+	struct tm_swarm *w = tm_swarm_start(p.port, N, ROUNDS, ROUNDS, echo_batch, NULL);
 	ck_assert_ptr_nonnull(w);
 	long t[TM_OUTCOMES];
 	tm_swarm_join(w, t);

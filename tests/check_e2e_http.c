@@ -479,78 +479,49 @@ END_TEST
 
 /* ---- load: wrk plus client threads that check every body --------------- */
 
-struct getter {
-	int port;
-	int index;              /* fetches /p/index.txt */
-	atomic_int *stop;
-	long ok, mismatches, errors, reconnects;
-};
-
-static void *getter_main(void *arg)
+/* One GET of the client's own path (/p/INDEX.txt), the body checked. */
+static enum tm_next get_own(struct tm_client *c, int round)
 {
-	struct getter *g = arg;
+	(void)round;
 	char expect[4096], req[128];
-	size_t elen = path_body(g->index, expect, sizeof expect);
-	int rlen = snprintf(req, sizeof req, "GET /p/%d.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", g->index);
-	char *resp = malloc(RESP_CAP);
-	int fd = tm_connect(g->port);
-	/* at least 10 rounds, then until told to stop; bounded either way */
-	for (long i = 0; resp && i < 1000000 && (i < 10 || !atomic_load(g->stop)); i++) {
-		if (fd < 0) {
-			g->errors++;
-			break;
-		}
-		ssize_t n = -EIO;
-		if (tm_write_all(fd, req, (size_t)rlen) == 0)
-			n = tm_http_recv(fd, resp, RESP_CAP, false, 10000);
-		if (n <= 0 || tm_http_status(resp) != 200) {
-			fprintf(stderr, "getter %d: %s\n", g->index,
-				n <= 0 ? strerror((int)-n) : resp);
-			g->errors++;
-			close(fd);
-			fd = tm_connect(g->port);
-			g->reconnects++;
-			continue;
-		}
-		const char *b = tm_http_body(resp);
-		if ((size_t)n - (size_t)(b - resp) != elen || memcmp(b, expect, elen) != 0) {
-			fprintf(stderr, "getter %d: wrong body: %.60s\n", g->index, b);
-			g->mismatches++;
-		} else {
-			g->ok++;
-		}
+	size_t elen = path_body(c->index, expect, sizeof expect);
+	int rlen = snprintf(req, sizeof req, "GET /p/%d.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+			    c->index);
+	char *resp = c->own ? c->own : (c->own = malloc(RESP_CAP));
+	if (!resp)
+		return TM_END;
+	ssize_t n = -EIO;
+	if (tm_write_all(c->fd, req, (size_t)rlen) == 0)
+		n = tm_http_recv(c->fd, resp, RESP_CAP, false, 10000);
+	if (n <= 0 || tm_http_status(resp) != 200) {
+		fprintf(stderr, "getter %d: %s\n", c->index, n <= 0 ? strerror((int)-n) : resp);
+		return tm_client_note(c, TM_ERROR);
 	}
-	if (fd >= 0)
-		close(fd);
-	free(resp);
-	return NULL;
+	const char *b = tm_http_body(resp);
+	if ((size_t)n - (size_t)(b - resp) != elen || memcmp(b, expect, elen) != 0) {
+		fprintf(stderr, "getter %d: wrong body: %.60s\n", c->index, b);
+		return tm_client_note(c, TM_MISMATCH);
+	}
+	return tm_client_note(c, TM_OK);
 }
 
-struct getters {
-	pthread_t th[NPATHS];
-	struct getter g[NPATHS];
-	atomic_int stop;
-};
-
-static void getters_start(struct getters *gs, int port)
+/* NPATHS keep-alive clients, each fetching its own path: at least 10
+ * times, then until getters_join. */
+static struct tm_swarm *getters_start(int port)
 {
-	atomic_init(&gs->stop, 0);
-	for (int i = 0; i < NPATHS; i++) {
-		gs->g[i] = (struct getter){ .port = port, .index = i, .stop = &gs->stop };
-		ck_assert_int_eq(pthread_create(&gs->th[i], NULL, getter_main, &gs->g[i]), 0);
-	}
+	struct tm_swarm *w = tm_swarm_start(port, NPATHS, 10, 1000000, get_own, NULL);
+	ck_assert_ptr_nonnull(w);
+	return w;
 }
 
-static void getters_join(struct getters *gs, long *ok, long *mismatches, long *errors)
+static void getters_join(struct tm_swarm *w, long *ok, long *mismatches, long *errors)
 {
-	atomic_store(&gs->stop, 1);
-	*ok = *mismatches = *errors = 0;
-	for (int i = 0; i < NPATHS; i++) {
-		pthread_join(gs->th[i], NULL);
-		*ok += gs->g[i].ok;
-		*mismatches += gs->g[i].mismatches;
-		*errors += gs->g[i].errors;
-	}
+	long t[TM_OUTCOMES];
+	tm_swarm_join(w, t);
+	tm_swarm_free(w);
+	*ok = t[TM_OK];
+	*mismatches = t[TM_MISMATCH];
+	*errors = t[TM_ERROR];
 }
 
 /* wrk -c 50 -t 2 -d 3s with zero errors, while 20 keep-alive clients of
@@ -563,9 +534,7 @@ START_TEST(test_wrk_and_checked_clients)
 	long acc0, req0, acc1, req1;
 	nginx_wait_pool(&w, &acc0, &req0);
 
-	struct getters *gs = calloc(1, sizeof *gs);
-	ck_assert_ptr_nonnull(gs);
-	getters_start(gs, w.port);
+	struct tm_swarm *gs = getters_start(w.port);
 	char url[128];
 	snprintf(url, sizeof url, "%s/p/0.txt", w.url);
 	const char *argv[] = { wrk_bin, "-c", "50", "-t", "2", "-d", "3s", "--timeout", "10s", url, NULL };
@@ -573,7 +542,6 @@ START_TEST(test_wrk_and_checked_clients)
 	int rc = proc_run(argv, out, sizeof out, RUN_MS);
 	long ok, mismatches, errors;
 	getters_join(gs, &ok, &mismatches, &errors);
-	free(gs);
 	long active = nginx_status(&w, &acc1, &req1);
 
 	fprintf(stderr, "wrk:\n%s", out);
@@ -608,14 +576,11 @@ START_TEST(test_target_closes_after_keepalive_requests)
 	web_start(&w, 25, NULL);
 	long acc0, req0, acc1, req1;
 	nginx_wait_pool(&w, &acc0, &req0);
-	struct getters *gs = calloc(1, sizeof *gs);
-	ck_assert_ptr_nonnull(gs);
-	getters_start(gs, w.port);
+	struct tm_swarm *gs = getters_start(w.port);
 	/* run until the daemon has replaced plenty of connections */
 	TM_WAIT_FOR(tm_daemon_log_count(w.d, 0, ": connected to ") >= 4 + 40, 30000);
 	long ok, mismatches, errors;
 	getters_join(gs, &ok, &mismatches, &errors);
-	free(gs);
 	nginx_status(&w, &acc1, &req1);
 	int upstream = tm_daemon_log_count(w.d, 0, ": connected to ");
 	fprintf(stderr, "keepalive_requests 25: ok=%ld mismatches=%ld errors=%ld; nginx: %ld requests, "

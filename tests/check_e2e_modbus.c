@@ -28,7 +28,8 @@ static enum tm_next one_read(struct tm_client *c, int i)
 /* n clients making `requests` reads each, or (0) reads until joined. */
 static struct tm_swarm *clients_start(int port, int n, int requests)
 {
-	struct tm_swarm *w = tm_swarm_start(port, n, requests, requests ? requests : 100000, one_read, NULL);
+	int max = requests ? requests : 100000;
+	struct tm_swarm *w = tm_swarm_start(port, n, requests, max, one_read, NULL);
 	ck_assert_ptr_nonnull(w);
 	return w;
 }
