@@ -118,6 +118,14 @@ static struct tm_daemon *daemon_for(int port, const char *const more[])
 	return d;
 }
 
+/* The daemon stops cleanly, then the pymodbus server; the case's files go. */
+static void pymodbus_case_end(struct tm_daemon *d, struct pyserver *ps, const char *dir)
+{
+	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
+	pyserver_stop(ps);
+	proc_rmtree(dir);
+}
+
 /* ---- mbpoll ------------------------------------------------------------ */
 
 /* One mbpoll read: unit, first reference (1-based), count, table (3 input,
@@ -225,9 +233,7 @@ START_TEST(test_pymodbus_ten_clients)
 		mbpoll_pymodbus(dir, tm_daemon_port(d));
 	/* one upstream connection throughout */
 	ck_assert_int_eq(proc_count_file(ps.log, "accepted "), 1);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	pyserver_stop(&ps);
-	proc_rmtree(dir);
+	pymodbus_case_end(d, &ps, dir);
 }
 END_TEST
 
@@ -255,9 +261,7 @@ START_TEST(test_pymodbus_target_stopped)
 	pyserver_restart(&ps, dir);
 	ck_assert_int_eq(pyclients(out, sizeof out, "clients", tm_daemon_port(d), "10", "3"), 0);
 	ck_assert(tm_daemon_running(d));
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	pyserver_stop(&ps);
-	proc_rmtree(dir);
+	pymodbus_case_end(d, &ps, dir);
 }
 END_TEST
 
@@ -305,9 +309,7 @@ START_TEST(test_pymodbus_target_dies_under_load)
 	ck_assert_int_gt(gateway, 0);
 	ck_assert_int_gt(ok, 0);
 	ck_assert(tm_daemon_running(d));
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	pyserver_stop(&ps);
-	proc_rmtree(dir);
+	pymodbus_case_end(d, &ps, dir);
 }
 END_TEST
 
