@@ -102,6 +102,7 @@ struct good {
 	long closed;          /* the daemon closed the connection (echo: how it reports a failure) */
 	long exc_0a, exc_0b, other_exc;
 	int64_t worst_gap_ms; /* longest time from a failure to the next answer */
+	int64_t fail_since;   /* when the failures since the last answer began; 0: none */
 	char first_bad[160];  /* what the first mismatch looked like */
 	/* read while it runs */
 	atomic_long ok;
@@ -114,9 +115,8 @@ struct fcase {
 	struct tm_pair p;       /* the simulated target and the daemon */
 	pid_t pid;
 	int base_fds, base_threads;
-	atomic_int stop;
 	atomic_llong mark_ms;   /* the end of the fault; INT64_MAX before */
-	pthread_t th[GOOD_CLIENTS];
+	struct tm_swarm *swarm; /* the good clients */
 	struct good good[GOOD_CLIENTS];
 };
 
@@ -224,36 +224,30 @@ static enum outcome good_echo_once(struct good *g, int fd, unsigned i)
 	return OK;
 }
 
-static void *good_main(void *arg)
+/* One request of a good client; a connection the daemon refused or closed
+ * is opened again in its next round. */
+static enum tm_next good_round(struct tm_client *c, int round)
 {
-	struct good *g = arg;
-	struct fcase *fc = g->fc;
-	int fd = -1;
-	int64_t fail_since = 0;
-
-	/* Bounded by the stop flag, and by the count as a backstop. */
-	for (unsigned i = 0; !atomic_load(&fc->stop) && i < 10000000; i++) {
-		if (fd < 0) {
-			fd = tm_connect(fc->p.port);
-			if (fd < 0) {
-				g->closed++;
-				good_note(g, FAILED, 0, &fail_since);
-				tm_sleep_ms(10); /* pacing: the daemon should never refuse us */
-				continue;
-			}
-		}
-		int64_t sent = tm_now_ms();
-		enum outcome r = fc->proto == SIM_ECHO ? good_echo_once(g, fd, i)
-						       : good_modbus_once(g, fd, i);
-		good_note(g, r, sent, &fail_since);
-		if (r == RECONNECT) {
-			close(fd);
-			fd = -1;
+	struct fcase *fc = c->arg;
+	struct good *g = &fc->good[c->index];
+	unsigned i = (unsigned)round;
+	if (c->fd < 0) {
+		c->fd = tm_connect(c->port);
+		if (c->fd < 0) {
+			g->closed++;
+			good_note(g, FAILED, 0, &g->fail_since);
+			tm_sleep_ms(10); /* pacing: the daemon should never refuse us */
+			return TM_GO_ON;
 		}
 	}
-	if (fd >= 0)
-		close(fd);
-	return NULL;
+	int64_t sent = tm_now_ms();
+	enum outcome r = fc->proto == SIM_ECHO ? good_echo_once(g, c->fd, i) : good_modbus_once(g, c->fd, i);
+	good_note(g, r, sent, &g->fail_since);
+	if (r == RECONNECT) {
+		close(c->fd);
+		c->fd = -1;
+	}
+	return TM_GO_ON;
 }
 
 static long good_ok(struct fcase *fc)
@@ -308,8 +302,10 @@ static struct fcase *fc_begin(const char *name, struct sim_opts o, const char *c
 	for (int i = 0; i < GOOD_CLIENTS; i++) {
 		fc->good[i].fc = fc;
 		fc->good[i].index = i;
-		ck_assert_int_eq(pthread_create(&fc->th[i], NULL, good_main, &fc->good[i]), 0);
 	}
+	/* until fc_stop_clients; the count is a backstop */
+	fc->swarm = tm_swarm_start(fc->p.port, GOOD_CLIENTS, 0, 10000000, good_round, fc);
+	ck_assert_ptr_nonnull(fc->swarm);
 	TM_WAIT_FOR(all_served(fc), SERVED_MS);
 	ck_assert_msg(all_served(fc), "%s: the good clients are not served before the fault", name);
 	return fc;
@@ -355,10 +351,11 @@ static int64_t fc_recovered(struct fcase *fc, int recovery_ms)
 static struct totals fc_stop_clients(struct fcase *fc)
 {
 	struct totals t = { 0 };
-	atomic_store(&fc->stop, 1);
+	tm_swarm_join(fc->swarm, NULL);
+	tm_swarm_free(fc->swarm);
+	fc->swarm = NULL;
 	for (int i = 0; i < GOOD_CLIENTS; i++) {
 		struct good *g = &fc->good[i];
-		pthread_join(fc->th[i], NULL);
 		if (g->mismatches)
 			fprintf(stderr, "faults: %s: good client %d: %s\n", fc->name, i, g->first_bad);
 		t.ok += atomic_load(&g->ok);
