@@ -182,12 +182,12 @@ pid_t tm_spawn(const char *file, const char *const argv[], int out)
 }
 
 /* tm_spawn with stdout+stderr on a pipe whose read end goes to *rfd. */
-static pid_t tm_spawn_piped(const char *const argv[], int *rfd)
+static pid_t tm_spawn_piped(const char *file, const char *const argv[], int *rfd)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
-	pid_t pid = tm_spawn(NULL, argv, p[1]);
+	pid_t pid = tm_spawn(file, argv, p[1]);
 	close(p[1]);
 	if (pid < 0) {
 		close(p[0]);
@@ -456,7 +456,7 @@ static struct tm_daemon *tm_daemon_launch(const char *const argv[])
 	pthread_cond_init(&d->cond, &ca);
 	pthread_condattr_destroy(&ca);
 
-	d->pid = tm_spawn_piped(argv, &d->fd);
+	d->pid = tm_spawn_piped(NULL, argv, &d->fd);
 	if (d->pid < 0) {
 		fprintf(stderr, "tm_daemon_start: cannot start %s: %s\n", argv[0], strerror((int)-d->pid));
 		pthread_cond_destroy(&d->cond);
@@ -611,23 +611,18 @@ int tm_daemon_stop(struct tm_daemon *d, int sig, int timeout_ms)
 int tm_run_program(const char *file, const char *const argv[], char *out, size_t cap,
 		   int timeout_ms)
 {
-	int p[2];
+	int rfd;
 	size_t len = 0;
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
-	pid_t pid = tm_spawn(file, argv, p[1]);
-	close(p[1]);
-	if (pid < 0) {
-		close(p[0]);
+	pid_t pid = tm_spawn_piped(file, argv, &rfd);
+	if (pid < 0)
 		return (int)pid;
-	}
 	int64_t deadline = tm_now_ms() + timeout_ms;
 	/* Reads until the end of the output or the deadline. */
 	for (;;) {
-		if (tm_wait_readable(p[0], deadline) < 0)
+		if (tm_wait_readable(rfd, deadline) < 0)
 			break;
 		char tmp[4096];
-		ssize_t r = read(p[0], tmp, sizeof(tmp));
+		ssize_t r = read(rfd, tmp, sizeof(tmp));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -639,7 +634,7 @@ int tm_run_program(const char *file, const char *const argv[], char *out, size_t
 	}
 	if (cap > 0)
 		out[len] = '\0';
-	close(p[0]);
+	close(rfd);
 	/* Its output ended (it is exiting, or left a child holding the pipe),
 	 * or the deadline passed. */
 	int rc = tm_stop_pid(pid, 0, tm_left(deadline));
@@ -944,29 +939,17 @@ size_t tm_mpu_frame(uint8_t *out, const void *payload, size_t len)
 	return len + 4;
 }
 
-ssize_t tm_iso8583_recv(int fd, uint8_t *payload, size_t cap, int timeout_ms)
-{
-	int64_t deadline = tm_now_ms() + timeout_ms;
-	uint8_t h[2];
-	int rc = tm_recv_part(fd, h, 2, deadline, true);
-	if (rc < 0)
-		return rc;
-	size_t l = tm_be16(h);
-	if (l > cap)
-		return -EMSGSIZE;
-	rc = tm_recv_part(fd, payload, l, deadline, false);
-	return rc < 0 ? rc : (ssize_t)l;
-}
-
-ssize_t tm_mpu_recv(int fd, uint8_t *payload, size_t cap, int timeout_ms)
+/* One frame of a length-prefixed framing: hdr 2 is iso8583's big-endian
+ * length, hdr 4 mpu's ASCII decimal one. Copies the payload. */
+static ssize_t tm_prefixed_recv(int fd, size_t hdr, uint8_t *payload, size_t cap, int timeout_ms)
 {
 	int64_t deadline = tm_now_ms() + timeout_ms;
 	uint8_t h[4];
-	int rc = tm_recv_part(fd, h, 4, deadline, true);
+	int rc = tm_recv_part(fd, h, hdr, deadline, true);
 	if (rc < 0)
 		return rc;
-	size_t l = 0;
-	for (size_t i = 0; i < 4; i++) {
+	size_t l = hdr == 2 ? tm_be16(h) : 0;
+	for (size_t i = 0; hdr == 4 && i < 4; i++) {
 		if (!isdigit(h[i]))
 			return -EPROTO;
 		l = l * 10 + (size_t)(h[i] - '0');
@@ -975,6 +958,16 @@ ssize_t tm_mpu_recv(int fd, uint8_t *payload, size_t cap, int timeout_ms)
 		return -EMSGSIZE;
 	rc = tm_recv_part(fd, payload, l, deadline, false);
 	return rc < 0 ? rc : (ssize_t)l;
+}
+
+ssize_t tm_iso8583_recv(int fd, uint8_t *payload, size_t cap, int timeout_ms)
+{
+	return tm_prefixed_recv(fd, 2, payload, cap, timeout_ms);
+}
+
+ssize_t tm_mpu_recv(int fd, uint8_t *payload, size_t cap, int timeout_ms)
+{
+	return tm_prefixed_recv(fd, 4, payload, cap, timeout_ms);
 }
 
 /* ---- HTTP/1.1 ----------------------------------------------------------- */
