@@ -780,18 +780,14 @@ int main(int argc, char **argv)
 	       "window; cpu/req = the daemon's CPU time (us) per answered request; host = share of "
 	       "all CPUs busy (everything on the machine); bad = mismatches/errors\n");
 
-	if (o.run[1])
-		scenario_overhead(&o);
-	if (o.run[2])
-		scenario_one_conn(&o);
-	if (o.run[3])
-		scenario_slow(&o);
-	if (o.run[4])
-		scenario_many(&o);
-	if (o.run[5])
-		scenario_http(&o);
-	if (o.run[6])
-		scenario_share(&o);
+	/* scenario n of --only is scenarios[n] */
+	static void (*const scenarios[])(const struct opts *) = {
+		NULL, scenario_overhead, scenario_one_conn, scenario_slow,
+		scenario_many, scenario_http, scenario_share,
+	};
+	for (int i = 1; i <= 6; i++)
+		if (o.run[i])
+			scenarios[i](&o);
 
 	printf("\nsummary\n");
 	int met = 0;
