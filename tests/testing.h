@@ -176,7 +176,9 @@ struct tm_client {
 enum tm_next { TM_GO_ON, TM_RECONNECT, TM_END };
 
 /* One round of client c (round counts from 0): sends its request(s) on
- * c->fd, checks the answers and adds them to c->tally. */
+ * c->fd, checks the answers and adds them to c->tally. A round may also
+ * close c->fd, set it to -1 and connect again itself in a later round
+ * (the swarm closes whatever is open when the client ends). */
 typedef enum tm_next (*tm_round_fn)(struct tm_client *c, int round);
 
 struct tm_swarm;
