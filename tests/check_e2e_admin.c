@@ -15,12 +15,11 @@
 
 #include "testing.h"
 
-static struct sim *start_modbus(int max_conns, int delay_ms)
+/* A Modbus simulator and the daemon in front of it with extra. */
+static void start_pair(struct tm_pair *p, int max_conns, int delay_ms, const char *const extra[])
 {
 	struct sim_opts o = { .proto = SIM_MODBUS, .max_conns = max_conns, .delay_ms = delay_ms };
-	struct sim *s = sim_start(&o);
-	ck_assert_ptr_nonnull(s);
-	return s;
+	ck_assert_int_eq(tm_pair_start(p, &o, extra), 0);
 }
 
 static int read_one(int port, uint16_t addr, uint8_t *exc)
@@ -38,25 +37,23 @@ static int read_one(int port, uint16_t addr, uint8_t *exc)
 
 START_TEST(test_allow)
 {
-	struct sim *s = start_modbus(1, 0);
 	const char *deny[] = { "--allow", "192.0.2.0/24", "--allow", "2001:db8::/32", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, deny);
-	ck_assert_ptr_nonnull(d);
-	int fd = tm_connect(tm_daemon_port(d));
+	struct tm_pair p;
+	start_pair(&p, 1, 0, deny);
+	int fd = tm_connect(tm_daemon_port(p.d));
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(tm_wait_closed(fd, 5000), 0); /* closed at accept, nothing sent */
 	close(fd);
-	ck_assert(tm_daemon_wait_log(d, 0, "not in --allow", NULL, 0, 5000));
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
+	ck_assert(tm_daemon_wait_log(p.d, 0, "not in --allow", NULL, 0, 5000));
+	ck_assert_int_eq(tm_daemon_stop(p.d, SIGTERM, 0), 0);
 
 	const char *allow[] = { "--allow", "192.0.2.0/24", "--allow", "127.0.0.0/8", NULL };
-	d = tm_daemon_start_sim(s, allow);
-	ck_assert_ptr_nonnull(d);
+	p.d = tm_daemon_start_sim(p.sim, allow);
+	ck_assert_ptr_nonnull(p.d);
 	uint8_t exc = 0xff;
-	ck_assert_int_eq(read_one(tm_daemon_port(d), 5, &exc), 0);
+	ck_assert_int_eq(read_one(tm_daemon_port(p.d), 5, &exc), 0);
 	ck_assert_int_eq(exc, 0);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
@@ -72,11 +69,10 @@ START_TEST(test_max_clients)
 	}
 	rl.rlim_cur = rl.rlim_max;
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
-	struct sim *s = start_modbus(1, 0);
 	const char *extra[] = { "--max-clients", "1000", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
-	int port = tm_daemon_port(d);
+	struct tm_pair p;
+	start_pair(&p, 1, 0, extra);
+	int port = p.port;
 
 	static int fds[MAX];
 	for (int i = 0; i < MAX; i++) {
@@ -97,7 +93,7 @@ START_TEST(test_max_clients)
 	ck_assert_int_ge(extra_fd, 0);
 	ck_assert_int_eq(tm_wait_closed(extra_fd, 5000), 0); /* client 1001 */
 	close(extra_fd);
-	ck_assert(tm_daemon_wait_log(d, 0, "--max-clients reached", NULL, 0, 5000));
+	ck_assert(tm_daemon_wait_log(p.d, 0, "--max-clients reached", NULL, 0, 5000));
 	/* the others keep working */
 	ck_assert_int_eq(tm_modbus_read(fds[3], 2, 1, 3, 8, 1, &v, &exc), 0);
 	ck_assert_int_eq(exc, 0);
@@ -116,46 +112,42 @@ START_TEST(test_max_clients)
 	ck_assert(served);
 	for (int i = 1; i < MAX; i++)
 		close(fds[i]);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
 START_TEST(test_idle_timeout)
 {
-	struct sim *s = start_modbus(1, 0);
 	const char *extra[] = { "--idle-timeout", "300ms", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
-	int fd = tm_connect(tm_daemon_port(d));
+	struct tm_pair p;
+	start_pair(&p, 1, 0, extra);
+	int fd = tm_connect(p.port);
 	ck_assert_int_ge(fd, 0);
 	int64_t t0 = tm_now_ms();
 	ck_assert_int_eq(tm_wait_closed(fd, 5000), 0);
 	ck_assert_int_ge(tm_now_ms() - t0, 250);
 	close(fd);
-	ck_assert(tm_daemon_wait_log(d, 0, "idle for", NULL, 0, 5000));
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert(tm_daemon_wait_log(p.d, 0, "idle for", NULL, 0, 5000));
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
 START_TEST(test_read_only)
 {
-	struct sim *s = start_modbus(1, 0);
 	const char *extra[] = { "--modbus-read-only", "--modbus-allow-write", "1:200-209", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
-	int fd = tm_connect(tm_daemon_port(d));
+	struct tm_pair p;
+	start_pair(&p, 1, 0, extra);
+	int fd = tm_connect(p.port);
 	ck_assert_int_ge(fd, 0);
-	uint16_t before = sim_modbus_holding(s, 100, 1);
+	uint16_t before = sim_modbus_holding(p.sim, 100, 1);
 	uint8_t exc = 0;
 	ck_assert_int_eq(tm_modbus_write1(fd, 77, 1, 100, (uint16_t)(before + 1), &exc), 0);
 	ck_assert_int_eq(exc, 0x01);
 	uint16_t vals[3] = { 1, 2, 3 };
 	ck_assert_int_eq(tm_modbus_write_multi(fd, 78, 1, 99, 3, vals, &exc), 0);
 	ck_assert_int_eq(exc, 0x01);
-	ck_assert_uint_eq(sim_modbus_holding(s, 100, 1), before); /* untouched */
-	ck_assert_int_eq(TM_SIM_STAT(s, requests), 0);              /* never reached the device */
+	ck_assert_uint_eq(sim_modbus_holding(p.sim, 100, 1), before); /* untouched */
+	ck_assert_int_eq(TM_SIM_STAT(p.sim, requests), 0);              /* never reached the device */
 	/* reads pass; a write inside the allow-list passes */
 	uint16_t v;
 	exc = 0xff;
@@ -163,11 +155,10 @@ START_TEST(test_read_only)
 	ck_assert_int_eq(exc, 0);
 	ck_assert_int_eq(tm_modbus_write1(fd, 80, 1, 205, 4242, &exc), 0);
 	ck_assert_int_eq(exc, 0);
-	ck_assert_uint_eq(sim_modbus_holding(s, 205, 1), 4242);
+	ck_assert_uint_eq(sim_modbus_holding(p.sim, 205, 1), 4242);
 	close(fd);
-	ck_assert(tm_daemon_wait_log(d, 0, "refused function 6 for unit 1", NULL, 0, 5000));
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert(tm_daemon_wait_log(p.d, 0, "refused function 6 for unit 1", NULL, 0, 5000));
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
@@ -195,16 +186,15 @@ static long metric(const char *text, const char *name)
 
 START_TEST(test_metrics_and_usr1)
 {
-	struct sim *s = start_modbus(1, 0);
 	const char *extra[] = { "--metrics-listen", "127.0.0.1:0", "--modbus-read-only", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
+	struct tm_pair p;
+	start_pair(&p, 1, 0, extra);
 	char line[512];
-	ck_assert(tm_daemon_wait_log(d, 0, "serving /metrics on", line, sizeof line, 5000));
+	ck_assert(tm_daemon_wait_log(p.d, 0, "serving /metrics on", line, sizeof line, 5000));
 	int mport = atoi(strrchr(line, ':') + 1);
 	ck_assert_int_gt(mport, 0);
 
-	int fd = tm_connect(tm_daemon_port(d));
+	int fd = tm_connect(p.port);
 	ck_assert_int_ge(fd, 0);
 	for (int i = 0; i < 10; i++) {
 		uint16_t v;
@@ -229,13 +219,13 @@ START_TEST(test_metrics_and_usr1)
 	ck_assert_int_eq(metric(body, "tcpmux_request_duration_seconds_count"), 10);
 	ck_assert_int_eq(metric(body, "tcpmux_client_bytes_received_total"), 11 * 12);
 
-	size_t mark = tm_daemon_log_mark(d);
-	ck_assert_int_eq(tm_daemon_signal(d, SIGUSR1), 0);
-	ck_assert(tm_daemon_wait_log(d, mark, "stats:", line, sizeof line, 5000));
+	size_t mark = tm_daemon_log_mark(p.d);
+	ck_assert_int_eq(tm_daemon_signal(p.d, SIGUSR1), 0);
+	ck_assert(tm_daemon_wait_log(p.d, mark, "stats:", line, sizeof line, 5000));
 	ck_assert_ptr_nonnull(strstr(line, "requests total=11 ok=10"));
 	ck_assert_ptr_nonnull(strstr(line, "policy=1"));
 	ck_assert_ptr_nonnull(strstr(line, "accepted=1"));
-	ck_assert(tm_daemon_running(d));
+	ck_assert(tm_daemon_running(p.d));
 
 	fd = tm_connect(mport);
 	ck_assert_int_ge(fd, 0);
@@ -244,8 +234,7 @@ START_TEST(test_metrics_and_usr1)
 	ck_assert_int_gt(tm_http_recv(fd, body, sizeof body, false, 5000), 0);
 	ck_assert_int_eq(tm_http_status(body), 404);
 	close(fd);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
@@ -267,19 +256,18 @@ static void *inflight_client(void *arg)
 START_TEST(test_graceful_stop)
 {
 	enum { N = 20 };
-	struct sim *s = start_modbus(4, 300);
 	const char *extra[] = { "--max-connections", "4", "--timeout", "10", "--metrics-listen", "127.0.0.1:0", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
+	struct tm_pair p;
+	start_pair(&p, 4, 300, extra);
 	char line[512];
-	ck_assert(tm_daemon_wait_log(d, 0, "serving /metrics on", line, sizeof line, 5000));
+	ck_assert(tm_daemon_wait_log(p.d, 0, "serving /metrics on", line, sizeof line, 5000));
 	int mport = atoi(strrchr(line, ':') + 1);
-	ck_assert(TM_SIM_WAIT(s, accepted, 4, 5000));
+	ck_assert(TM_SIM_WAIT(p.sim, accepted, 4, 5000));
 
 	pthread_t th[N];
 	struct inflight c[N];
 	for (int i = 0; i < N; i++) {
-		c[i] = (struct inflight){ .port = tm_daemon_port(d), .index = i };
+		c[i] = (struct inflight){ .port = p.port, .index = i };
 		c[i].fd = tm_connect(c[i].port);
 		ck_assert_int_ge(c[i].fd, 0);
 		ck_assert_int_eq(pthread_create(&th[i], NULL, inflight_client, &c[i]), 0);
@@ -294,9 +282,9 @@ START_TEST(test_graceful_stop)
 			tm_sleep_ms(5);
 	}
 	ck_assert_int_eq(seen, N);
-	ck_assert_int_lt(TM_SIM_STAT(s, answers), N); /* still in flight */
+	ck_assert_int_lt(TM_SIM_STAT(p.sim, answers), N); /* still in flight */
 	int64_t t0 = tm_now_ms();
-	ck_assert_int_eq(tm_daemon_signal(d, SIGTERM), 0);
+	ck_assert_int_eq(tm_daemon_signal(p.d, SIGTERM), 0);
 	for (int i = 0; i < N; i++) {
 		pthread_join(th[i], NULL);
 		ck_assert_int_eq(c[i].rc, 0);
@@ -304,28 +292,26 @@ START_TEST(test_graceful_stop)
 		ck_assert_uint_eq(c[i].v, sim_modbus_value(3, (uint16_t)(300 + i), 1));
 		close(c[i].fd);
 	}
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 12000), 0);
+	ck_assert_int_eq(tm_daemon_stop(p.d, SIGTERM, 12000), 0);
 	int64_t took = tm_now_ms() - t0;
 	fprintf(stderr, "graceful stop with %d in flight took %lld ms\n", N, (long long)took);
 	ck_assert_int_lt(took, 10000 + 2000);
-	ck_assert_int_eq(TM_SIM_STAT(s, answers), N);
-	sim_stop(s);
+	ck_assert_int_eq(TM_SIM_STAT(p.sim, answers), N);
+	sim_stop(p.sim);
 }
 END_TEST
 
 /* Under systemd (JOURNAL_STREAM set) lines carry <N> priorities, no time. */
 START_TEST(test_journal_format)
 {
-	struct sim *s = start_modbus(1, 0);
 	setenv("JOURNAL_STREAM", "8:12345", 1);
-	struct tm_daemon *d = tm_daemon_start_sim(s, NULL);
+	struct tm_pair p;
+	start_pair(&p, 1, 0, NULL);
 	unsetenv("JOURNAL_STREAM");
-	ck_assert_ptr_nonnull(d);
 	char line[512];
-	ck_assert(tm_daemon_wait_log(d, 0, "listening on", line, sizeof line, 5000));
+	ck_assert(tm_daemon_wait_log(p.d, 0, "listening on", line, sizeof line, 5000));
 	ck_assert_msg(strncmp(line, "<6>listening on", 15) == 0, "line: %s", line);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
@@ -339,7 +325,8 @@ START_TEST(test_usage_errors)
 	ck_assert_int_eq(tm_run(ro, out, sizeof out, 5000), 2);
 	ck_assert_ptr_nonnull(strstr(out, "-p modbus"));
 	/* a port that is taken: exit status 1 and a clear line */
-	struct sim *s = start_modbus(1, 0);
+	struct sim *s = sim_start(&(struct sim_opts){ .proto = SIM_MODBUS, .max_conns = 1 });
+	ck_assert_ptr_nonnull(s);
 	char port[16];
 	snprintf(port, sizeof port, "127.0.0.1:%d", sim_port(s));
 	const char *busy[] = { "server", "-l", port, NULL };
@@ -353,19 +340,8 @@ Suite *make_suite(void);
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_admin");
-	TCase *tc = tcase_create("access");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_allow);
-	tcase_add_test(tc, test_max_clients);
-	tcase_add_test(tc, test_idle_timeout);
-	tcase_add_test(tc, test_read_only);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("operations");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_metrics_and_usr1);
-	tcase_add_test(tc, test_graceful_stop);
-	tcase_add_test(tc, test_journal_format);
-	tcase_add_test(tc, test_usage_errors);
-	suite_add_tcase(s, tc);
+	TM_CASE(s, "access", 60, test_allow, test_max_clients, test_idle_timeout, test_read_only);
+	TM_CASE(s, "operations", 60, test_metrics_and_usr1, test_graceful_stop, test_journal_format,
+		test_usage_errors);
 	return s;
 }

@@ -102,6 +102,7 @@ struct good {
 	long closed;          /* the daemon closed the connection (echo: how it reports a failure) */
 	long exc_0a, exc_0b, other_exc;
 	int64_t worst_gap_ms; /* longest time from a failure to the next answer */
+	int64_t fail_since;   /* when the failures since the last answer began; 0: none */
 	char first_bad[160];  /* what the first mismatch looked like */
 	/* read while it runs */
 	atomic_long ok;
@@ -111,14 +112,11 @@ struct good {
 struct fcase {
 	const char *name;
 	enum sim_proto proto;
-	struct sim *sim;
-	struct tm_daemon *d;
-	int port;
+	struct tm_pair p;       /* the simulated target and the daemon */
 	pid_t pid;
 	int base_fds, base_threads;
-	atomic_int stop;
 	atomic_llong mark_ms;   /* the end of the fault; INT64_MAX before */
-	pthread_t th[GOOD_CLIENTS];
+	struct tm_swarm *swarm; /* the good clients */
 	struct good good[GOOD_CLIENTS];
 };
 
@@ -226,36 +224,30 @@ static enum outcome good_echo_once(struct good *g, int fd, unsigned i)
 	return OK;
 }
 
-static void *good_main(void *arg)
+/* One request of a good client; a connection the daemon refused or closed
+ * is opened again in its next round. */
+static enum tm_next good_round(struct tm_client *c, int round)
 {
-	struct good *g = arg;
-	struct fcase *fc = g->fc;
-	int fd = -1;
-	int64_t fail_since = 0;
-
-	/* Bounded by the stop flag, and by the count as a backstop. */
-	for (unsigned i = 0; !atomic_load(&fc->stop) && i < 10000000; i++) {
-		if (fd < 0) {
-			fd = tm_connect(fc->port);
-			if (fd < 0) {
-				g->closed++;
-				good_note(g, FAILED, 0, &fail_since);
-				tm_sleep_ms(10); /* pacing: the daemon should never refuse us */
-				continue;
-			}
-		}
-		int64_t sent = tm_now_ms();
-		enum outcome r = fc->proto == SIM_ECHO ? good_echo_once(g, fd, i)
-						       : good_modbus_once(g, fd, i);
-		good_note(g, r, sent, &fail_since);
-		if (r == RECONNECT) {
-			close(fd);
-			fd = -1;
+	struct fcase *fc = c->arg;
+	struct good *g = &fc->good[c->index];
+	unsigned i = (unsigned)round;
+	if (c->fd < 0) {
+		c->fd = tm_connect(c->port);
+		if (c->fd < 0) {
+			g->closed++;
+			good_note(g, FAILED, 0, &g->fail_since);
+			tm_sleep_ms(10); /* pacing: the daemon should never refuse us */
+			return TM_GO_ON;
 		}
 	}
-	if (fd >= 0)
-		close(fd);
-	return NULL;
+	int64_t sent = tm_now_ms();
+	enum outcome r = fc->proto == SIM_ECHO ? good_echo_once(g, c->fd, i) : good_modbus_once(g, c->fd, i);
+	good_note(g, r, sent, &g->fail_since);
+	if (r == RECONNECT) {
+		close(c->fd);
+		c->fd = -1;
+	}
+	return TM_GO_ON;
 }
 
 static long good_ok(struct fcase *fc)
@@ -294,15 +286,11 @@ static struct fcase *fc_begin(const char *name, struct sim_opts o, const char *c
 	fc->name = name;
 	fc->proto = o.proto;
 	atomic_store(&fc->mark_ms, INT64_MAX);
-	fc->sim = sim_start(&o);
-	ck_assert_msg(fc->sim != NULL, "sim_start: %s", strerror(errno));
-	fc->d = tm_daemon_start_sim(fc->sim, extra);
-	ck_assert_ptr_nonnull(fc->d);
-	fc->port = tm_daemon_port(fc->d);
-	fc->pid = tm_daemon_pid(fc->d);
-	TM_WAIT_FOR(tm_daemon_log_count(fc->d, 0, ": connected to ") >= nconn, SERVED_MS);
-	ck_assert_int_ge(tm_daemon_log_count(fc->d, 0, ": connected to "), nconn);
-	ck_assert(TM_SIM_WAIT(fc->sim, accepted, nconn, SERVED_MS));
+	ck_assert_int_eq(tm_pair_start(&fc->p, &o, extra), 0);
+	fc->pid = tm_daemon_pid(fc->p.d);
+	TM_WAIT_FOR(tm_daemon_log_count(fc->p.d, 0, ": connected to ") >= nconn, SERVED_MS);
+	ck_assert_int_ge(tm_daemon_log_count(fc->p.d, 0, ": connected to "), nconn);
+	ck_assert(TM_SIM_WAIT(fc->p.sim, accepted, nconn, SERVED_MS));
 
 	/* Connected upstream, no client yet: the baseline. */
 	fc->base_fds = proc_fds(fc->pid);
@@ -314,8 +302,10 @@ static struct fcase *fc_begin(const char *name, struct sim_opts o, const char *c
 	for (int i = 0; i < GOOD_CLIENTS; i++) {
 		fc->good[i].fc = fc;
 		fc->good[i].index = i;
-		ck_assert_int_eq(pthread_create(&fc->th[i], NULL, good_main, &fc->good[i]), 0);
 	}
+	/* until fc_stop_clients; the count is a backstop */
+	fc->swarm = tm_swarm_start(fc->p.port, GOOD_CLIENTS, 0, 10000000, good_round, fc);
+	ck_assert_ptr_nonnull(fc->swarm);
 	TM_WAIT_FOR(all_served(fc), SERVED_MS);
 	ck_assert_msg(all_served(fc), "%s: the good clients are not served before the fault", name);
 	return fc;
@@ -361,10 +351,11 @@ static int64_t fc_recovered(struct fcase *fc, int recovery_ms)
 static struct totals fc_stop_clients(struct fcase *fc)
 {
 	struct totals t = { 0 };
-	atomic_store(&fc->stop, 1);
+	tm_swarm_join(fc->swarm, NULL);
+	tm_swarm_free(fc->swarm);
+	fc->swarm = NULL;
 	for (int i = 0; i < GOOD_CLIENTS; i++) {
 		struct good *g = &fc->good[i];
-		pthread_join(fc->th[i], NULL);
 		if (g->mismatches)
 			fprintf(stderr, "faults: %s: good client %d: %s\n", fc->name, i, g->first_bad);
 		t.ok += atomic_load(&g->ok);
@@ -378,7 +369,7 @@ static struct totals fc_stop_clients(struct fcase *fc)
 			t.worst_gap_ms = g->worst_gap_ms;
 	}
 	struct sim_stats st;
-	sim_get_stats(fc->sim, &st);
+	sim_get_stats(fc->p.sim, &st);
 	fprintf(stderr,
 		"faults: %s: good clients ok=%ld 0x0A=%ld 0x0B=%ld other=%ld closed=%ld stuck=%ld "
 		"wrong=%ld, worst gap %lld ms; target: requests=%ld answers=%ld accepted=%ld "
@@ -389,7 +380,7 @@ static struct totals fc_stop_clients(struct fcase *fc)
 	ck_assert_msg(t.mismatches == 0, "%s: %ld answers went to the wrong client", fc->name, t.mismatches);
 	ck_assert_msg(t.stuck == 0, "%s: %ld requests got nothing within %d ms", fc->name, t.stuck, IO_MS);
 	ck_assert_int_eq(t.other_exc, 0);
-	ck_assert_msg(tm_daemon_running(fc->d), "%s: the daemon died", fc->name);
+	ck_assert_msg(tm_daemon_running(fc->p.d), "%s: the daemon died", fc->name);
 	return t;
 }
 
@@ -397,13 +388,13 @@ static struct totals fc_stop_clients(struct fcase *fc)
  * output reaches us through a pipe and a thread: never count at once). */
 static int log_lines(struct fcase *fc, size_t mark, const char *needle, int n)
 {
-	TM_WAIT_FOR(tm_daemon_log_count(fc->d, mark, needle) >= n, IO_MS);
-	return tm_daemon_log_count(fc->d, mark, needle);
+	TM_WAIT_FOR(tm_daemon_log_count(fc->p.d, mark, needle) >= n, IO_MS);
+	return tm_daemon_log_count(fc->p.d, mark, needle);
 }
 
 static bool probe_served(struct fcase *fc)
 {
-	int fd = tm_connect(fc->port);
+	int fd = tm_connect(fc->p.port);
 	if (fd < 0)
 		return false;
 	bool ok;
@@ -444,8 +435,7 @@ static void fc_finish(struct fcase *fc)
 		      fc->base_fds);
 	ck_assert_msg(threads == fc->base_threads, "%s: %d threads, %d at the baseline: a leak", fc->name,
 		      threads, fc->base_threads);
-	ck_assert_int_eq(tm_daemon_stop(fc->d, SIGTERM, 0), 0);
-	sim_stop(fc->sim);
+	ck_assert_int_eq(tm_pair_stop(&fc->p), 0);
 	free(fc);
 }
 
@@ -453,11 +443,11 @@ static void fc_finish(struct fcase *fc)
  * the kind counted at offset, turns them off. */
 static void fc_target_fault(struct fcase *fc, struct sim_opts faults, size_t offset, long events)
 {
-	sim_set_faults(fc->sim, &faults);
-	bool done = tm_sim_wait(fc->sim, offset, events, FAULT_EVENTS_MS);
-	sim_set_faults(fc->sim, &(struct sim_opts){ 0 });
+	sim_set_faults(fc->p.sim, &faults);
+	bool done = tm_sim_wait(fc->p.sim, offset, events, FAULT_EVENTS_MS);
+	sim_set_faults(fc->p.sim, &(struct sim_opts){ 0 });
 	ck_assert_msg(done, "%s: the target committed %ld of %ld faults", fc->name,
-		      tm_sim_stat(fc->sim, offset), events);
+		      tm_sim_stat(fc->p.sim, offset), events);
 }
 
 #define FC_TARGET_FAULT(fc, faults, field, events)                               \
@@ -477,7 +467,7 @@ START_TEST(test_target_drops)
 	struct totals t = fc_stop_clients(fc);
 	ck_assert_int_ge(t.exc_0b, 1);
 	ck_assert_int_eq(t.closed, 0);
-	ck_assert_int_eq(TM_SIM_STAT(fc->sim, accepted), 1);
+	ck_assert_int_eq(TM_SIM_STAT(fc->p.sim, accepted), 1);
 	fc_finish(fc);
 }
 END_TEST
@@ -487,17 +477,17 @@ END_TEST
 START_TEST(test_target_late)
 {
 	struct fcase *fc = fc_begin("late", ONE_CONN_MODBUS, modbus_flags, 1);
-	size_t mark = tm_daemon_log_mark(fc->d);
+	size_t mark = tm_daemon_log_mark(fc->p.d);
 	FC_TARGET_FAULT(fc, ((struct sim_opts){ .late_every = 5, .late_ms = 1300 }), late, 3);
 	fc_recovered(fc, LATE_RECOVERY_MS);
 	struct totals t = fc_stop_clients(fc);
 	ck_assert_int_ge(t.exc_0b, 1);
 	ck_assert_int_eq(t.closed, 0);
-	TM_WAIT_FOR(tm_daemon_log_count(fc->d, mark, "a late answer") +
-			    tm_daemon_log_count(fc->d, mark, "late or unsolicited") > 0, IO_MS);
-	ck_assert_int_gt(tm_daemon_log_count(fc->d, mark, "a late answer") +
-			 tm_daemon_log_count(fc->d, mark, "late or unsolicited"), 0);
-	ck_assert_int_eq(TM_SIM_STAT(fc->sim, accepted), 1);
+	TM_WAIT_FOR(tm_daemon_log_count(fc->p.d, mark, "a late answer") +
+			    tm_daemon_log_count(fc->p.d, mark, "late or unsolicited") > 0, IO_MS);
+	ck_assert_int_gt(tm_daemon_log_count(fc->p.d, mark, "a late answer") +
+			 tm_daemon_log_count(fc->p.d, mark, "late or unsolicited"), 0);
+	ck_assert_int_eq(TM_SIM_STAT(fc->p.sim, accepted), 1);
 	fc_finish(fc);
 }
 END_TEST
@@ -523,7 +513,7 @@ START_TEST(test_target_resets)
 	struct totals t = fc_stop_clients(fc);
 	ck_assert_int_ge(t.exc_0b, 1);
 	ck_assert_int_eq(t.closed, 0);
-	ck_assert_int_ge(TM_SIM_STAT(fc->sim, accepted), 1 + 4);
+	ck_assert_int_ge(TM_SIM_STAT(fc->p.sim, accepted), 1 + 4);
 	fc_finish(fc);
 }
 END_TEST
@@ -539,7 +529,7 @@ START_TEST(test_target_half_answers)
 	ck_assert_int_ge(t.exc_0b, 1);
 	ck_assert_int_eq(t.closed, 0);
 	/* a stalled connection is replaced, not used again */
-	ck_assert_int_ge(TM_SIM_STAT(fc->sim, accepted), 1 + 3);
+	ck_assert_int_ge(TM_SIM_STAT(fc->p.sim, accepted), 1 + 3);
 	fc_finish(fc);
 }
 END_TEST
@@ -550,14 +540,14 @@ END_TEST
 START_TEST(test_target_unsolicited_frames)
 {
 	struct fcase *fc = fc_begin("unsolicited frames", ONE_CONN_MODBUS, modbus_flags, 1);
-	size_t mark = tm_daemon_log_mark(fc->d);
+	size_t mark = tm_daemon_log_mark(fc->p.d);
 	FC_TARGET_FAULT(fc, ((struct sim_opts){ .unsolicited_every_ms = 20 }), unsolicited, 30);
 	fc_recovered(fc, UNSOLICITED_RECOVERY_MS);
 	struct totals t = fc_stop_clients(fc);
 	ck_assert_int_eq(t.closed, 0);
 	ck_assert_int_eq(t.exc_0b, 0);
 	ck_assert_int_gt(log_lines(fc, mark, "discarding", 1), 0);
-	ck_assert_int_eq(TM_SIM_STAT(fc->sim, accepted), 1);
+	ck_assert_int_eq(TM_SIM_STAT(fc->p.sim, accepted), 1);
 	fc_finish(fc);
 }
 END_TEST
@@ -572,7 +562,7 @@ START_TEST(test_target_unsolicited_garbage)
 	fc_recovered(fc, GARBAGE_TARGET_RECOVERY_MS);
 	struct totals t = fc_stop_clients(fc);
 	ck_assert_int_eq(t.closed, 0);
-	ck_assert_int_ge(TM_SIM_STAT(fc->sim, accepted), 2);
+	ck_assert_int_ge(TM_SIM_STAT(fc->p.sim, accepted), 2);
 	fc_finish(fc);
 }
 END_TEST
@@ -582,11 +572,11 @@ END_TEST
 START_TEST(test_target_restarts)
 {
 	struct fcase *fc = fc_begin("target restart", ONE_CONN_MODBUS, modbus_flags, 1);
-	size_t mark = tm_daemon_log_mark(fc->d);
-	ck_assert_int_eq(sim_kill(fc->sim), 0);
-	ck_assert(tm_daemon_wait_log(fc->d, mark, "cannot connect to the target", NULL, 0, IO_MS));
+	size_t mark = tm_daemon_log_mark(fc->p.d);
+	ck_assert_int_eq(sim_kill(fc->p.sim), 0);
+	ck_assert(tm_daemon_wait_log(fc->p.d, mark, "cannot connect to the target", NULL, 0, IO_MS));
 	long ok_down = good_ok(fc);
-	ck_assert_int_eq(sim_revive(fc->sim), 0);
+	ck_assert_int_eq(sim_revive(fc->p.sim), 0);
 	fc_recovered(fc, RESTART_RECOVERY_MS);
 	struct totals t = fc_stop_clients(fc);
 	ck_assert_int_eq(t.closed, 0);
@@ -618,25 +608,25 @@ START_TEST(test_client_disconnects_mid_exchange)
 				    (struct sim_opts){ .proto = SIM_MODBUS, .max_conns = 1, .delay_ms = 50 },
 				    modbus_flags, 1);
 	for (int i = 0; i < N; i++) {
-		int holder = tm_connect(fc->port), fd = tm_connect(fc->port);
+		int holder = tm_connect(fc->p.port), fd = tm_connect(fc->p.port);
 		ck_assert_int_ge(holder, 0);
 		ck_assert_int_ge(fd, 0);
 		uint8_t hold[12], req[12], resp[260];
 		tm_modbus_req_read(hold, (uint16_t)(1000 + i), 1, 3, 0, 1);
-		long before = TM_SIM_STAT(fc->sim, requests);
-		size_t mark = tm_daemon_log_mark(fc->d);
+		long before = TM_SIM_STAT(fc->p.sim, requests);
+		size_t mark = tm_daemon_log_mark(fc->p.d);
 		ck_assert_int_eq(tm_write_all(holder, hold, sizeof(hold)), 0);
-		ck_assert(TM_SIM_WAIT(fc->sim, requests, before + 1, IO_MS)); /* the connection is busy */
+		ck_assert(TM_SIM_WAIT(fc->p.sim, requests, before + 1, IO_MS)); /* the connection is busy */
 		uint16_t addr = (uint16_t)(BASE + i);
-		int old = sim_modbus_holding(fc->sim, addr, UNIT);
+		int old = sim_modbus_holding(fc->p.sim, addr, UNIT);
 		tm_modbus_req_write1(req, (uint16_t)i, UNIT, addr, (uint16_t)(old + 1));
 		ck_assert_int_eq(tm_write_all(fd, req, sizeof(req)), 0);
 		if (i % 2)
 			close_reset(fd);
 		else
 			close(fd);
-		ck_assert(tm_daemon_wait_log(fc->d, mark, "left before its request was sent", NULL, 0, IO_MS));
-		ck_assert_msg(sim_modbus_holding(fc->sim, addr, UNIT) == old,
+		ck_assert(tm_daemon_wait_log(fc->p.d, mark, "left before its request was sent", NULL, 0, IO_MS));
+		ck_assert_msg(sim_modbus_holding(fc->p.sim, addr, UNIT) == old,
 			      "the write of a client that left (%s) reached the target", i % 2 ? "RST" : "FIN");
 		ck_assert_int_eq(tm_modbus_recv(holder, resp, sizeof resp, IO_MS), 11);
 		close(holder);
@@ -645,7 +635,7 @@ START_TEST(test_client_disconnects_mid_exchange)
 	struct totals t = fc_stop_clients(fc);
 	ck_assert_int_eq(t.closed, 0);
 	ck_assert_int_eq(t.exc_0b, 0);
-	ck_assert_int_eq(TM_SIM_STAT(fc->sim, accepted), 1);
+	ck_assert_int_eq(TM_SIM_STAT(fc->p.sim, accepted), 1);
 	fc_finish(fc);
 }
 END_TEST
@@ -691,11 +681,11 @@ START_TEST(test_client_slowloris)
 	enum { N = 4, TIMEOUT_MS = 2000 };
 	static const char *const flags[] = { "--timeout", "2", "--reconnect-backoff", "50ms", NULL };
 	struct fcase *fc = fc_begin("slowloris", ONE_CONN_MODBUS, flags, 1);
-	size_t mark = tm_daemon_log_mark(fc->d);
+	size_t mark = tm_daemon_log_mark(fc->p.d);
 	struct slowloris sl[N];
 	pthread_t th[N];
 	for (int i = 0; i < N; i++) {
-		sl[i] = (struct slowloris){ .port = fc->port };
+		sl[i] = (struct slowloris){ .port = fc->p.port };
 		ck_assert_int_eq(pthread_create(&th[i], NULL, slowloris_main, &sl[i]), 0);
 	}
 	/* Served meanwhile: answers keep coming while the slow ones hang on. */
@@ -713,7 +703,7 @@ START_TEST(test_client_slowloris)
 	fc_recovered(fc, SLOWLORIS_RECOVERY_MS);
 	struct totals t = fc_stop_clients(fc);
 	ck_assert_int_eq(t.closed, 0);
-	ck_assert_int_eq(TM_SIM_STAT(fc->sim, protocol_errors), 0);
+	ck_assert_int_eq(TM_SIM_STAT(fc->p.sim, protocol_errors), 0);
 	fc_finish(fc);
 }
 END_TEST
@@ -725,11 +715,11 @@ START_TEST(test_client_garbage)
 {
 	enum { N = 30 };
 	struct fcase *fc = fc_begin("client garbage", ONE_CONN_MODBUS, modbus_flags, 1);
-	size_t mark = tm_daemon_log_mark(fc->d);
+	size_t mark = tm_daemon_log_mark(fc->p.d);
 	unsigned seed = 7;
-	long requests0 = TM_SIM_STAT(fc->sim, requests);
+	long requests0 = TM_SIM_STAT(fc->p.sim, requests);
 	for (int i = 0; i < N; i++) {
-		int fd = tm_connect(fc->port);
+		int fd = tm_connect(fc->p.port);
 		ck_assert_int_ge(fd, 0);
 		uint8_t junk[64];
 		size_t n = 0;
@@ -760,7 +750,7 @@ START_TEST(test_client_garbage)
 	ck_assert_int_eq(t.closed, 0);
 	ck_assert_int_eq(t.exc_0b, 0);
 	struct sim_stats st;
-	sim_get_stats(fc->sim, &st);
+	sim_get_stats(fc->p.sim, &st);
 	ck_assert_int_eq(st.protocol_errors, 0);
 	ck_assert_int_eq(st.accepted, 1);
 	ck_assert_int_ge(st.requests - requests0, N / 3);
@@ -775,9 +765,9 @@ START_TEST(test_client_oversize)
 	enum { N = 20, UNIT = 201, ADDR = 100 };
 	static const char *const flags[] = { FAST_FLAGS, "--max-frame", "64", NULL };
 	struct fcase *fc = fc_begin("oversize", ONE_CONN_MODBUS, flags, 1);
-	size_t mark = tm_daemon_log_mark(fc->d);
+	size_t mark = tm_daemon_log_mark(fc->p.d);
 	for (int i = 0; i < N; i++) {
-		int fd = tm_connect(fc->port);
+		int fd = tm_connect(fc->p.port);
 		ck_assert_int_ge(fd, 0);
 		if (i % 2 == 0) {
 			uint16_t vals[100];
@@ -799,9 +789,9 @@ START_TEST(test_client_oversize)
 	struct totals t = fc_stop_clients(fc);
 	ck_assert_int_eq(t.closed, 0);
 	for (int k = 0; k < 100; k++)
-		ck_assert_uint_eq(sim_modbus_holding(fc->sim, (uint16_t)(ADDR + k), UNIT),
+		ck_assert_uint_eq(sim_modbus_holding(fc->p.sim, (uint16_t)(ADDR + k), UNIT),
 				  sim_modbus_value(3, (uint16_t)(ADDR + k), UNIT));
-	ck_assert_int_eq(TM_SIM_STAT(fc->sim, accepted), 1);
+	ck_assert_int_eq(TM_SIM_STAT(fc->p.sim, accepted), 1);
 	fc_finish(fc);
 }
 END_TEST
@@ -854,7 +844,7 @@ START_TEST(test_client_flood)
 	pthread_t th[THREADS];
 	int64_t t0 = tm_now_ms();
 	for (int i = 0; i < THREADS; i++) {
-		m[i] = (struct mass){ .port = fc->port, .first = i * n / THREADS,
+		m[i] = (struct mass){ .port = fc->p.port, .first = i * n / THREADS,
 				      .count = (i + 1) * n / THREADS - i * n / THREADS, .fds = fds };
 		ck_assert_int_eq(pthread_create(&th[i], NULL, mass_connect, &m[i]), 0);
 	}
@@ -912,7 +902,7 @@ START_TEST(test_client_churn)
 	int64_t t0 = tm_now_ms();
 	long ok0 = good_ok(fc);
 	for (int i = 0; i < N; i++) {
-		int fd = tm_connect(fc->port);
+		int fd = tm_connect(fc->p.port);
 		ck_assert_msg(fd >= 0, "churn %d: %s", i, strerror(-fd));
 		if (i % 3 == 0) {
 			close(fd);
@@ -929,7 +919,7 @@ START_TEST(test_client_churn)
 	fc_recovered(fc, CHURN_RECOVERY_MS);
 	struct totals t = fc_stop_clients(fc);
 	ck_assert_int_eq(t.closed, 0);
-	ck_assert_int_eq(TM_SIM_STAT(fc->sim, accepted), 1);
+	ck_assert_int_eq(TM_SIM_STAT(fc->p.sim, accepted), 1);
 	fc_finish(fc);
 }
 END_TEST
@@ -944,13 +934,13 @@ START_TEST(test_echo_late)
 {
 	struct fcase *fc = fc_begin("echo late", (struct sim_opts){ .proto = SIM_ECHO, .max_conns = 1 },
 				    echo_flags, 1);
-	size_t mark = tm_daemon_log_mark(fc->d);
+	size_t mark = tm_daemon_log_mark(fc->p.d);
 	FC_TARGET_FAULT(fc, ((struct sim_opts){ .late_every = 4, .late_ms = 1300 }), late, 3);
 	fc_recovered(fc, ECHO_RECOVERY_MS);
 	struct totals t = fc_stop_clients(fc);
 	ck_assert_int_ge(t.closed, 1);
 	ck_assert_int_ge(log_lines(fc, mark, "reconnecting", 3), 3);
-	ck_assert_int_ge(TM_SIM_STAT(fc->sim, accepted), 1 + 3);
+	ck_assert_int_ge(TM_SIM_STAT(fc->p.sim, accepted), 1 + 3);
 	fc_finish(fc);
 }
 END_TEST
@@ -965,7 +955,7 @@ START_TEST(test_echo_half)
 	fc_recovered(fc, ECHO_RECOVERY_MS);
 	struct totals t = fc_stop_clients(fc);
 	ck_assert_int_ge(t.closed, 1);
-	ck_assert_int_ge(TM_SIM_STAT(fc->sim, accepted), 1 + 3);
+	ck_assert_int_ge(TM_SIM_STAT(fc->p.sim, accepted), 1 + 3);
 	fc_finish(fc);
 }
 END_TEST
@@ -974,32 +964,11 @@ Suite *make_suite(void);
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_faults");
-	const struct {
-		const char *name;
-		const TTest *test;
-	} cases[] = {
-		{ "target_drops", test_target_drops },
-		{ "target_late", test_target_late },
-		{ "target_closes", test_target_closes },
-		{ "target_resets", test_target_resets },
-		{ "target_half_answers", test_target_half_answers },
-		{ "target_unsolicited_frames", test_target_unsolicited_frames },
-		{ "target_unsolicited_garbage", test_target_unsolicited_garbage },
-		{ "target_restarts", test_target_restarts },
-		{ "client_disconnects_mid_exchange", test_client_disconnects_mid_exchange },
-		{ "client_slowloris", test_client_slowloris },
-		{ "client_garbage", test_client_garbage },
-		{ "client_oversize", test_client_oversize },
-		{ "client_flood", test_client_flood },
-		{ "client_churn", test_client_churn },
-		{ "echo_late", test_echo_late },
-		{ "echo_half", test_echo_half },
-	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_set_timeout(tc, CASE_TIMEOUT_S);
-		tcase_add_test(tc, cases[i].test);
-		suite_add_tcase(s, tc);
-	}
+	TM_EACH(s, CASE_TIMEOUT_S, test_target_drops, test_target_late, test_target_closes,
+		test_target_resets, test_target_half_answers, test_target_unsolicited_frames,
+		test_target_unsolicited_garbage, test_target_restarts,
+		test_client_disconnects_mid_exchange, test_client_slowloris, test_client_garbage,
+		test_client_oversize, test_client_flood, test_client_churn, test_echo_late,
+		test_echo_half);
 	return s;
 }

@@ -479,85 +479,52 @@ END_TEST
 
 /* ---- load: wrk plus client threads that check every body --------------- */
 
-struct getter {
-	int port;
-	int index;              /* fetches /p/index.txt */
-	atomic_int *stop;
-	long ok, mismatches, errors, reconnects;
-};
-
-static void *getter_main(void *arg)
+/* One GET of the client's own path (/p/INDEX.txt), the body checked. */
+static enum tm_next get_own(struct tm_client *c, int round)
 {
-	struct getter *g = arg;
+	(void)round;
 	char expect[4096], req[128];
-	size_t elen = path_body(g->index, expect, sizeof expect);
-	int rlen = snprintf(req, sizeof req, "GET /p/%d.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", g->index);
-	char *resp = malloc(RESP_CAP);
-	int fd = tm_connect(g->port);
-	/* at least 10 rounds, then until told to stop; bounded either way */
-	for (long i = 0; resp && i < 1000000 && (i < 10 || !atomic_load(g->stop)); i++) {
-		if (fd < 0) {
-			g->errors++;
-			break;
-		}
-		ssize_t n = -EIO;
-		if (tm_write_all(fd, req, (size_t)rlen) == 0)
-			n = tm_http_recv(fd, resp, RESP_CAP, false, 10000);
-		if (n <= 0 || tm_http_status(resp) != 200) {
-			fprintf(stderr, "getter %d: %s\n", g->index,
-				n <= 0 ? strerror((int)-n) : resp);
-			g->errors++;
-			close(fd);
-			fd = tm_connect(g->port);
-			g->reconnects++;
-			continue;
-		}
-		const char *b = tm_http_body(resp);
-		if ((size_t)n - (size_t)(b - resp) != elen || memcmp(b, expect, elen) != 0) {
-			fprintf(stderr, "getter %d: wrong body: %.60s\n", g->index, b);
-			g->mismatches++;
-		} else {
-			g->ok++;
-		}
-		/* the answer ended the connection (RFC 9112 §9.6): a new one */
-		const char *cc = strcasestr(resp, "\r\nConnection: close\r\n");
-		if (cc != NULL && cc < b) {
-			close(fd);
-			fd = tm_connect(g->port);
-			g->reconnects++;
-		}
+	size_t elen = path_body(c->index, expect, sizeof expect);
+	int rlen = snprintf(req, sizeof req, "GET /p/%d.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+			    c->index);
+	char *resp = c->own ? c->own : (c->own = malloc(RESP_CAP));
+	if (!resp)
+		return TM_END;
+	ssize_t n = -EIO;
+	if (tm_write_all(c->fd, req, (size_t)rlen) == 0)
+		n = tm_http_recv(c->fd, resp, RESP_CAP, false, 10000);
+	if (n <= 0 || tm_http_status(resp) != 200) {
+		fprintf(stderr, "getter %d: %s\n", c->index, n <= 0 ? strerror((int)-n) : resp);
+		return tm_client_note(c, TM_ERROR);
 	}
-	if (fd >= 0)
-		close(fd);
-	free(resp);
-	return NULL;
+	const char *b = tm_http_body(resp);
+	if ((size_t)n - (size_t)(b - resp) != elen || memcmp(b, expect, elen) != 0) {
+		fprintf(stderr, "getter %d: wrong body: %.60s\n", c->index, b);
+		return tm_client_note(c, TM_MISMATCH);
+	}
+	enum tm_next next = tm_client_note(c, TM_OK);
+	/* the answer ended the connection (RFC 9112 §9.6): a new one */
+	const char *cc = strcasestr(resp, "\r\nConnection: close\r\n");
+	return cc != NULL && cc < b ? TM_RECONNECT : next;
 }
 
-struct getters {
-	pthread_t th[NPATHS];
-	struct getter g[NPATHS];
-	atomic_int stop;
-};
-
-static void getters_start(struct getters *gs, int port)
+/* NPATHS keep-alive clients, each fetching its own path: at least 10
+ * times, then until getters_join. */
+static struct tm_swarm *getters_start(int port)
 {
-	atomic_init(&gs->stop, 0);
-	for (int i = 0; i < NPATHS; i++) {
-		gs->g[i] = (struct getter){ .port = port, .index = i, .stop = &gs->stop };
-		ck_assert_int_eq(pthread_create(&gs->th[i], NULL, getter_main, &gs->g[i]), 0);
-	}
+	struct tm_swarm *w = tm_swarm_start(port, NPATHS, 10, 1000000, get_own, NULL);
+	ck_assert_ptr_nonnull(w);
+	return w;
 }
 
-static void getters_join(struct getters *gs, long *ok, long *mismatches, long *errors)
+static void getters_join(struct tm_swarm *w, long *ok, long *mismatches, long *errors)
 {
-	atomic_store(&gs->stop, 1);
-	*ok = *mismatches = *errors = 0;
-	for (int i = 0; i < NPATHS; i++) {
-		pthread_join(gs->th[i], NULL);
-		*ok += gs->g[i].ok;
-		*mismatches += gs->g[i].mismatches;
-		*errors += gs->g[i].errors;
-	}
+	long t[TM_OUTCOMES];
+	tm_swarm_join(w, t);
+	tm_swarm_free(w);
+	*ok = t[TM_OK];
+	*mismatches = t[TM_MISMATCH];
+	*errors = t[TM_ERROR];
 }
 
 /* wrk -c 50 -t 2 -d 3s with zero errors, while 20 keep-alive clients of
@@ -570,9 +537,7 @@ START_TEST(test_wrk_and_checked_clients)
 	long acc0, req0, acc1, req1;
 	nginx_wait_pool(&w, &acc0, &req0);
 
-	struct getters *gs = calloc(1, sizeof *gs);
-	ck_assert_ptr_nonnull(gs);
-	getters_start(gs, w.port);
+	struct tm_swarm *gs = getters_start(w.port);
 	char url[128];
 	snprintf(url, sizeof url, "%s/p/0.txt", w.url);
 	const char *argv[] = { wrk_bin, "-c", "50", "-t", "2", "-d", "3s", "--timeout", "10s", url, NULL };
@@ -580,7 +545,6 @@ START_TEST(test_wrk_and_checked_clients)
 	int rc = proc_run(argv, out, sizeof out, RUN_MS);
 	long ok, mismatches, errors;
 	getters_join(gs, &ok, &mismatches, &errors);
-	free(gs);
 	long active = nginx_status(&w, &acc1, &req1);
 
 	fprintf(stderr, "wrk:\n%s", out);
@@ -615,14 +579,11 @@ START_TEST(test_target_closes_after_keepalive_requests)
 	web_start(&w, 25, NULL);
 	long acc0, req0, acc1, req1;
 	nginx_wait_pool(&w, &acc0, &req0);
-	struct getters *gs = calloc(1, sizeof *gs);
-	ck_assert_ptr_nonnull(gs);
-	getters_start(gs, w.port);
+	struct tm_swarm *gs = getters_start(w.port);
 	/* run until the daemon has replaced plenty of connections */
 	TM_WAIT_FOR(tm_daemon_log_count(w.d, 0, ": connected to ") >= 4 + 40, 30000);
 	long ok, mismatches, errors;
 	getters_join(gs, &ok, &mismatches, &errors);
-	free(gs);
 	nginx_status(&w, &acc1, &req1);
 	int upstream = tm_daemon_log_count(w.d, 0, ": connected to ");
 	fprintf(stderr, "keepalive_requests 25: ok=%ld mismatches=%ld errors=%ld; nginx: %ld requests, "
@@ -640,12 +601,12 @@ END_TEST
 
 /* ---- against the simulated target -------------------------------------- */
 
-static struct sim *http_sim(int chunked)
+/* The HTTP simulator (chunked: its answers are) and the daemon in front
+ * of it with extra. */
+static void http_pair(struct tm_pair *p, int chunked, const char *const extra[])
 {
 	struct sim_opts o = { .proto = SIM_HTTP, .max_conns = 1, .http_chunked = chunked };
-	struct sim *s = sim_start(&o);
-	ck_assert_ptr_nonnull(s);
-	return s;
+	ck_assert_int_eq(tm_pair_start(p, &o, extra), 0);
 }
 
 /* Reads one response and checks its status and, when body is not NULL,
@@ -665,10 +626,9 @@ static void expect_response(int fd, bool head, int status, const char *body)
  * and the request body). */
 START_TEST(test_sim_pipelining)
 {
-	struct sim *s = http_sim(0);
-	struct tm_daemon *d = tm_daemon_start_sim(s, NULL);
-	ck_assert_ptr_nonnull(d);
-	int fd = tm_connect(tm_daemon_port(d));
+	struct tm_pair p;
+	http_pair(&p, 0, NULL);
+	int fd = tm_connect(p.port);
 	ck_assert_int_ge(fd, 0);
 	const char two[] = "GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n";
 	ck_assert_int_eq(tm_write_all(fd, two, sizeof two - 1), 0);
@@ -686,9 +646,8 @@ START_TEST(test_sim_pipelining)
 	expect_response(fd, true, 200, "");
 	expect_response(fd, false, 200, "GET /d\n");
 	close(fd);
-	ck_assert_int_eq(TM_SIM_STAT(s, accepted), 1);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(TM_SIM_STAT(p.sim, accepted), 1);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
@@ -696,11 +655,10 @@ END_TEST
  * forwarded whole; the daemon then uses a new upstream connection. */
 START_TEST(test_sim_response_framing)
 {
-	struct sim *s = http_sim(1);
 	const char *extra[] = { "--reconnect-backoff", "50ms", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
-	int fd = tm_connect(tm_daemon_port(d));
+	struct tm_pair p;
+	http_pair(&p, 1, extra);
+	int fd = tm_connect(p.port);
 	ck_assert_int_ge(fd, 0);
 	const char reqs[] = "GET /x HTTP/1.1\r\nHost: x\r\n\r\nGET /eof HTTP/1.1\r\nHost: x\r\n\r\n"
 			    "GET /status/204 HTTP/1.1\r\nHost: x\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -727,7 +685,7 @@ START_TEST(test_sim_response_framing)
 	 * the requests after it were never read; sent again on a new one */
 	ck_assert_int_eq(tm_wait_closed(fd, 5000), 0);
 	close(fd);
-	fd = tm_connect(tm_daemon_port(d));
+	fd = tm_connect(p.port);
 	ck_assert_int_ge(fd, 0);
 	const char rest[] = "GET /status/204 HTTP/1.1\r\nHost: x\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\n\r\n";
 	ck_assert_int_eq(tm_write_all(fd, rest, sizeof rest - 1), 0);
@@ -735,19 +693,17 @@ START_TEST(test_sim_response_framing)
 	ck_assert_int_gt(tm_http_recv(fd, resp, sizeof resp, false, 5000), 0);
 	ck_assert_ptr_nonnull(strstr(tm_http_body(resp), "GET /y\n"));
 	close(fd);
-	ck_assert_int_ge(TM_SIM_STAT(s, accepted), 2); /* a new connection after /eof */
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_ge(TM_SIM_STAT(p.sim, accepted), 2); /* a new connection after /eof */
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
 /* "Connection: close" from the client: answered, then closed. */
 START_TEST(test_sim_connection_close)
 {
-	struct sim *s = http_sim(0);
-	struct tm_daemon *d = tm_daemon_start_sim(s, NULL);
-	ck_assert_ptr_nonnull(d);
-	int fd = tm_connect(tm_daemon_port(d));
+	struct tm_pair p;
+	http_pair(&p, 0, NULL);
+	int fd = tm_connect(p.port);
 	ck_assert_int_ge(fd, 0);
 	const char req[] = "GET /bye HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 	ck_assert_int_eq(tm_write_all(fd, req, sizeof req - 1), 0);
@@ -755,15 +711,14 @@ START_TEST(test_sim_connection_close)
 	ck_assert_int_eq(tm_wait_closed(fd, 5000), 0);
 	close(fd);
 	/* HTTP/1.0 without keep-alive closes too */
-	fd = tm_connect(tm_daemon_port(d));
+	fd = tm_connect(p.port);
 	ck_assert_int_ge(fd, 0);
 	const char req10[] = "GET /old HTTP/1.0\r\n\r\n";
 	ck_assert_int_eq(tm_write_all(fd, req10, sizeof req10 - 1), 0);
 	expect_response(fd, false, 200, "GET /old\n");
 	ck_assert_int_eq(tm_wait_closed(fd, 5000), 0);
 	close(fd);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
@@ -772,13 +727,12 @@ END_TEST
  * connection is served. */
 START_TEST(test_sim_target_down)
 {
-	struct sim *s = http_sim(0);
-	ck_assert_int_eq(sim_kill(s), 0);
 	const char *extra[] = { "--reconnect-backoff", "50ms", "--timeout", "5", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
-	ck_assert(tm_daemon_wait_log(d, 0, "cannot connect to the target", NULL, 0, 5000));
-	int fd = tm_connect(tm_daemon_port(d));
+	struct sim_opts o = { .proto = SIM_HTTP, .max_conns = 1 };
+	struct tm_pair p;
+	ck_assert_int_eq(tm_pair_start_down(&p, &o, extra), 0);
+	ck_assert(tm_daemon_wait_log(p.d, 0, "cannot connect to the target", NULL, 0, 5000));
+	int fd = tm_connect(p.port);
 	ck_assert_int_ge(fd, 0);
 	const char req[] = "GET /z HTTP/1.1\r\nHost: x\r\n\r\n";
 	for (int i = 0; i < 2; i++) {
@@ -791,14 +745,14 @@ START_TEST(test_sim_target_down)
 	ck_assert_int_eq(tm_write_all(fd, head, sizeof head - 1), 0);
 	expect_response(fd, true, 503, "");  /* no body after HEAD, even for our own answer */
 	/* a client that asked to close is closed after the 503 too */
-	int other = tm_connect(tm_daemon_port(d));
+	int other = tm_connect(p.port);
 	ck_assert_int_ge(other, 0);
 	const char bye[] = "GET /z HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 	ck_assert_int_eq(tm_write_all(other, bye, sizeof bye - 1), 0);
 	expect_response(other, false, 503, NULL);
 	ck_assert_int_eq(tm_wait_closed(other, 5000), 0);
 	close(other);
-	ck_assert_int_eq(sim_revive(s), 0);
+	ck_assert_int_eq(sim_revive(p.sim), 0);
 	int status = 0;
 	int64_t deadline = tm_now_ms() + 10000;
 	static char resp[RESP_CAP];
@@ -813,8 +767,7 @@ START_TEST(test_sim_target_down)
 	ck_assert_int_eq(status, 200);
 	ck_assert_str_eq(tm_http_body(resp), "GET /z\n");
 	close(fd);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
@@ -834,10 +787,9 @@ static void expect_refused(int port, const char *req, size_t n, int status)
  * closes that client only, and none reaches the target. */
 START_TEST(test_sim_refusals)
 {
-	struct sim *s = http_sim(0);
-	struct tm_daemon *d = tm_daemon_start_sim(s, NULL);
-	ck_assert_ptr_nonnull(d);
-	int port = tm_daemon_port(d);
+	struct tm_pair p;
+	http_pair(&p, 0, NULL);
+	int port = p.port;
 	int good = tm_connect(port);
 	ck_assert_int_ge(good, 0);
 	const char req[] = "GET /still HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -857,7 +809,7 @@ START_TEST(test_sim_refusals)
 	memcpy(huge + big, "\r\n\r\n", 4);
 	expect_refused(port, huge, big + 4, 413);
 	free(huge);
-	ck_assert(tm_daemon_wait_log(d, 0, "oversize request", NULL, 0, 5000));
+	ck_assert(tm_daemon_wait_log(p.d, 0, "oversize request", NULL, 0, 5000));
 
 	const char bad_field[] = "GET / HTTP/1.1\r\nHost: x\r\nBad Field: y\r\n\r\n";
 	expect_refused(port, bad_field, sizeof bad_field - 1, 400);
@@ -865,47 +817,31 @@ START_TEST(test_sim_refusals)
 	expect_refused(port, two_lengths, sizeof two_lengths - 1, 400);
 	const char garbage[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03";
 	expect_refused(port, garbage, sizeof garbage - 1, 400);
-	ck_assert(tm_daemon_wait_log(d, 0, "malformed request", NULL, 0, 5000));
+	ck_assert(tm_daemon_wait_log(p.d, 0, "malformed request", NULL, 0, 5000));
 
 	/* the first client was never disturbed */
 	ck_assert_int_eq(tm_write_all(good, req, sizeof req - 1), 0);
 	expect_response(good, false, 200, "GET /still\n");
 	close(good);
-	ck_assert_int_eq(TM_SIM_STAT(s, requests), 2);
-	ck_assert_int_eq(TM_SIM_STAT(s, protocol_errors), 0);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(TM_SIM_STAT(p.sim, requests), 2);
+	ck_assert_int_eq(TM_SIM_STAT(p.sim, protocol_errors), 0);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
 static Suite *make_http_suite(bool with_tools)
 {
 	Suite *s = suite_create("e2e_http");
-	TCase *tc = tcase_create("simulated target");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_sim_pipelining);
-	tcase_add_test(tc, test_sim_response_framing);
-	tcase_add_test(tc, test_sim_connection_close);
-	tcase_add_test(tc, test_sim_target_down);
-	tcase_add_test(tc, test_sim_refusals);
-	suite_add_tcase(s, tc);
+	TM_CASE(s, "simulated target", 60, test_sim_pipelining, test_sim_response_framing,
+		test_sim_connection_close, test_sim_target_down, test_sim_refusals);
 	if (!with_tools)
 		return s;
-	tc = tcase_create("curl to nginx");
+	TCase *tc = TM_CASE(s, "curl to nginx", 120, test_curl_get_keepalive, test_head, test_post,
+			    test_chunked_upload, test_large_download);
 	tcase_add_unchecked_fixture(tc, proc_tmproot_setup, proc_tmproot_teardown);
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, test_curl_get_keepalive);
-	tcase_add_test(tc, test_head);
-	tcase_add_test(tc, test_post);
-	tcase_add_test(tc, test_chunked_upload);
-	tcase_add_test(tc, test_large_download);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("load to nginx");
+	tc = TM_CASE(s, "load to nginx", 120, test_wrk_and_checked_clients,
+		     test_target_closes_after_keepalive_requests);
 	tcase_add_unchecked_fixture(tc, proc_tmproot_setup, proc_tmproot_teardown);
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, test_wrk_and_checked_clients);
-	tcase_add_test(tc, test_target_closes_after_keepalive_requests);
-	suite_add_tcase(s, tc);
 	return s;
 }
 
@@ -931,15 +867,5 @@ int main(void)
 	if (*missing)
 		printf("missing:%s; running only the simulated-target cases\n", missing);
 
-	SRunner *sr = srunner_create(make_http_suite(*missing == '\0'));
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	if (failed)
-		return EXIT_FAILURE;
-	if (*missing) {
-		printf("SKIP: the curl, wrk and nginx cases need:%s\n", missing);
-		return PROC_SKIP;
-	}
-	return EXIT_SUCCESS;
+	return tm_run_suite(make_http_suite(*missing == '\0'), missing);
 }

@@ -8,9 +8,7 @@
 #include <check.h>
 #include <errno.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,97 +114,80 @@ static ssize_t pipeline(int fd, const uint8_t *out, size_t n, size_t step, uint8
 	return (ssize_t)got;
 }
 
-struct client_run {
-	const struct framing *f;
-	int port;
-	int index;
-	long ok, wrong, failed;
-	char why[160];
+/* A client's buffers, made in its first round. */
+struct bufs {
+	uint8_t *out, *in, *payload, *rev;
+	uint8_t mem[];
 };
 
-/* One client: ROUNDS rounds of BATCH pipelined messages, every answer
- * checked in order. */
-static void *client_main(void *arg)
+/* One round of one client: BATCH pipelined messages, every answer checked
+ * in order. */
+static enum tm_next lp_round(struct tm_client *c, int r)
 {
-	struct client_run *cr = arg;
-	const struct framing *f = cr->f;
+	const struct framing *f = c->arg;
 	size_t cap = BATCH * (f->hdr + f->max_len);
-	uint8_t *out = malloc(cap), *in = malloc(cap), *payload = malloc(f->max_len), *rev = malloc(f->max_len);
-	int fd = tm_connect(cr->port);
-	if (!out || !in || !payload || !rev || fd < 0) {
-		snprintf(cr->why, sizeof cr->why, "setup failed (fd %d)", fd);
-		cr->failed++;
-		goto done;
+	struct bufs *b = c->own;
+	if (!b) {
+		b = c->own = malloc(sizeof(*b) + 2 * cap + 2 * f->max_len);
+		if (!b) {
+			snprintf(c->why, sizeof c->why, "setup failed (fd %d)", c->fd);
+			c->tally[TM_ERROR]++;
+			return TM_END;
+		}
+		b->out = b->mem;
+		b->in = b->out + cap;
+		b->payload = b->in + cap;
+		b->rev = b->payload + f->max_len;
 	}
-	for (int r = 0; r < ROUNDS; r++) {
-		size_t n = 0;
-		for (int k = 0; k < BATCH; k++) {
-			size_t len = msg_len(f, cr->index, r, k);
-			msg_payload(payload, len, cr->index, r, k);
-			n += put_frame(f, out + n, payload, len);
-		}
-		/* pieces of 1..19 bytes, fewer and larger for big rounds */
-		size_t step = 1 + (size_t)(cr->index % 7) * 3;
-		if (n / MAX_PIECES > step)
-			step = n / MAX_PIECES;
-		ssize_t got = pipeline(fd, out, n, step, in, n, ROUND_MS);
-		if (got != (ssize_t)n) {
-			snprintf(cr->why, sizeof cr->why, "round %d: %zd of %zu bytes (%s)", r, got, n,
-				 got < 0 ? strerror((int)-got) : "closed");
-			cr->failed++;
-			break;
-		}
-		/* answers in order, each the reversed payload in the same framing */
-		size_t pos = 0;
-		for (int k = 0; k < BATCH; k++) {
-			size_t len = msg_len(f, cr->index, r, k);
-			msg_payload(payload, len, cr->index, r, k);
-			sim_reverse(payload, rev, len);
-			size_t flen = put_frame(f, out, rev, len);
-			if (memcmp(in + pos, out, flen) != 0) {
-				snprintf(cr->why, sizeof cr->why, "round %d message %d: wrong answer", r, k);
-				cr->wrong++;
-			} else {
-				cr->ok++;
-			}
-			pos += flen;
-		}
+	size_t n = 0;
+	for (int k = 0; k < BATCH; k++) {
+		size_t len = msg_len(f, c->index, r, k);
+		msg_payload(b->payload, len, c->index, r, k);
+		n += put_frame(f, b->out + n, b->payload, len);
 	}
-done:
-	if (fd >= 0)
-		close(fd);
-	free(out);
-	free(in);
-	free(payload);
-	free(rev);
-	return NULL;
+	/* pieces of 1..19 bytes, fewer and larger for big rounds */
+	size_t step = 1 + (size_t)(c->index % 7) * 3;
+	if (n / MAX_PIECES > step)
+		step = n / MAX_PIECES;
+	ssize_t got = pipeline(c->fd, b->out, n, step, b->in, n, ROUND_MS);
+	if (got != (ssize_t)n) {
+		snprintf(c->why, sizeof c->why, "round %d: %zd of %zu bytes (%s)", r, got, n,
+			 got < 0 ? strerror((int)-got) : "closed");
+		c->tally[TM_ERROR]++;
+		return TM_END;
+	}
+	/* answers in order, each the reversed payload in the same framing */
+	size_t pos = 0;
+	for (int k = 0; k < BATCH; k++) {
+		size_t len = msg_len(f, c->index, r, k);
+		msg_payload(b->payload, len, c->index, r, k);
+		sim_reverse(b->payload, b->rev, len);
+		size_t flen = put_frame(f, b->out, b->rev, len);
+		if (memcmp(b->in + pos, b->out, flen) != 0) {
+			snprintf(c->why, sizeof c->why, "round %d message %d: wrong answer", r, k);
+			c->tally[TM_MISMATCH]++;
+		} else {
+			c->tally[TM_OK]++;
+		}
+		pos += flen;
+	}
+	return TM_GO_ON;
 }
 
-struct clients {
-	pthread_t th[NCLIENTS];
-	struct client_run run[NCLIENTS];
-};
-
-static void clients_start(struct clients *cs, const struct framing *f, int port)
+static struct tm_swarm *clients_start(const struct framing *f, int port)
 {
-	for (int i = 0; i < NCLIENTS; i++) {
-		cs->run[i] = (struct client_run){ .f = f, .port = port, .index = i };
-		ck_assert_int_eq(pthread_create(&cs->th[i], NULL, client_main, &cs->run[i]), 0);
-	}
+	struct tm_swarm *w = tm_swarm_start(port, NCLIENTS, ROUNDS, ROUNDS, lp_round, (void *)f);
+	ck_assert_ptr_nonnull(w);
+	return w;
 }
 
 /* Joins them and asserts every answer was right. Returns the total. */
-static long clients_check(struct clients *cs)
+static long clients_check(struct tm_swarm *w)
 {
-	long ok = 0, wrong = 0, failed = 0;
-	for (int i = 0; i < NCLIENTS; i++) {
-		pthread_join(cs->th[i], NULL);
-		ok += cs->run[i].ok;
-		wrong += cs->run[i].wrong;
-		failed += cs->run[i].failed;
-		if (cs->run[i].why[0])
-			fprintf(stderr, "client %d: %s\n", i, cs->run[i].why);
-	}
+	long t[TM_OUTCOMES];
+	tm_swarm_join(w, t);
+	tm_swarm_free(w);
+	long ok = t[TM_OK], wrong = t[TM_MISMATCH], failed = t[TM_ERROR];
 	fprintf(stderr, "%d clients: ok=%ld wrong=%ld failed=%ld\n", NCLIENTS, ok, wrong, failed);
 	ck_assert_int_eq(wrong, 0);
 	ck_assert_int_eq(failed, 0);
@@ -216,37 +197,28 @@ static long clients_check(struct clients *cs)
 
 /* The daemon with --max-frame exactly the largest frame, in front of a
  * simulator that takes one connection. */
-static struct tm_daemon *start_pair(const struct framing *f, struct sim **s)
+static void start_pair(const struct framing *f, struct tm_pair *p)
 {
 	struct sim_opts o = { .proto = f->proto, .max_conns = 1 };
-	*s = sim_start(&o);
-	ck_assert_ptr_nonnull(*s);
 	const char *extra[] = { "--max-frame", f->max_frame, "--timeout", "20", "--queue-size", "64", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(*s, extra);
-	ck_assert_ptr_nonnull(d);
-	return d;
+	ck_assert_int_eq(tm_pair_start(p, &o, extra), 0);
 }
 
 static void many_clients(const struct framing *f)
 {
-	struct sim *s;
-	struct tm_daemon *d = start_pair(f, &s);
-	struct clients *cs = calloc(1, sizeof *cs);
-	ck_assert_ptr_nonnull(cs);
+	struct tm_pair p;
+	start_pair(f, &p);
 	int64_t t0 = tm_now_ms();
-	clients_start(cs, f, tm_daemon_port(d));
-	long total = clients_check(cs);
+	long total = clients_check(clients_start(f, p.port));
 	fprintf(stderr, "%s: %ld messages in %lld ms\n", sim_proto_name(f->proto), total,
 		(long long)(tm_now_ms() - t0));
-	free(cs);
 	struct sim_stats st;
-	sim_get_stats(s, &st);
+	sim_get_stats(p.sim, &st);
 	ck_assert_int_eq(st.accepted, 1);  /* one upstream connection throughout */
 	ck_assert_int_eq(st.rejected, 0);
 	ck_assert_int_eq(st.answers, total);
 	ck_assert_int_eq(st.inflight_max, 1);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 
 START_TEST(test_iso8583_many_clients)
@@ -266,14 +238,12 @@ END_TEST
  * others carry on untouched and the target never sees the garbage. */
 START_TEST(test_mpu_bad_header)
 {
-	struct sim *s;
-	struct tm_daemon *d = start_pair(&mpu, &s);
-	struct clients *cs = calloc(1, sizeof *cs);
-	ck_assert_ptr_nonnull(cs);
-	clients_start(cs, &mpu, tm_daemon_port(d));
-	ck_assert(TM_SIM_WAIT(s, answers, NCLIENTS, 10000)); /* they are under way */
+	struct tm_pair p;
+	start_pair(&mpu, &p);
+	struct tm_swarm *w = clients_start(&mpu, p.port);
+	ck_assert(TM_SIM_WAIT(p.sim, answers, NCLIENTS, 10000)); /* they are under way */
 
-	int bad = tm_connect(tm_daemon_port(d));
+	int bad = tm_connect(p.port);
 	ck_assert_int_ge(bad, 0);
 	const char good[] = "0003abc", garbage[] = "00x5hello";
 	ck_assert_int_eq(tm_write_split(bad, good, sizeof good - 1, 2), 0);
@@ -285,19 +255,17 @@ START_TEST(test_mpu_bad_header)
 	ck_assert_int_eq(tm_wait_closed(bad, 10000), 0);
 	close(bad);
 	char line[512];
-	ck_assert(tm_daemon_wait_log(d, 0, "malformed request", line, sizeof line, 5000));
+	ck_assert(tm_daemon_wait_log(p.d, 0, "malformed request", line, sizeof line, 5000));
 	fprintf(stderr, "logged: %s\n", line);
 
-	long total = clients_check(cs);
-	free(cs);
+	long total = clients_check(w);
 	struct sim_stats st;
-	sim_get_stats(s, &st);
+	sim_get_stats(p.sim, &st);
 	ck_assert_int_eq(st.protocol_errors, 0);
 	ck_assert_int_eq(st.accepted, 1);
 	ck_assert_int_eq(st.answers, total + 1);
-	ck_assert(tm_daemon_running(d));
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert(tm_daemon_running(p.d));
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
@@ -307,18 +275,16 @@ END_TEST
 static void max_frame_bound(const struct framing *f)
 {
 	struct sim_opts o = { .proto = f->proto, .max_conns = 1 };
-	struct sim *s = sim_start(&o);
-	ck_assert_ptr_nonnull(s);
 	const char *extra[] = { "--max-frame", "1000", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
+	struct tm_pair p;
+	ck_assert_int_eq(tm_pair_start(&p, &o, extra), 0);
 	size_t fit = 1000 - f->hdr;
 	static uint8_t payload[1024], frame[1100], back[1100], rev[1024];
 	for (int over = 0; over <= 1; over++) {
 		size_t len = fit + (size_t)over;
 		msg_payload(payload, len, 99, over, 0);
 		size_t n = put_frame(f, frame, payload, len);
-		int fd = tm_connect(tm_daemon_port(d));
+		int fd = tm_connect(p.port);
 		ck_assert_int_ge(fd, 0);
 		int rc = tm_write_split(fd, frame, n, 300);
 		if (over) {
@@ -335,10 +301,9 @@ static void max_frame_bound(const struct framing *f)
 		}
 		close(fd);
 	}
-	ck_assert(tm_daemon_wait_log(d, 0, "oversize request", NULL, 0, 5000));
-	ck_assert_int_eq(TM_SIM_STAT(s, requests), 1);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert(tm_daemon_wait_log(p.d, 0, "oversize request", NULL, 0, 5000));
+	ck_assert_int_eq(TM_SIM_STAT(p.sim, requests), 1);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 
 START_TEST(test_max_frame_bound)
@@ -354,18 +319,16 @@ END_TEST
 START_TEST(test_iso8583_target_hangs_up)
 {
 	struct sim_opts o = { .proto = SIM_ISO8583, .max_conns = 1, .hangup_every = 3 };
-	struct sim *s = sim_start(&o);
-	ck_assert_ptr_nonnull(s);
 	const char *extra[] = { "--reconnect-backoff", "50ms", "--timeout", "5", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
+	struct tm_pair p;
+	ck_assert_int_eq(tm_pair_start(&p, &o, extra), 0);
 	int served = 0, closed = 0;
 	for (int i = 0; i < 9; i++) {
 		uint8_t payload[64], frame[80], back[80], rev[64];
 		size_t len = 10 + (size_t)i;
 		msg_payload(payload, len, 50, i, 0);
 		size_t n = tm_iso8583_frame(frame, payload, len);
-		int fd = tm_connect(tm_daemon_port(d));
+		int fd = tm_connect(p.port);
 		ck_assert_int_ge(fd, 0);
 		ck_assert_int_eq(tm_write_all(fd, frame, n), 0);
 		ssize_t r = tm_iso8583_recv(fd, back, sizeof back, 10000);
@@ -380,11 +343,10 @@ START_TEST(test_iso8583_target_hangs_up)
 		close(fd);
 	}
 	fprintf(stderr, "hangup every 3rd: served=%d closed=%d accepted=%ld\n", served, closed,
-		TM_SIM_STAT(s, accepted));
+		TM_SIM_STAT(p.sim, accepted));
 	ck_assert_int_eq(closed, 3);
 	ck_assert_int_eq(served, 6);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
@@ -392,16 +354,8 @@ Suite *make_suite(void);
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_lenprefix");
-	TCase *tc = tcase_create("sharing");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, test_iso8583_many_clients);
-	tcase_add_test(tc, test_mpu_many_clients);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("failures");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, test_mpu_bad_header);
-	tcase_add_test(tc, test_max_frame_bound);
-	tcase_add_test(tc, test_iso8583_target_hangs_up);
-	suite_add_tcase(s, tc);
+	TM_CASE(s, "sharing", 120, test_iso8583_many_clients, test_mpu_many_clients);
+	TM_CASE(s, "failures", 120, test_mpu_bad_header, test_max_frame_bound,
+		test_iso8583_target_hangs_up);
 	return s;
 }

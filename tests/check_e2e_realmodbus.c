@@ -69,6 +69,21 @@ static bool pyserver_start(struct pyserver *ps, const char *dir, int port, int n
 	return false;
 }
 
+/* Starts it again on the same port (another attempt while the port is
+ * still held) and waits until the daemon has connected to it. */
+static void pyserver_restart(struct pyserver *ps, const char *dir)
+{
+	int port = ps->port;
+	bool up = false;
+	for (int attempt = 2; attempt < 8 && !up; attempt++) {
+		up = pyserver_start(ps, dir, port, attempt);
+		if (!up)
+			tm_sleep_ms(200); /* pacing between bind attempts */
+	}
+	ck_assert(up);
+	ck_assert(proc_wait_file(ps->log, "accepted 1", NULL, 0, 15000));
+}
+
 /* Stops it with SIGTERM; it must exit 0. */
 static void pyserver_stop(struct pyserver *ps)
 {
@@ -101,6 +116,14 @@ static struct tm_daemon *daemon_for(int port, const char *const more[])
 	struct tm_daemon *d = tm_daemon_start(args);
 	ck_assert_ptr_nonnull(d);
 	return d;
+}
+
+/* The daemon stops cleanly, then the pymodbus server; the case's files go. */
+static void pymodbus_case_end(struct tm_daemon *d, struct pyserver *ps, const char *dir)
+{
+	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
+	pyserver_stop(ps);
+	proc_rmtree(dir);
 }
 
 /* ---- mbpoll ------------------------------------------------------------ */
@@ -210,9 +233,7 @@ START_TEST(test_pymodbus_ten_clients)
 		mbpoll_pymodbus(dir, tm_daemon_port(d));
 	/* one upstream connection throughout */
 	ck_assert_int_eq(proc_count_file(ps.log, "accepted "), 1);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	pyserver_stop(&ps);
-	proc_rmtree(dir);
+	pymodbus_case_end(d, &ps, dir);
 }
 END_TEST
 
@@ -237,21 +258,10 @@ START_TEST(test_pymodbus_target_stopped)
 	ck_assert_ptr_nonnull(strstr(out, "gateway-error: codes=0x0A,0x0A connected=1"));
 	ck_assert(tm_daemon_wait_log(d, mark, "cannot connect to the target", NULL, 0, 10000));
 
-	/* back on the same port (another attempt while the port is still held) */
-	int port = ps.port;
-	bool up = false;
-	for (int attempt = 2; attempt < 8 && !up; attempt++) {
-		up = pyserver_start(&ps, dir, port, attempt);
-		if (!up)
-			tm_sleep_ms(200); /* pacing between bind attempts */
-	}
-	ck_assert(up);
-	ck_assert(proc_wait_file(ps.log, "accepted 1", NULL, 0, 15000));
+	pyserver_restart(&ps, dir);
 	ck_assert_int_eq(pyclients(out, sizeof out, "clients", tm_daemon_port(d), "10", "3"), 0);
 	ck_assert(tm_daemon_running(d));
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	pyserver_stop(&ps);
-	proc_rmtree(dir);
+	pymodbus_case_end(d, &ps, dir);
 }
 END_TEST
 
@@ -277,15 +287,7 @@ START_TEST(test_pymodbus_target_dies_under_load)
 
 	ck_assert_int_eq(proc_stop(ps.pid, SIGKILL, 5000), 128 + SIGKILL);
 	ck_assert(proc_wait_file(log, "gateway 0x", NULL, 0, 20000));
-	int port = ps.port;
-	bool up = false;
-	for (int attempt = 2; attempt < 8 && !up; attempt++) {
-		up = pyserver_start(&ps, dir, port, attempt);
-		if (!up)
-			tm_sleep_ms(200); /* pacing between bind attempts */
-	}
-	ck_assert(up);
-	ck_assert(proc_wait_file(ps.log, "accepted 1", NULL, 0, 15000));
+	pyserver_restart(&ps, dir);
 	int before = proc_count_file(log, "progress");
 	TM_WAIT_FOR(proc_count_file(log, "progress") >= before + 2, 20000);
 	ck_assert_int_ge(proc_count_file(log, "progress"), before + 2);
@@ -307,9 +309,7 @@ START_TEST(test_pymodbus_target_dies_under_load)
 	ck_assert_int_gt(gateway, 0);
 	ck_assert_int_gt(ok, 0);
 	ck_assert(tm_daemon_running(d));
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	pyserver_stop(&ps);
-	proc_rmtree(dir);
+	pymodbus_case_end(d, &ps, dir);
 }
 END_TEST
 
@@ -323,10 +323,8 @@ START_TEST(test_mbpoll_reads)
 	char dir[PATH_MAX];
 	ck_assert_int_eq(proc_tmpdir("mbpoll", dir, sizeof dir), 0);
 	struct sim_opts o = { .proto = SIM_MODBUS, .max_conns = 1 };
-	struct sim *s = sim_start(&o);
-	ck_assert_ptr_nonnull(s);
-	struct tm_daemon *d = tm_daemon_start_sim(s, NULL);
-	ck_assert_ptr_nonnull(d);
+	struct tm_pair p;
+	ck_assert_int_eq(tm_pair_start(&p, &o, NULL), 0);
 	struct mbread m[] = {
 		{ .unit = 1, .ref = 1, .count = 10, .table = 4, .value = sim_modbus_value },
 		{ .unit = 1, .ref = 1, .count = 10, .table = 3, .value = sim_modbus_value },
@@ -337,13 +335,12 @@ START_TEST(test_mbpoll_reads)
 	};
 	size_t n = sizeof m / sizeof m[0];
 	for (size_t i = 0; i < n; i++)
-		mbpoll_start(&m[i], dir, tm_daemon_port(d), (int)i);
+		mbpoll_start(&m[i], dir, p.port, (int)i);
 	for (size_t i = 0; i < n; i++)
 		mbpoll_check(&m[i]);
-	ck_assert_int_eq(TM_SIM_STAT(s, accepted), 1);
-	ck_assert_int_eq(TM_SIM_STAT(s, answers), (long)n);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(TM_SIM_STAT(p.sim, accepted), 1);
+	ck_assert_int_eq(TM_SIM_STAT(p.sim, answers), (long)n);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 	proc_rmtree(dir);
 }
 END_TEST
@@ -354,13 +351,11 @@ END_TEST
 START_TEST(test_mbpoll_write_and_gateway_error)
 {
 	struct sim_opts o = { .proto = SIM_MODBUS, .max_conns = 1 };
-	struct sim *s = sim_start(&o);
-	ck_assert_ptr_nonnull(s);
 	const char *extra[] = { "--reconnect-backoff", "100ms", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
+	struct tm_pair p;
+	ck_assert_int_eq(tm_pair_start(&p, &o, extra), 0);
 	char port[8];
-	snprintf(port, sizeof port, "%d", tm_daemon_port(d));
+	snprintf(port, sizeof port, "%d", p.port);
 	static char out[16384];
 
 	const char *write[] = { mbpoll_bin, "-m", "tcp", "-a", "5", "-r", "101", "-t", "4", "-1", "-p", port,
@@ -368,9 +363,9 @@ START_TEST(test_mbpoll_write_and_gateway_error)
 	int rc = proc_run(write, out, sizeof out, RUN_MS);
 	ck_assert_msg(rc == 0, "mbpoll write exited with %d:\n%s", rc, out);
 	ck_assert_ptr_nonnull(strstr(out, "Written 3 references."));
-	ck_assert_int_eq(sim_modbus_holding(s, 100, 5), 11);
-	ck_assert_int_eq(sim_modbus_holding(s, 101, 5), 22);
-	ck_assert_int_eq(sim_modbus_holding(s, 102, 5), 33);
+	ck_assert_int_eq(sim_modbus_holding(p.sim, 100, 5), 11);
+	ck_assert_int_eq(sim_modbus_holding(p.sim, 101, 5), 22);
+	ck_assert_int_eq(sim_modbus_holding(p.sim, 102, 5), 33);
 
 	const char *read[] = { mbpoll_bin, "-m", "tcp", "-a", "5", "-r", "101", "-c", "3", "-t", "4", "-1",
 			       "-p", port, "127.0.0.1", NULL };
@@ -378,15 +373,14 @@ START_TEST(test_mbpoll_write_and_gateway_error)
 	ck_assert_msg(rc == 0, "mbpoll read exited with %d:\n%s", rc, out);
 	ck_assert_ptr_nonnull(strstr(out, "[101]: \t11\n[102]: \t22\n[103]: \t33\n"));
 
-	ck_assert_int_eq(sim_kill(s), 0);
+	ck_assert_int_eq(sim_kill(p.sim), 0);
 	rc = proc_run(read, out, sizeof out, RUN_MS);
 	fprintf(stderr, "mbpoll with the target down: exit %d\n%s", rc, out);
 	ck_assert_int_ne(rc, 0);
 	ck_assert_ptr_nonnull(strstr(out, "Gateway path unavailable"));
-	ck_assert(tm_daemon_wait_log(d, 0, "cannot connect to the target", NULL, 0, 10000));
-	ck_assert(tm_daemon_running(d));
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert(tm_daemon_wait_log(p.d, 0, "cannot connect to the target", NULL, 0, 10000));
+	ck_assert(tm_daemon_running(p.d));
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
@@ -412,32 +406,15 @@ int main(void)
 		printf("missing:%s\n", missing);
 
 	Suite *s = suite_create("e2e_realmodbus");
+	/* each group of cases runs when its program is there */
 	if (!strstr(missing, "py")) {
-		TCase *tc = tcase_create("pymodbus");
+		TCase *tc = TM_CASE(s, "pymodbus", 120, test_pymodbus_ten_clients,
+				    test_pymodbus_target_stopped, test_pymodbus_target_dies_under_load);
 		tcase_add_unchecked_fixture(tc, proc_tmproot_setup, proc_tmproot_teardown);
-		tcase_set_timeout(tc, 120);
-		tcase_add_test(tc, test_pymodbus_ten_clients);
-		tcase_add_test(tc, test_pymodbus_target_stopped);
-		tcase_add_test(tc, test_pymodbus_target_dies_under_load);
-		suite_add_tcase(s, tc);
 	}
 	if (!strstr(missing, "mbpoll")) {
-		TCase *tc = tcase_create("mbpoll");
+		TCase *tc = TM_CASE(s, "mbpoll", 120, test_mbpoll_reads, test_mbpoll_write_and_gateway_error);
 		tcase_add_unchecked_fixture(tc, proc_tmproot_setup, proc_tmproot_teardown);
-		tcase_set_timeout(tc, 120);
-		tcase_add_test(tc, test_mbpoll_reads);
-		tcase_add_test(tc, test_mbpoll_write_and_gateway_error);
-		suite_add_tcase(s, tc);
 	}
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	if (failed)
-		return EXIT_FAILURE;
-	if (*missing) {
-		printf("SKIP: cases left out for want of:%s\n", missing);
-		return PROC_SKIP;
-	}
-	return EXIT_SUCCESS;
+	return tm_run_suite(s, missing);
 }

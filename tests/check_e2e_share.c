@@ -52,39 +52,43 @@ static void read_together(int port, int n, struct reader *r, const uint8_t *unit
 	pthread_barrier_destroy(&go);
 }
 
+/* The same, all of them reading one register of one unit. */
+static void read_same(int port, int n, struct reader *r, uint8_t unit, uint16_t addr)
+{
+	uint8_t units[64];
+	uint16_t addrs[64];
+	ck_assert_int_le(n, 64);
+	for (int i = 0; i < n; i++) {
+		units[i] = unit;
+		addrs[i] = addr;
+	}
+	read_together(port, n, r, units, addrs);
+}
+
 START_TEST(test_coalesce_fifty)
 {
 	enum { N = 50 };
 	struct sim_opts o = { .proto = SIM_MODBUS, .max_conns = 1, .delay_ms = 1000 };
-	struct sim *s = sim_start(&o);
-	ck_assert_ptr_nonnull(s);
 	const char *extra[] = { "--coalesce", "--timeout", "10", "--queue-size", "100", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
-	ck_assert(TM_SIM_WAIT(s, accepted, 1, 5000));
+	struct tm_pair p;
+	ck_assert_int_eq(tm_pair_start(&p, &o, extra), 0);
+	ck_assert(TM_SIM_WAIT(p.sim, accepted, 1, 5000));
 
 	static struct reader r[N];
-	uint8_t units[N];
-	uint16_t addrs[N];
-	for (int i = 0; i < N; i++) {
-		units[i] = 1;
-		addrs[i] = 500;
-	}
-	read_together(tm_daemon_port(d), N, r, units, addrs);
+	read_same(p.port, N, r, 1, 500);
 	for (int i = 0; i < N; i++) {
 		ck_assert_int_eq(r[i].rc, 0); /* tm_modbus_read checked the tid and unit: our own */
 		ck_assert_int_eq(r[i].exc, 0);
 		ck_assert_uint_eq(r[i].v, sim_modbus_value(3, 500, 1));
 	}
-	ck_assert_int_eq(TM_SIM_STAT(s, requests), 1);
+	ck_assert_int_eq(TM_SIM_STAT(p.sim, requests), 1);
 
-	size_t mark = tm_daemon_log_mark(d);
-	ck_assert_int_eq(tm_daemon_signal(d, SIGUSR1), 0);
+	size_t mark = tm_daemon_log_mark(p.d);
+	ck_assert_int_eq(tm_daemon_signal(p.d, SIGUSR1), 0);
 	char line[1024];
-	ck_assert(tm_daemon_wait_log(d, mark, "stats:", line, sizeof line, 5000));
+	ck_assert(tm_daemon_wait_log(p.d, mark, "stats:", line, sizeof line, 5000));
 	ck_assert_ptr_nonnull(strstr(line, "coalesced=49"));
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
@@ -92,36 +96,31 @@ START_TEST(test_distinct_reads_never_share)
 {
 	enum { N = 8 };
 	struct sim_opts o = { .proto = SIM_MODBUS, .max_conns = 1, .delay_ms = 200 };
-	struct sim *s = sim_start(&o);
-	ck_assert_ptr_nonnull(s);
 	const char *extra[] = { "--coalesce", "--cache-ttl", "10s", "--timeout", "10", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
+	struct tm_pair p;
+	ck_assert_int_eq(tm_pair_start(&p, &o, extra), 0);
 	static struct reader r[N];
 	/* two units at one address, two addresses at one unit, each asked twice */
 	const uint8_t units[N] = { 1, 2, 1, 1, 1, 2, 1, 1 };
 	const uint16_t addrs[N] = { 40, 40, 41, 42, 40, 40, 41, 42 };
-	read_together(tm_daemon_port(d), N, r, units, addrs);
+	read_together(p.port, N, r, units, addrs);
 	for (int i = 0; i < N; i++) {
 		ck_assert_int_eq(r[i].rc, 0);
 		ck_assert_int_eq(r[i].exc, 0);
 		ck_assert_uint_eq(r[i].v, sim_modbus_value(3, addrs[i], units[i]));
 	}
-	ck_assert_int_eq(TM_SIM_STAT(s, requests), 4); /* one per distinct read */
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(TM_SIM_STAT(p.sim, requests), 4); /* one per distinct read */
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
 START_TEST(test_cache_never_hides_a_write)
 {
 	struct sim_opts o = { .proto = SIM_MODBUS, .max_conns = 1 };
-	struct sim *s = sim_start(&o);
-	ck_assert_ptr_nonnull(s);
 	const char *extra[] = { "--cache-ttl", "30s", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
-	int fd = tm_connect(tm_daemon_port(d));
+	struct tm_pair p;
+	ck_assert_int_eq(tm_pair_start(&p, &o, extra), 0);
+	int fd = tm_connect(p.port);
 	ck_assert_int_ge(fd, 0);
 	uint16_t v;
 	uint8_t exc = 0xff;
@@ -129,7 +128,7 @@ START_TEST(test_cache_never_hides_a_write)
 	ck_assert_uint_eq(v, sim_modbus_value(3, 10, 1));
 	ck_assert_int_eq(tm_modbus_read(fd, 2, 1, 3, 10, 1, &v, &exc), 0);
 	ck_assert_uint_eq(v, sim_modbus_value(3, 10, 1));
-	ck_assert_int_eq(TM_SIM_STAT(s, requests), 1); /* the second came from the cache */
+	ck_assert_int_eq(TM_SIM_STAT(p.sim, requests), 1); /* the second came from the cache */
 	for (int i = 0; i < 5; i++) {
 		uint16_t nv = (uint16_t)(1000 + i);
 		ck_assert_int_eq(tm_modbus_write1(fd, (uint16_t)(10 + i), 1, 10, nv, &exc), 0);
@@ -139,21 +138,20 @@ START_TEST(test_cache_never_hides_a_write)
 		ck_assert_uint_eq(v, nv);
 	}
 	/* a write to another unit leaves unit 1's answers cached */
-	long before = TM_SIM_STAT(s, requests);
+	long before = TM_SIM_STAT(p.sim, requests);
 	ck_assert_int_eq(tm_modbus_write1(fd, 40, 2, 10, 7, &exc), 0);
 	ck_assert_int_eq(tm_modbus_read(fd, 41, 1, 3, 10, 1, &v, &exc), 0);
 	ck_assert_uint_eq(v, 1004);
-	ck_assert_int_eq(TM_SIM_STAT(s, requests), before + 1); /* only the write went up */
+	ck_assert_int_eq(TM_SIM_STAT(p.sim, requests), before + 1); /* only the write went up */
 	/* an exception answer is never cached */
 	ck_assert_int_eq(tm_modbus_read(fd, 42, 1, 3, 65535, 2, &v, &exc), 0);
 	ck_assert_int_ne(exc, 0);
-	before = TM_SIM_STAT(s, requests);
+	before = TM_SIM_STAT(p.sim, requests);
 	ck_assert_int_eq(tm_modbus_read(fd, 43, 1, 3, 65535, 2, &v, &exc), 0);
 	ck_assert_int_ne(exc, 0);
-	ck_assert_int_eq(TM_SIM_STAT(s, requests), before + 1);
+	ck_assert_int_eq(TM_SIM_STAT(p.sim, requests), before + 1);
 	close(fd);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
@@ -161,29 +159,20 @@ START_TEST(test_followers_share_the_failure)
 {
 	enum { N = 10 };
 	struct sim_opts o = { .proto = SIM_MODBUS, .max_conns = 1, .drop_every = 1 };
-	struct sim *s = sim_start(&o);
-	ck_assert_ptr_nonnull(s);
 	const char *extra[] = { "--coalesce", "--timeout", "700ms", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
-	ck_assert(TM_SIM_WAIT(s, accepted, 1, 5000));
+	struct tm_pair p;
+	ck_assert_int_eq(tm_pair_start(&p, &o, extra), 0);
+	ck_assert(TM_SIM_WAIT(p.sim, accepted, 1, 5000));
 	static struct reader r[N];
-	uint8_t units[N];
-	uint16_t addrs[N];
-	for (int i = 0; i < N; i++) {
-		units[i] = 3;
-		addrs[i] = 9;
-	}
 	int64_t t0 = tm_now_ms();
-	read_together(tm_daemon_port(d), N, r, units, addrs);
+	read_same(p.port, N, r, 3, 9);
 	for (int i = 0; i < N; i++) {
 		ck_assert_int_eq(r[i].rc, 0);
 		ck_assert_int_eq(r[i].exc, 0x0B);
 	}
 	ck_assert_int_lt(tm_now_ms() - t0, 5000); /* nobody waited past --timeout much */
-	ck_assert_int_eq(TM_SIM_STAT(s, requests), 1);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(TM_SIM_STAT(p.sim, requests), 1);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
@@ -191,12 +180,7 @@ Suite *make_suite(void);
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_share");
-	TCase *tc = tcase_create("share");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_coalesce_fifty);
-	tcase_add_test(tc, test_distinct_reads_never_share);
-	tcase_add_test(tc, test_cache_never_hides_a_write);
-	tcase_add_test(tc, test_followers_share_the_failure);
-	suite_add_tcase(s, tc);
+	TM_CASE(s, "share", 60, test_coalesce_fifty, test_distinct_reads_never_share,
+		test_cache_never_hides_a_write, test_followers_share_the_failure);
 	return s;
 }

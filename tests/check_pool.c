@@ -12,6 +12,7 @@
 
 #include "pool.h"
 #include "supervisor.h"
+#include "testing.h"
 #include "timeutil.h"
 
 static struct pool pool;
@@ -363,22 +364,8 @@ Suite *make_suite(void);
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("pool");
-	TCase *tc = tcase_create("lending");
-	tcase_add_test(tc, test_borrow_return);
-	tcase_add_test(tc, test_deadline);
-	tcase_add_test(tc, test_warming);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("waiting");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, test_fifo);
-	tcase_add_test(tc, test_queue_full);
-	tcase_add_test(tc, test_queue_unlimited);
-	tcase_add_test(tc, test_contention);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("failures");
-	tcase_add_test(tc, test_target_down);
-	tcase_add_test(tc, test_stop);
-	tcase_add_test(tc, test_backoff);
-	suite_add_tcase(s, tc);
+	TM_CASE(s, "lending", 0, test_borrow_return, test_deadline, test_warming);
+	TM_CASE(s, "waiting", 30, test_fifo, test_queue_full, test_queue_unlimited, test_contention);
+	TM_CASE(s, "failures", 0, test_target_down, test_stop, test_backoff);
 	return s;
 }

@@ -494,15 +494,22 @@ static ssize_t sim_iso8583_frame(const uint8_t *p, size_t len)
 	return len < 2 + l ? 0 : (ssize_t)(2 + l);
 }
 
-static int sim_iso8583_answer(struct sim_conn *c, const uint8_t *req, size_t len)
+/* The length-prefixed framings answer the same header with the payload
+ * reversed. */
+static int sim_prefixed_answer(struct sim_conn *c, const uint8_t *req, size_t len, size_t hdr)
 {
 	int rc = sbuf_reserve(&c->out, len);
 	if (rc < 0)
 		return rc;
-	memcpy(c->out.data, req, 2);
-	sim_reverse(req + 2, c->out.data + 2, len - 2);
+	memcpy(c->out.data, req, hdr);
+	sim_reverse(req + hdr, c->out.data + hdr, len - hdr);
 	c->out.len = len;
 	return 0;
+}
+
+static int sim_iso8583_answer(struct sim_conn *c, const uint8_t *req, size_t len)
+{
+	return sim_prefixed_answer(c, req, len, 2);
 }
 
 static int sim_iso8583_unsolicited(struct sim_conn *c)
@@ -526,13 +533,7 @@ static ssize_t sim_mpu_frame(const uint8_t *p, size_t len)
 
 static int sim_mpu_answer(struct sim_conn *c, const uint8_t *req, size_t len)
 {
-	int rc = sbuf_reserve(&c->out, len);
-	if (rc < 0)
-		return rc;
-	memcpy(c->out.data, req, 4);
-	sim_reverse(req + 4, c->out.data + 4, len - 4);
-	c->out.len = len;
-	return 0;
+	return sim_prefixed_answer(c, req, len, 4);
 }
 
 static int sim_mpu_unsolicited(struct sim_conn *c)

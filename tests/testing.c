@@ -84,6 +84,22 @@ static struct timespec tm_abs(int64_t deadline)
 	return ts;
 }
 
+/* Waits until fd has bytes (or end of stream) before deadline. Returns 0,
+ * -ETIMEDOUT or -errno. */
+static int tm_wait_readable(int fd, int64_t deadline)
+{
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int rc = poll(&pfd, 1, tm_left(deadline));
+		if (rc > 0)
+			return 0;
+		if (rc == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
 bool tm_wait_until(bool (*cond)(void *arg), void *arg, int timeout_ms)
 {
 	int64_t deadline = tm_now_ms() + timeout_ms;
@@ -125,61 +141,63 @@ const char *tm_daemon_binary(void)
 
 /* Only async-signal-safe calls here: the parent has threads. */
 __attribute__((noreturn))
-static void tm_child(const char *const argv[], int out, int null, pid_t parent)
+static void tm_child(const char *file, const char *const argv[], int out, int null, pid_t parent)
 {
-	static const char msg[] = "testing: exec of the daemon binary failed\n";
+	static const char msg[] = "testing: exec failed\n";
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	static const int sigs[] = { SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2 };
 	sigset_t none;
 
-	/* Dies with the test, so a failed or timed-out test leaves no daemon. */
+	/* Dies with the test, so a failed or timed-out test leaves no child. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(127);
 	if (dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
 		_exit(127);
+	/* thousands of client sockets (the benchmark) must not leak into it */
 	close_range(3, ~0U, 0);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		sigaction(sigs[i], &dfl, NULL);
-	execv(argv[0], (char *const *)argv);
+	execv(file, (char *const *)argv);
 	if (write(2, msg, sizeof(msg) - 1) < 0) {
 		/* nothing more to do */
 	}
 	_exit(127);
 }
 
-/* Starts argv with stdin on /dev/null and stdout+stderr on a pipe whose
- * read end goes to *rfd. Returns the pid or -errno. */
-static pid_t tm_spawn(const char *const argv[], int *rfd)
+pid_t tm_spawn(const char *file, const char *const argv[], int out)
+{
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null < 0)
+		return -errno;
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid == 0)
+		tm_child(file ? file : argv[0], argv, out, null, parent);
+	int err = errno;
+	close(null);
+	return pid < 0 ? -err : pid;
+}
+
+/* tm_spawn with stdout+stderr on a pipe whose read end goes to *rfd. */
+static pid_t tm_spawn_piped(const char *file, const char *const argv[], int *rfd)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
-	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (null < 0) {
-		int err = errno;
-		close(p[0]);
-		close(p[1]);
-		return -err;
-	}
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	if (pid == 0)
-		tm_child(argv, p[1], null, parent);
-	int err = errno;
+	pid_t pid = tm_spawn(file, argv, p[1]);
 	close(p[1]);
-	close(null);
 	if (pid < 0) {
 		close(p[0]);
-		return -err;
+		return pid;
 	}
 	*rfd = p[0];
 	return pid;
 }
 
-static int tm_exit_code(int status)
+int tm_exit_code(int status)
 {
 	if (WIFEXITED(status))
 		return WEXITSTATUS(status);
@@ -188,9 +206,9 @@ static int tm_exit_code(int status)
 	return -ECHILD;
 }
 
-/* Reaps pid within timeout_ms, else SIGKILLs and reaps it. Returns the
- * exit code (tm_exit_code) or -ETIMEDOUT. */
-static int tm_reap(pid_t pid, int timeout_ms, int *status)
+/* Waits up to timeout_ms for pid; *status is valid when it returns >= 0
+ * or -ECHILD. Returns the exit code, -ETIMEDOUT (still running) or -errno. */
+static int tm_wait_status(pid_t pid, int timeout_ms, int *status)
 {
 	int64_t deadline = tm_now_ms() + timeout_ms;
 	for (;;) {
@@ -200,13 +218,36 @@ static int tm_reap(pid_t pid, int timeout_ms, int *status)
 		if (r < 0 && errno != EINTR)
 			return -errno;
 		if (tm_now_ms() >= deadline)
-			break;
+			return -ETIMEDOUT;
 		tm_sleep_ms(2);
 	}
+}
+
+int tm_wait_pid(pid_t pid, int timeout_ms)
+{
+	int status;
+	return tm_wait_status(pid, timeout_ms, &status);
+}
+
+/* Reaps pid within timeout_ms, else SIGKILLs and reaps it. Returns the
+ * exit code (tm_exit_code) or -ETIMEDOUT. */
+static int tm_reap(pid_t pid, int timeout_ms, int *status)
+{
+	int rc = tm_wait_status(pid, timeout_ms, status);
+	if (rc != -ETIMEDOUT)
+		return rc;
 	kill(pid, SIGKILL);
 	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
 		;
 	return -ETIMEDOUT;
+}
+
+int tm_stop_pid(pid_t pid, int sig, int timeout_ms)
+{
+	int status;
+	if (sig && kill(pid, sig) < 0 && errno != ESRCH)
+		return -errno;
+	return tm_reap(pid, timeout_ms, &status);
 }
 
 /* ---- the daemon's output ------------------------------------------------ */
@@ -271,14 +312,11 @@ static void *tm_drain(void *arg)
 		pthread_mutex_unlock(&d->lock);
 		if (dl > 0 && tm_now_ms() >= dl)
 			break;
-		struct pollfd pfd = { .fd = d->fd, .events = POLLIN };
-		int rc = poll(&pfd, 1, 100);
-		if (rc < 0 && errno == EINTR)
+		int rc = tm_wait_readable(d->fd, tm_now_ms() + 100);
+		if (rc == -ETIMEDOUT)
 			continue;
 		if (rc < 0)
 			break;
-		if (rc == 0)
-			continue;
 		ssize_t n = read(d->fd, tmp, sizeof(tmp));
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
@@ -418,7 +456,7 @@ static struct tm_daemon *tm_daemon_launch(const char *const argv[])
 	pthread_cond_init(&d->cond, &ca);
 	pthread_condattr_destroy(&ca);
 
-	d->pid = tm_spawn(argv, &d->fd);
+	d->pid = tm_spawn_piped(NULL, argv, &d->fd);
 	if (d->pid < 0) {
 		fprintf(stderr, "tm_daemon_start: cannot start %s: %s\n", argv[0], strerror((int)-d->pid));
 		pthread_cond_destroy(&d->cond);
@@ -458,6 +496,22 @@ static struct tm_daemon *tm_daemon_launch(const char *const argv[])
 	return d;
 }
 
+/* Appends extra (NULL-terminated, may be NULL) to the n arguments in
+ * argv, which has room for TM_MAX_ARGS more and the NULL, and ends it.
+ * Returns false, with the reason on stderr, when extra is too long. */
+static bool tm_args_append(const char *argv[], size_t n, const char *const extra[])
+{
+	for (size_t i = 0; extra && extra[i]; i++) {
+		if (i >= TM_MAX_ARGS) {
+			fprintf(stderr, "testing: more than %d arguments for the daemon\n", TM_MAX_ARGS);
+			return false;
+		}
+		argv[n++] = extra[i];
+	}
+	argv[n] = NULL;
+	return true;
+}
+
 struct tm_daemon *tm_daemon_start(const char *const extra[])
 {
 	const char *argv[TM_MAX_ARGS + 8];
@@ -467,37 +521,37 @@ struct tm_daemon *tm_daemon_start(const char *const extra[])
 	argv[n++] = "-v";
 	argv[n++] = "-l";
 	argv[n++] = "127.0.0.1:0";
-	for (size_t i = 0; extra && extra[i]; i++) {
-		if (i >= TM_MAX_ARGS) {
-			fprintf(stderr, "tm_daemon_start: more than %d arguments\n", TM_MAX_ARGS);
-			return NULL;
-		}
-		argv[n++] = extra[i];
-	}
-	argv[n] = NULL;
+	if (!tm_args_append(argv, n, extra))
+		return NULL;
 	return tm_daemon_launch(argv);
+}
+
+/* The arguments that point the daemon at s (target is their buffer).
+ * Returns how many were put in args. */
+static size_t tm_sim_target_args(struct sim *s, const char *args[], char *target, size_t cap)
+{
+	size_t n = 0;
+	snprintf(target, cap, "127.0.0.1:%d", sim_port(s));
+	args[n++] = "-p";
+	if (sim_get_proto(s) == SIM_MODBUS_RTU) {
+		/* RTU frames over TCP, as from a serial-to-Ethernet converter */
+		args[n++] = "modbus";
+		args[n++] = "--modbus-upstream";
+		args[n++] = "rtu";
+	} else {
+		args[n++] = sim_proto_name(sim_get_proto(s));
+	}
+	args[n++] = "-t";
+	args[n++] = target;
+	return n;
 }
 
 struct tm_daemon *tm_daemon_start_sim(struct sim *s, const char *const extra[])
 {
 	const char *args[TM_MAX_ARGS + 8];
 	char target[32];
-	size_t n = 0;
-	snprintf(target, sizeof(target), "127.0.0.1:%d", sim_port(s));
-	args[n++] = "-p";
-	args[n++] = NULL; /* set below: the protocol name */
-	args[n++] = "-t";
-	args[n++] = target;
-	for (size_t i = 0; extra && extra[i]; i++) {
-		if (i >= TM_MAX_ARGS) {
-			fprintf(stderr, "tm_daemon_start_sim: more than %d arguments\n", TM_MAX_ARGS);
-			return NULL;
-		}
-		args[n++] = extra[i];
-	}
-	args[n] = NULL;
-	args[1] = sim_proto_name(sim_get_proto(s));
-	return tm_daemon_start(args);
+	size_t n = tm_sim_target_args(s, args, target, sizeof(target));
+	return tm_args_append(args, n, extra) ? tm_daemon_start(args) : NULL;
 }
 
 int tm_daemon_port(const struct tm_daemon *d)
@@ -554,34 +608,21 @@ int tm_daemon_stop(struct tm_daemon *d, int sig, int timeout_ms)
 	return rc;
 }
 
-int tm_run(const char *const args[], char *out, size_t cap, int timeout_ms)
+int tm_run_program(const char *file, const char *const argv[], char *out, size_t cap,
+		   int timeout_ms)
 {
-	const char *argv[TM_MAX_ARGS + 2];
-	size_t n = 0, len = 0;
-	argv[n++] = tm_daemon_binary();
-	for (size_t i = 0; args && args[i]; i++) {
-		if (i >= TM_MAX_ARGS)
-			return -E2BIG;
-		argv[n++] = args[i];
-	}
-	argv[n] = NULL;
-
-	int fd;
-	pid_t pid = tm_spawn(argv, &fd);
+	int rfd;
+	size_t len = 0;
+	pid_t pid = tm_spawn_piped(file, argv, &rfd);
 	if (pid < 0)
 		return (int)pid;
 	int64_t deadline = tm_now_ms() + timeout_ms;
 	/* Reads until the end of the output or the deadline. */
 	for (;;) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		int left = tm_left(deadline);
-		int rc = poll(&pfd, 1, left);
-		if (rc < 0 && errno == EINTR)
-			continue;
-		if (rc <= 0)
+		if (tm_wait_readable(rfd, deadline) < 0)
 			break;
 		char tmp[4096];
-		ssize_t r = read(fd, tmp, sizeof(tmp));
+		ssize_t r = read(rfd, tmp, sizeof(tmp));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -593,9 +634,24 @@ int tm_run(const char *const args[], char *out, size_t cap, int timeout_ms)
 	}
 	if (cap > 0)
 		out[len] = '\0';
-	close(fd);
-	int status;
-	return tm_reap(pid, tm_left(deadline), &status);
+	close(rfd);
+	/* Its output ended (it is exiting, or left a child holding the pipe),
+	 * or the deadline passed. */
+	int rc = tm_stop_pid(pid, 0, tm_left(deadline));
+	if (rc == -ETIMEDOUT)
+		fprintf(stderr, "tm_run_program: %s still running after %d ms: killed\n", argv[0],
+			timeout_ms);
+	return rc;
+}
+
+int tm_run(const char *const args[], char *out, size_t cap, int timeout_ms)
+{
+	const char *argv[TM_MAX_ARGS + 2];
+	size_t n = 0;
+	argv[n++] = tm_daemon_binary();
+	if (!tm_args_append(argv, n, args))
+		return -E2BIG;
+	return tm_run_program(NULL, argv, out, cap, timeout_ms);
 }
 
 /* ---- clients ------------------------------------------------------------ */
@@ -673,14 +729,9 @@ ssize_t tm_read_exact(int fd, void *buf, size_t n, int timeout_ms)
 	size_t got = 0;
 
 	while (got < n) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		int rc = poll(&pfd, 1, tm_left(deadline));
-		if (rc < 0 && errno == EINTR)
-			continue;
+		int rc = tm_wait_readable(fd, deadline);
 		if (rc < 0)
-			return -errno;
-		if (rc == 0)
-			return -ETIMEDOUT;
+			return rc;
 		ssize_t r = recv(fd, p + got, n - got, MSG_DONTWAIT);
 		if (r == 0)
 			return (ssize_t)got;
@@ -697,14 +748,9 @@ int tm_wait_closed(int fd, int timeout_ms)
 {
 	int64_t deadline = tm_now_ms() + timeout_ms;
 	for (;;) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		int rc = poll(&pfd, 1, tm_left(deadline));
-		if (rc < 0 && errno == EINTR)
-			continue;
+		int rc = tm_wait_readable(fd, deadline);
 		if (rc < 0)
-			return -errno;
-		if (rc == 0)
-			return -ETIMEDOUT;
+			return rc;
 		uint8_t b;
 		ssize_t r = recv(fd, &b, 1, MSG_DONTWAIT);
 		if (r == 0 || (r < 0 && errno == ECONNRESET))
@@ -893,29 +939,17 @@ size_t tm_mpu_frame(uint8_t *out, const void *payload, size_t len)
 	return len + 4;
 }
 
-ssize_t tm_iso8583_recv(int fd, uint8_t *payload, size_t cap, int timeout_ms)
-{
-	int64_t deadline = tm_now_ms() + timeout_ms;
-	uint8_t h[2];
-	int rc = tm_recv_part(fd, h, 2, deadline, true);
-	if (rc < 0)
-		return rc;
-	size_t l = tm_be16(h);
-	if (l > cap)
-		return -EMSGSIZE;
-	rc = tm_recv_part(fd, payload, l, deadline, false);
-	return rc < 0 ? rc : (ssize_t)l;
-}
-
-ssize_t tm_mpu_recv(int fd, uint8_t *payload, size_t cap, int timeout_ms)
+/* One frame of a length-prefixed framing: hdr 2 is iso8583's big-endian
+ * length, hdr 4 mpu's ASCII decimal one. Copies the payload. */
+static ssize_t tm_prefixed_recv(int fd, size_t hdr, uint8_t *payload, size_t cap, int timeout_ms)
 {
 	int64_t deadline = tm_now_ms() + timeout_ms;
 	uint8_t h[4];
-	int rc = tm_recv_part(fd, h, 4, deadline, true);
+	int rc = tm_recv_part(fd, h, hdr, deadline, true);
 	if (rc < 0)
 		return rc;
-	size_t l = 0;
-	for (size_t i = 0; i < 4; i++) {
+	size_t l = hdr == 2 ? tm_be16(h) : 0;
+	for (size_t i = 0; hdr == 4 && i < 4; i++) {
 		if (!isdigit(h[i]))
 			return -EPROTO;
 		l = l * 10 + (size_t)(h[i] - '0');
@@ -924,6 +958,16 @@ ssize_t tm_mpu_recv(int fd, uint8_t *payload, size_t cap, int timeout_ms)
 		return -EMSGSIZE;
 	rc = tm_recv_part(fd, payload, l, deadline, false);
 	return rc < 0 ? rc : (ssize_t)l;
+}
+
+ssize_t tm_iso8583_recv(int fd, uint8_t *payload, size_t cap, int timeout_ms)
+{
+	return tm_prefixed_recv(fd, 2, payload, cap, timeout_ms);
+}
+
+ssize_t tm_mpu_recv(int fd, uint8_t *payload, size_t cap, int timeout_ms)
+{
+	return tm_prefixed_recv(fd, 4, payload, cap, timeout_ms);
 }
 
 /* ---- HTTP/1.1 ----------------------------------------------------------- */

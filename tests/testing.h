@@ -48,6 +48,33 @@ bool tm_sim_wait(struct sim *s, size_t offset, long at_least, int timeout_ms);
 #define TM_SIM_WAIT(s, field, at_least, timeout_ms)                             \
 	tm_sim_wait((s), offsetof(struct sim_stats, field), (at_least), (timeout_ms))
 
+/* ---- child processes (the daemon, tests/real's programs, the benchmark) -- */
+
+/*
+ * Forks and runs file (argv[0] when file is NULL) with argv, stdin on
+ * /dev/null, stdout and stderr on out, every other descriptor closed and
+ * every signal at its default, unblocked. The child gets SIGKILL when the
+ * calling thread ends (PR_SET_PDEATHSIG), so a failed test leaves nothing
+ * running: call it from the thread that will stop the child. The caller
+ * still owns out. Returns the pid or -errno.
+ */
+pid_t tm_spawn(const char *file, const char *const argv[], int out);
+/* A wait status as one number: the exit code, 128 + N when signal N ended
+ * the process, or -ECHILD. */
+int tm_exit_code(int status);
+/* Waits up to timeout_ms for pid to end. Returns its exit code
+ * (tm_exit_code), -ETIMEDOUT when it is still running, or -errno. */
+int tm_wait_pid(pid_t pid, int timeout_ms);
+/* Sends sig (none when 0), waits up to timeout_ms, then SIGKILLs and reaps.
+ * Returns the exit code, or -ETIMEDOUT when it had to be killed. */
+int tm_stop_pid(pid_t pid, int sig, int timeout_ms);
+
+/* Runs file (argv[0] when NULL) with argv to completion and captures its
+ * stdout and stderr together into out (NUL-terminated, cut at cap - 1);
+ * killed after timeout_ms. Returns the exit code, -ETIMEDOUT or -errno. */
+int tm_run_program(const char *file, const char *const argv[], char *out, size_t cap,
+		   int timeout_ms);
+
 /* ---- the daemon --------------------------------------------------------- */
 
 struct tm_daemon;
@@ -68,7 +95,9 @@ const char *tm_daemon_binary(void);
  * that thread ends: PR_SET_PDEATHSIG, so a failed test leaves no daemon).
  */
 struct tm_daemon *tm_daemon_start(const char *const extra[]);
-/* The same with `-p PROTO -t 127.0.0.1:PORT` for the simulator s first. */
+/* The same with the arguments that point it at the simulator s first:
+ * `-p PROTO -t 127.0.0.1:PORT`, and for SIM_MODBUS_RTU (RTU frames over
+ * TCP) `-p modbus --modbus-upstream rtu -t 127.0.0.1:PORT`. */
 struct tm_daemon *tm_daemon_start_sim(struct sim *s, const char *const extra[]);
 /* The port the daemon listens on. */
 int tm_daemon_port(const struct tm_daemon *d);
@@ -97,6 +126,83 @@ int tm_daemon_log_count(struct tm_daemon *d, size_t mark, const char *needle);
  * captures stdout and stderr together into out (NUL-terminated, cut at
  * cap - 1). Returns the exit status as tm_daemon_stop does. */
 int tm_run(const char *const args[], char *out, size_t cap, int timeout_ms);
+
+/* ---- a simulated target and the daemon in front of it ------------------ */
+
+/* The pair most end-to-end tests start with. How the daemon reaches the
+ * simulator follows from o->proto (see tm_daemon_start_sim): TCP today; a
+ * serial line (a pty pair) would be one more kind there. */
+struct tm_pair {
+	struct sim *sim;
+	struct tm_daemon *d;
+	int port;               /* the daemon's */
+};
+
+/* Starts a simulator with o, then the daemon in front of it with extra
+ * (NULL-terminated, may be NULL). Returns 0, or -errno with the reason on
+ * stderr and nothing left running. */
+int tm_pair_start(struct tm_pair *p, const struct sim_opts *o, const char *const extra[]);
+/* The same with the target down (sim_kill) before the daemon starts;
+ * sim_revive(p->sim) brings it up on the same port. */
+int tm_pair_start_down(struct tm_pair *p, const struct sim_opts *o, const char *const extra[]);
+/* Stops the daemon with SIGTERM, then the simulator. Returns the daemon's
+ * exit status as tm_daemon_stop does: 0 for a clean stop. */
+int tm_pair_stop(struct tm_pair *p);
+
+/* ---- many clients at once ----------------------------------------------- */
+
+/* What came of one request. TM_EXC(code): a Modbus exception reply. */
+enum tm_outcome {
+	TM_OK,          /* the right answer */
+	TM_MISMATCH,    /* an answer, but not this request's: the one thing that must never happen */
+	TM_ERROR,       /* no answer: closed, reset, timed out, could not connect */
+	TM_EXC_BASE,
+	TM_OUTCOMES = TM_EXC_BASE + 256
+};
+#define TM_EXC(code) (TM_EXC_BASE + (code))
+
+/* One client thread of a swarm. */
+struct tm_client {
+	int index;              /* 0 .. n - 1 */
+	int port;               /* the daemon's */
+	int fd;                 /* connected by the swarm */
+	void *arg;              /* the swarm's */
+	void *own;              /* the round function's; freed when the client ends */
+	long tally[TM_OUTCOMES];
+	char why[160];          /* the first failure, told on stderr by the join */
+};
+
+/* What a round asks the swarm to do next. */
+enum tm_next { TM_GO_ON, TM_RECONNECT, TM_END };
+
+/* One round of client c (round counts from 0): sends its request(s) on
+ * c->fd, checks the answers and adds them to c->tally. A round may also
+ * close c->fd, set it to -1 and connect again itself in a later round
+ * (the swarm closes whatever is open when the client ends). */
+typedef enum tm_next (*tm_round_fn)(struct tm_client *c, int round);
+
+struct tm_swarm;
+
+/*
+ * Starts n client threads, each connected to port, each running rounds
+ * 0, 1, ... of fn: at least min_rounds, then until tm_swarm_join, never
+ * more than max_rounds. TM_RECONNECT closes the connection and opens a new
+ * one (a client that cannot connect ends; one that could not connect at
+ * first counts a TM_ERROR). Returns NULL with errno set when it cannot.
+ */
+struct tm_swarm *tm_swarm_start(int port, int n, int min_rounds, int max_rounds, tm_round_fn fn,
+				void *arg);
+/* Tells the clients to stop after their min_rounds, waits for them, prints
+ * each one's first failure, and sums their tallies into total (when not
+ * NULL). */
+void tm_swarm_join(struct tm_swarm *w, long total[TM_OUTCOMES]);
+/* Client i's own tally (valid after the join). */
+const struct tm_client *tm_swarm_client(const struct tm_swarm *w, int i);
+void tm_swarm_free(struct tm_swarm *w);
+/* Notes outcome in c's tally; TM_ERROR asks for a new connection. */
+enum tm_next tm_client_note(struct tm_client *c, enum tm_outcome outcome);
+/* The sum of total[TM_EXC(1..255)]: all exception replies. */
+long tm_exceptions(const long total[TM_OUTCOMES]);
 
 /* ---- clients ------------------------------------------------------------ */
 
@@ -136,6 +242,15 @@ ssize_t tm_modbus_recv(int fd, uint8_t *adu, size_t cap, int timeout_ms);
  */
 int tm_modbus_read(int fd, uint16_t tid, uint8_t unit, uint8_t fc, uint16_t addr, uint16_t qty,
 		   uint16_t *out, uint8_t *exception);
+/* A read (tm_modbus_read) whose every value is checked against the
+ * simulator's formula for device_unit (sim_modbus_value). Returns TM_OK,
+ * TM_EXC(code), TM_MISMATCH (an answer that is not this request's) or
+ * TM_ERROR. */
+enum tm_outcome tm_modbus_check(int fd, uint16_t tid, uint8_t unit, uint8_t fc, uint16_t addr,
+				uint16_t qty, uint8_t device_unit);
+/* Polls with a read on a fresh connection until one is answered right, or
+ * timeout_ms pass: the daemon's upstream slot is then usable. */
+bool tm_modbus_served(int port, int timeout_ms);
 /* Function 6; a normal answer must echo the request. */
 int tm_modbus_write1(int fd, uint16_t tid, uint8_t unit, uint16_t addr, uint16_t value,
 		     uint8_t *exception);
@@ -164,5 +279,28 @@ ssize_t tm_http_recv(int fd, char *buf, size_t cap, bool head_request, int timeo
 int tm_http_status(const char *resp);
 /* The body of a response: the bytes after the head (NULL when none). */
 const char *tm_http_body(const char *resp);
+
+/* ---- check suites (where <check.h> was included first) ------------------- */
+
+#ifdef CHECK_H
+/* Adds to s a test case called name holding tests (timeout_s > 0: its
+ * timeout, else check's default) and returns it. */
+TCase *tm_add_case(Suite *s, const char *name, int timeout_s, const TTest *const tests[], size_t n);
+/* Adds one test case per test, called after it without "test_", so that
+ * CK_RUN_CASE picks one. */
+void tm_add_each(Suite *s, int timeout_s, const TTest *const tests[], size_t n);
+#define TM_TESTS(...)                                                           \
+	(const TTest *const[]){ __VA_ARGS__ },                                  \
+		sizeof((const TTest *const[]){ __VA_ARGS__ }) / sizeof(const TTest *)
+/* TM_CASE(s, "sharing", 120, test_a, test_b); TM_EACH(s, 60, test_a, test_b); */
+/* automake's exit status for a skipped test */
+#define TM_SKIP 77
+/* Runs s (and frees it). Returns EXIT_FAILURE when a test failed, else
+ * TM_SKIP naming what is missing when missing is not empty (the cases that
+ * needed it were left out), else EXIT_SUCCESS: main's exit status. */
+int tm_run_suite(Suite *s, const char *missing);
+#define TM_CASE(s, name, timeout_s, ...) tm_add_case((s), (name), (timeout_s), TM_TESTS(__VA_ARGS__))
+#define TM_EACH(s, timeout_s, ...) tm_add_each((s), (timeout_s), TM_TESTS(__VA_ARGS__))
+#endif
 
 #endif

@@ -662,6 +662,20 @@ static const char usage[] =
 	"2 for a usage error. Timings are printed, never judged in the exit status.\n"
 	"With --soak: 0 when the verdict is good, 1 otherwise.\n";
 
+/* A whole decimal number in lo..hi for option name. Returns 0 or -1 (said
+ * on stderr). */
+static int parse_count(const char *arg, int lo, int hi, const char *name, const char *unit, int *out)
+{
+	char *end;
+	long v = strtol(arg, &end, 10);
+	if (*end || end == arg || v < lo || v > hi) {
+		fprintf(stderr, "tcpmux-bench: %s wants %d..%d%s%s\n", name, lo, hi, *unit ? " " : "", unit);
+		return -1;
+	}
+	*out = (int)v;
+	return 0;
+}
+
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
@@ -684,26 +698,14 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'q':
 			o->quick = true;
 			break;
-		case 'd': {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-			if (*end || v < 50 || v > 60000) {
-				fprintf(stderr, "tcpmux-bench: --duration wants 50..60000 ms\n");
+		case 'd':
+			if (parse_count(optarg, 50, 60000, "--duration", "ms", &dur) < 0)
 				return -1;
-			}
-			dur = (int)v;
 			break;
-		}
-		case 'r': {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-			if (*end || v < 1 || v > 20) {
-				fprintf(stderr, "tcpmux-bench: --repeat wants 1..20\n");
+		case 'r':
+			if (parse_count(optarg, 1, 20, "--repeat", "", &o->repeat) < 0)
 				return -1;
-			}
-			o->repeat = (int)v;
 			break;
-		}
 		case 'o':
 			for (int i = 1; i <= 6; i++)
 				o->run[i] = false;
@@ -716,16 +718,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 				}
 			}
 			break;
-		case 's': {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-			if (*end || end == optarg || v < SOAK_MIN_S || v > SOAK_MAX_S) {
-				fprintf(stderr, "tcpmux-bench: --soak wants %d..%d seconds\n", SOAK_MIN_S, SOAK_MAX_S);
+		case 's':
+			if (parse_count(optarg, SOAK_MIN_S, SOAK_MAX_S, "--soak", "seconds", &o->soak_s) < 0)
 				return -1;
-			}
-			o->soak_s = (int)v;
 			break;
-		}
 		case 'k':
 			o->keep = true;
 			break;
@@ -784,18 +780,14 @@ int main(int argc, char **argv)
 	       "window; cpu/req = the daemon's CPU time (us) per answered request; host = share of "
 	       "all CPUs busy (everything on the machine); bad = mismatches/errors\n");
 
-	if (o.run[1])
-		scenario_overhead(&o);
-	if (o.run[2])
-		scenario_one_conn(&o);
-	if (o.run[3])
-		scenario_slow(&o);
-	if (o.run[4])
-		scenario_many(&o);
-	if (o.run[5])
-		scenario_http(&o);
-	if (o.run[6])
-		scenario_share(&o);
+	/* scenario n of --only is scenarios[n] */
+	static void (*const scenarios[])(const struct opts *) = {
+		NULL, scenario_overhead, scenario_one_conn, scenario_slow,
+		scenario_many, scenario_http, scenario_share,
+	};
+	for (int i = 1; i <= 6; i++)
+		if (o.run[i])
+			scenarios[i](&o);
 
 	printf("\nsummary\n");
 	int met = 0;

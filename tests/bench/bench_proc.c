@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -99,7 +98,6 @@ int bench_wait_listening(int port, pid_t child, int timeout_ms)
 	}
 }
 
-/* Only async-signal-safe calls between fork and exec: we have threads. */
 pid_t bench_spawn(const char *const argv[], const char *log_path, int *out_fd)
 {
 	int p[2] = { -1, -1 }, out;
@@ -111,38 +109,12 @@ pid_t bench_spawn(const char *const argv[], const char *log_path, int *out_fd)
 		out = -1;
 	if (out < 0)
 		return -errno;
-	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (null < 0) {
-		int err = errno;
-		close(out);
-		if (p[0] >= 0)
-			close(p[0]);
-		return -err;
-	}
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	if (pid == 0) {
-		sigset_t none;
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		if (dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
-			_exit(127);
-		/* thousands of idle client sockets must not leak into the child */
-		close_range(3, ~0U, 0);
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	int err = errno;
+	pid_t pid = tm_spawn(NULL, argv, out);
 	close(out);
-	close(null);
 	if (pid < 0) {
 		if (p[0] >= 0)
 			close(p[0]);
-		return -err;
+		return pid;
 	}
 	if (out_fd)
 		*out_fd = p[0];
@@ -151,27 +123,7 @@ pid_t bench_spawn(const char *const argv[], const char *log_path, int *out_fd)
 
 int bench_reap(pid_t pid, int sig, int timeout_ms)
 {
-	int st;
-	if (sig)
-		kill(pid, sig);
-	int64_t deadline = bench_now_ns() + (int64_t)timeout_ms * 1000000;
-	for (;;) {
-		pid_t r = waitpid(pid, &st, WNOHANG);
-		if (r == pid)
-			break;
-		if (r < 0 && errno != EINTR)
-			return -ECHILD;
-		if (bench_now_ns() >= deadline) {
-			kill(pid, SIGKILL);
-			while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-				;
-			return -ETIMEDOUT;
-		}
-		poll(NULL, 0, 5);
-	}
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -ECHILD;
+	return tm_stop_pid(pid, sig, timeout_ms);
 }
 
 /* ---- the daemon --------------------------------------------------------- */

@@ -168,6 +168,15 @@ static void unexpected(const char *what, int idx, int rc)
 	     rc == -EPROTO ? "the daemon sent bytes" : strerror(-rc));
 }
 
+/* Sends n bytes the daemon must answer by closing the connection; closes fd. */
+static void send_then_closed(int fd, const void *buf, size_t n, const char *what, int idx)
+{
+	int rc = tm_write_all(fd, buf, n);
+	if (rc == 0 && (rc = tm_wait_closed(fd, BAD_WAIT_MS)) != 0)
+		unexpected(what, idx, rc);
+	close(fd);
+}
+
 static void close_reset(int fd)
 {
 	struct linger lg = { 1, 0 };
@@ -197,10 +206,7 @@ static void misbehave(enum bad_kind kind, int idx, unsigned k)
 	switch (kind) {
 	case BAD_GARBAGE: {
 		static const uint8_t junk[] = { 0xDE, 0xAD, 0xBE, 0xEF, 0x00, 0x06, 0x01, 0x03, 0x00, 0x00, 0x00, 0x01 };
-		rc = tm_write_all(fd, junk, sizeof junk);
-		if (rc == 0 && (rc = tm_wait_closed(fd, BAD_WAIT_MS)) != 0)
-			unexpected("garbage", idx, rc);
-		close(fd);
+		send_then_closed(fd, junk, sizeof junk, "garbage", idx);
 		break;
 	}
 	case BAD_OVERSIZE: {
@@ -208,10 +214,7 @@ static void misbehave(enum bad_kind kind, int idx, unsigned k)
 		memcpy(big, req, sizeof big);
 		big[4] = 0x04; /* length 1024 */
 		big[5] = 0x00;
-		rc = tm_write_all(fd, big, sizeof big);
-		if (rc == 0 && (rc = tm_wait_closed(fd, BAD_WAIT_MS)) != 0)
-			unexpected("oversize", idx, rc);
-		close(fd);
+		send_then_closed(fd, big, sizeof big, "oversize", idx);
 		break;
 	}
 	case BAD_HALF_CLOSE:
@@ -219,10 +222,7 @@ static void misbehave(enum bad_kind kind, int idx, unsigned k)
 		close(fd);
 		break;
 	case BAD_HALF_STALL:
-		rc = tm_write_all(fd, req, 7);
-		if (rc == 0 && (rc = tm_wait_closed(fd, BAD_WAIT_MS)) != 0)
-			unexpected("half a request, then silence", idx, rc);
-		close(fd);
+		send_then_closed(fd, req, 7, "half a request, then silence", idx);
 		break;
 	case BAD_MID_EXCHANGE:
 		tm_write_all(fd, req, 12);

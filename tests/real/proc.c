@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -24,8 +23,11 @@
 bool proc_which(const char *prog, char *path, size_t cap)
 {
 	if (strchr(prog, '/')) {
-		if (access(prog, X_OK) != 0 || strlen(prog) >= cap)
+		if (access(prog, X_OK) != 0 || strlen(prog) >= cap) {
+			if (cap > 0)
+				path[0] = '\0';
 			return false;
+		}
 		strcpy(path, prog);
 		return true;
 	}
@@ -43,51 +45,20 @@ bool proc_which(const char *prog, char *path, size_t cap)
 			break;
 		p = colon + 1;
 	}
+	/* callers test path[0] to know whether prog was found */
+	if (cap > 0)
+		path[0] = '\0';
 	return false;
 }
 
-/* Only async-signal-safe calls here: the parent has threads. */
-__attribute__((noreturn))
-static void proc_child(const char *file, const char *const argv[], int out, int null, pid_t parent)
-{
-	static const char msg[] = "proc: exec failed\n";
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
-	static const int sigs[] = { SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2 };
-	sigset_t none;
-
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(127);
-	if (dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
-		_exit(127);
-	close_range(3, ~0U, 0);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &dfl, NULL);
-	execv(file, (char *const *)argv);
-	if (write(2, msg, sizeof(msg) - 1) < 0) {
-		/* nothing more to do */
-	}
-	_exit(127);
-}
-
-/* Forks argv with stdout and stderr on out. Returns the pid or -errno. */
+/* Runs argv with stdout and stderr on out (tm_spawn). Returns the pid or
+ * -errno. */
 static pid_t proc_fork(const char *const argv[], int out)
 {
 	char file[PATH_MAX];
 	if (!proc_which(argv[0], file, sizeof(file)))
 		return -ENOENT;
-	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (null < 0)
-		return -errno;
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	if (pid == 0)
-		proc_child(file, argv, out, null, parent);
-	int err = errno;
-	close(null);
-	return pid < 0 ? -err : pid;
+	return tm_spawn(file, argv, out);
 }
 
 pid_t proc_start(const char *const argv[], const char *log_path)
@@ -100,105 +71,26 @@ pid_t proc_start(const char *const argv[], const char *log_path)
 	return pid;
 }
 
-static int proc_exit_code(int status)
-{
-	if (WIFEXITED(status))
-		return WEXITSTATUS(status);
-	if (WIFSIGNALED(status))
-		return 128 + WTERMSIG(status);
-	return -ECHILD;
-}
-
 int proc_wait(pid_t pid, int timeout_ms)
 {
-	int64_t deadline = tm_now_ms() + timeout_ms;
-	for (;;) {
-		int status;
-		pid_t r = waitpid(pid, &status, WNOHANG);
-		if (r == pid)
-			return proc_exit_code(status);
-		if (r < 0 && errno != EINTR)
-			return -errno;
-		if (tm_now_ms() >= deadline)
-			return -ETIMEDOUT;
-		tm_sleep_ms(2);
-	}
+	return tm_wait_pid(pid, timeout_ms);
 }
 
 int proc_stop(pid_t pid, int sig, int timeout_ms)
 {
-	if (kill(pid, sig) < 0 && errno != ESRCH)
-		return -errno;
-	int rc = proc_wait(pid, timeout_ms);
-	if (rc != -ETIMEDOUT)
-		return rc;
-	fprintf(stderr, "proc_stop: pid %d still running %d ms after signal %d: killed\n", (int)pid,
-		timeout_ms, sig);
-	kill(pid, SIGKILL);
-	proc_wait(pid, 5000);
-	return -ETIMEDOUT;
+	int rc = tm_stop_pid(pid, sig, timeout_ms);
+	if (rc == -ETIMEDOUT)
+		fprintf(stderr, "proc_stop: pid %d still running %d ms after signal %d: killed\n",
+			(int)pid, timeout_ms, sig);
+	return rc;
 }
 
 int proc_run(const char *const argv[], char *out, size_t cap, int timeout_ms)
 {
-	int p[2];
-	size_t len = 0;
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
-	pid_t pid = proc_fork(argv, p[1]);
-	close(p[1]);
-	if (pid < 0) {
-		close(p[0]);
-		return (int)pid;
-	}
-	int64_t deadline = tm_now_ms() + timeout_ms;
-	bool timed_out = false;
-	/* Reads until the end of the output or the deadline. */
-	for (;;) {
-		int64_t left = deadline - tm_now_ms();
-		if (left <= 0) {
-			timed_out = true;
-			break;
-		}
-		struct pollfd pfd = { .fd = p[0], .events = POLLIN };
-		int rc = poll(&pfd, 1, (int)left);
-		if (rc < 0 && errno == EINTR)
-			continue;
-		if (rc < 0)
-			break;
-		if (rc == 0) {
-			timed_out = true;
-			break;
-		}
-		char tmp[4096];
-		ssize_t r = read(p[0], tmp, sizeof(tmp));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		size_t room = cap > len + 1 ? cap - len - 1 : 0;
-		size_t c = (size_t)r < room ? (size_t)r : room;
-		memcpy(out + len, tmp, c);
-		len += c;
-	}
-	if (cap > 0)
-		out[len] = '\0';
-	close(p[0]);
-	if (timed_out) {
-		fprintf(stderr, "proc_run: %s still running after %d ms: killed\n", argv[0], timeout_ms);
-		kill(pid, SIGKILL);
-		proc_wait(pid, 5000);
-		return -ETIMEDOUT;
-	}
-	/* Its output ended: it is exiting, or left a child holding the pipe. */
-	int64_t left = deadline - tm_now_ms();
-	int rc = proc_wait(pid, left > 0 ? (int)left : 0);
-	if (rc == -ETIMEDOUT) {
-		fprintf(stderr, "proc_run: %s still running after %d ms: killed\n", argv[0], timeout_ms);
-		kill(pid, SIGKILL);
-		proc_wait(pid, 5000);
-	}
-	return rc;
+	char file[PATH_MAX];
+	if (!proc_which(argv[0], file, sizeof(file)))
+		return -ENOENT;
+	return tm_run_program(file, argv, out, cap, timeout_ms);
 }
 
 char *proc_slurp(const char *path, size_t *len)

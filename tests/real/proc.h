@@ -12,7 +12,8 @@
 #define PROC_SKIP 77
 
 /* The full path of prog: itself when it contains a '/' and is executable,
- * else the first executable match in $PATH. Returns false when none. */
+ * else the first executable match in $PATH. Returns false, with path
+ * emptied, when none. */
 bool proc_which(const char *prog, char *path, size_t cap);
 
 /*

@@ -34,7 +34,27 @@ import signal
 import sys
 import threading
 import time
+import types
 
+
+def stub_serial_asyncio():
+    """Debian 12's pymodbus (3.0.0rc1) imports serial_asyncio in its server
+    and client modules even for TCP; without python3-serial-asyncio the
+    import fails. Only TCP is used here, so a stand-in that refuses serial
+    connections lets the TCP classes load."""
+    try:
+        import serial_asyncio  # noqa: F401
+    except ImportError:
+        stub = types.ModuleType("serial_asyncio")
+
+        async def create_serial_connection(*args, **kwargs):
+            raise NotImplementedError("serial_asyncio is not installed")
+
+        stub.create_serial_connection = create_serial_connection
+        sys.modules["serial_asyncio"] = stub
+
+
+stub_serial_asyncio()
 try:
     import pymodbus
     from pymodbus.client import ModbusTcpClient
