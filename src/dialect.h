@@ -21,6 +21,10 @@ struct dialect_msg {
 	const uint8_t *wire;  /* as it goes to the target: req itself, or buf */
 	size_t wirelen;
 	unsigned tag;         /* the id its answer must carry (dialects with ids) */
+	int answerless;       /* no answer will come (an RTU broadcast): restore(d, m, NULL, 0, out)
+			       * gives the client's */
+	int64_t line_ms;      /* a serial line's time for the request and its answer, waited on
+			       * top of --answer-timeout */
 	uint8_t buf[DIALECT_WIRE_MAX];
 };
 

@@ -166,14 +166,19 @@ static enum pool_health converse(const struct exchange_env *env, const struct ex
 				 struct buf *out, enum exchange_result *res)
 {
 	log_hex("to target", m->wire, m->wirelen);
-	int rc = net_write_all(s->fd, m->wire, m->wirelen, r->deadline);
+	int rc = upstream_send(env->upstream, s, m, r->deadline);
 	if (rc < 0) {
 		log_warn("%s: upstream #%d: write failed: %s", r->who, s->id, strerror(-rc));
 		*res = rc == -ETIMEDOUT ? EXCH_TIMEOUT : EXCH_BAD_GATEWAY;
 		return POOL_BROKEN;
 	}
-	/* --answer-timeout caps how long one unanswered request holds the connection */
-	int64_t sent = time_now_ms(), deadline = sent + env->cfg->answer_timeout_ms;
+	if (m->answerless) {
+		*res = env->dialect->restore(env->dialect, m, NULL, 0, out) < 0 ? EXCH_BAD_GATEWAY : EXCH_OK;
+		return POOL_HEALTHY;
+	}
+	/* --answer-timeout caps how long one unanswered request holds the
+	 * connection; a serial line adds the time the bytes take on it */
+	int64_t sent = time_now_ms(), deadline = sent + env->cfg->answer_timeout_ms + m->line_ms;
 	if (deadline > r->deadline)
 		deadline = r->deadline;
 	ctx->close_upstream = 0;
