@@ -40,8 +40,11 @@ int upstream_connect(const struct upstream *u, int64_t deadline)
 	struct serial_line l;
 	serial_line_of(u->cfg, &l);
 	int fd = serial_open(u->cfg->serial_path, &l);
-	if (fd < 0)
+	/* a port that is away may come back; a wrong setting will not */
+	if (fd < 0 && serial_gone(fd))
 		log_info("serial port %s: %s", u->cfg->serial_path, serial_explain(fd));
+	else if (fd < 0)
+		log_warn("serial port %s: %s", u->cfg->serial_path, serial_explain(fd));
 	return fd;
 }
 
