@@ -37,6 +37,8 @@ struct dialect {
 	frame_fn response;        /* where an answer from the target ends */
 	int ids;                  /* answers carry our tag: a late one is dropped, the connection kept */
 	int half_close_leaves;    /* a client that shuts its side while it waits has left */
+	int self_evident;         /* without ids, the awaited answer is still known by its content (a
+				   * serial line): bytes after it belong to no request, the line is kept */
 	int64_t min_gap_ms;       /* silence between an answer and the next request */
 	/* Whether the request may be sent: CODEC_ERR_NONE, or the error to
 	 * answer with (an enum codec_err) after writing why into a log line's why. */

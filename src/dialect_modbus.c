@@ -229,6 +229,7 @@ void dialect_modbus_init(struct dialect *d, const struct config *cfg)
 	if (on_line(cfg)) {
 		/* the silence is timed in microseconds by upstream_gap */
 		d->response = line_frame;
+		d->self_evident = 1; /* line_awaited checks CRC, unit, function and length */
 	} else if (cfg->modbus_rtu) {
 		d->response = rtu_response_frame;
 		if (d->min_gap_ms < RTU_MIN_GAP_MS)

@@ -148,7 +148,7 @@ static enum pool_health take_answer(const struct exchange_env *env, const struct
 		return POOL_BROKEN;
 	}
 	s->timeouts = 0;
-	if (!d->ids && buf_len(&s->rbuf) > 0) {
+	if (!d->ids && !d->self_evident && buf_len(&s->rbuf) > 0) {
 		/* More bytes came with the answer than were asked for: without
 		 * ids nobody can tell which frame answers this request. */
 		log_warn("%s: upstream #%d: %zu bytes beyond the answer; not delivered, reconnecting", r->who, s->id,

@@ -266,7 +266,13 @@ START_TEST(test_noise_is_never_delivered)
 	/* garbage and another unit's frame before every answer */
 	for (int i = 0; i < 10; i++)
 		read_initial(fd, (uint16_t)i, 1, (uint16_t)(i * 10), 4);
-	f.noise = false;
+	/* bytes right behind the answer (without a silence): the answer is
+	 * still whole and checked, the rest is dropped */
+	f = (struct serial_sim_faults){ .trailing = true };
+	serial_sim_set_faults(b.dev, &f);
+	for (int i = 0; i < 5; i++)
+		read_initial(fd, (uint16_t)(50 + i), 1, (uint16_t)(200 + i), 3);
+	f.trailing = false;
 	serial_sim_set_faults(b.dev, &f);
 	/* bytes between exchanges: another master, or a late answer */
 	const uint8_t stray[] = { 0x01, 0x03, 0x02, 0xBA, 0xD0, 0x00, 0x00, 0x55 };

@@ -242,6 +242,10 @@ static void send_answer(struct serial_sim *s, const uint8_t *ans, size_t n, int6
 		write_all(s->fd, ans + i, 1);
 	}
 	s->answer_end = s->char_us > 0 ? at : now_us();
+	if (f->trailing) {
+		const uint8_t stray[] = { 0x07, 0x03, 0x00, 0x00, 0x00 };
+		write_all(s->fd, stray, sizeof stray);
+	}
 	atomic_fetch_add(&s->answers, 1);
 }
 

@@ -64,6 +64,7 @@ struct serial_sim_faults {
 	int split_ms;        /* pause this long halfway through each answer */
 	bool noise;          /* before each answer: 6 bytes of garbage and another unit's whole frame */
 	bool mute;           /* never answer (requests still counted, writes not done) */
+	bool trailing;       /* right after each answer: 5 bytes of another master's traffic */
 };
 
 struct serial_sim_stats {
