@@ -150,7 +150,7 @@ static ssize_t line_frame(struct frame_ctx *ctx, const uint8_t *buf, size_t len,
 	ssize_t n = rtu_response_frame(ctx, buf, len, eof);
 	if (n > 0)
 		return n;
-	for (size_t k = 1; k + 1 < len; k++) {
+	for (size_t k = 1; k < len; k++) {
 		ssize_t at = rtu_response_frame(ctx, buf + k, len - k, eof);
 		/* a frame still in the making only counts after noise */
 		if (at > 0 || (at == 0 && n < 0))

@@ -317,6 +317,31 @@ START_TEST(test_dialect_stray_bytes)
 		size_t len;
 		ck_assert_int_eq(find_answer(&d, &m, before[i].p, before[i].n, &len), -1);
 	}
+	/* noise, then the answer split anywhere, even after its first byte:
+	 * the noise goes, the answer's start stays */
+	for (size_t cut = 1; cut < alen; cut++) {
+		uint8_t line[64];
+		memcpy(line, noise, sizeof noise);
+		memcpy(line + sizeof noise, ans, alen);
+		struct frame_ctx c2 = { .max_frame = 1 << 20 };
+		size_t at = 0, have = sizeof noise + cut;
+		for (int i = 0; i < 16; i++) {
+			ssize_t f = d.response(&c2, line + at, have - at, 0);
+			ck_assert_int_ge(f, 0);
+			if (f == 0 && have < sizeof noise + alen) {
+				have = sizeof noise + alen; /* the rest arrives */
+				continue;
+			}
+			ck_assert_int_gt(f, 0);
+			if (d.awaited(&d, &m, line + at, (size_t)f)) {
+				ck_assert_uint_eq(at, sizeof noise);
+				ck_assert_int_eq(f, (ssize_t)alen);
+				break;
+			}
+			at += (size_t)f;
+			ck_assert_uint_le(at, sizeof noise);
+		}
+	}
 	/* an answer split anywhere is awaited whole */
 	struct frame_ctx ctx = { .max_frame = 1 << 20 };
 	for (size_t k = 0; k < alen; k++)
