@@ -117,7 +117,7 @@ static enum pool_health drain_idle(const struct upstream *u, struct pool_slot *s
 /* Empties a serial port's input: on a bus with one master, bytes that
  * come between exchanges belong to no request (noise, another master, a
  * late answer). Returns 0, or -errno when the port failed. */
-static int drop_stale(const struct upstream *u, struct pool_slot *s)
+static int drop_stale(struct pool_slot *s)
 {
 	uint8_t junk[256];
 	size_t total = buf_len(&s->rbuf);
@@ -133,7 +133,6 @@ static int drop_stale(const struct upstream *u, struct pool_slot *s)
 	}
 	if (total > 0)
 		log_info("upstream #%d: %zu bytes on the line that belong to no request, discarded", s->id, total);
-	(void)u;
 	return 0;
 }
 
@@ -142,7 +141,7 @@ enum pool_health upstream_check_idle(const struct upstream *u, struct pool_slot 
 	if (check_age(u->cfg, s, time_now_ms()) != POOL_HEALTHY)
 		return POOL_RETIRE;
 	if (is_serial(u)) {
-		int rc = drop_stale(u, s);
+		int rc = drop_stale(s);
 		if (rc < 0)
 			log_info("upstream #%d: serial port %s: %s", s->id, u->cfg->serial_path, serial_explain(rc));
 		return rc < 0 ? POOL_BROKEN : POOL_HEALTHY;
@@ -214,11 +213,13 @@ int upstream_send(const struct upstream *u, struct pool_slot *s, const struct di
 {
 	if (!is_serial(u))
 		return net_write_all(s->fd, m->wire, m->wirelen, deadline);
-	int rc = drop_stale(u, s);
+	int rc = drop_stale(s);
 	if (rc == 0)
 		rc = net_write_all(s->fd, m->wire, m->wirelen, deadline);
+	/* the echo comes while the request is on the wire */
+	int64_t echo_by = time_now_ms() + u->cfg->answer_timeout_ms + m->line_ms;
 	if (rc == 0 && u->cfg->serial_echo)
-		rc = skip_echo(m, s, time_now_ms() + u->cfg->answer_timeout_ms + m->line_ms);
+		rc = skip_echo(m, s, deadline >= 0 && deadline < echo_by ? deadline : echo_by);
 	if (rc == 0 && m->answerless)
 		sleep_until_us((time_now_ms() + m->line_ms + BROADCAST_TURNAROUND_MS) * 1000);
 	return rc;
