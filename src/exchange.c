@@ -69,7 +69,7 @@ static void send_pending(struct pending *p, struct pool_slot *s, int waited)
 		return;
 	}
 	log_hex("to target", p->m.wire, p->m.wirelen);
-	p->rc = net_write_all(s->fd, p->m.wire, p->m.wirelen, p->r->deadline);
+	p->rc = upstream_send(p->env->upstream, s, &p->m, p->r->deadline);
 	p->sent = 1;
 	p->sent_at = time_now_ms();
 }
@@ -80,7 +80,7 @@ static void send_pending(struct pending *p, struct pool_slot *s, int waited)
 static void presend(void *arg, struct pool_slot *s)
 {
 	struct pending *p = arg;
-	if (!p->idempotent || p->env->dialect->min_gap_ms > 0 || buf_len(&s->rbuf) > 0 ||
+	if (!p->idempotent || !upstream_gapless(p->env->upstream) || buf_len(&s->rbuf) > 0 ||
 	    upstream_check_age(p->env->upstream, s) != POOL_HEALTHY)
 		return; /* the waiter looks at the connection itself */
 	p->unchecked = 1;
@@ -247,7 +247,7 @@ static enum pool_health take_answer(const struct pending *p, struct pool_slot *s
 		return POOL_BROKEN;
 	}
 	s->timeouts = 0;
-	if (!d->ids && buf_len(&s->rbuf) > 0) {
+	if (!d->ids && !d->self_evident && buf_len(&s->rbuf) > 0) {
 		/* More bytes came with the answer than were asked for: without
 		 * ids nobody can tell which frame answers this request. */
 		log_warn("%s: upstream #%d: %zu bytes beyond the answer; not delivered, reconnecting", p->r->who,
@@ -282,8 +282,13 @@ static enum pool_health converse(struct pending *p, struct pool_slot *s, struct 
 		*res = p->rc == -ETIMEDOUT ? EXCH_TIMEOUT : EXCH_BAD_GATEWAY;
 		return POOL_BROKEN;
 	}
-	/* --answer-timeout caps how long one unanswered request holds the connection */
-	int64_t deadline = p->sent_at + p->env->cfg->answer_timeout_ms;
+	if (p->m.answerless) {
+		*res = p->env->dialect->restore(p->env->dialect, &p->m, NULL, 0, out) < 0 ? EXCH_BAD_GATEWAY : EXCH_OK;
+		return POOL_HEALTHY;
+	}
+	/* --answer-timeout caps how long one unanswered request holds the
+	 * connection; a serial line adds the time the bytes take on it */
+	int64_t deadline = p->sent_at + p->env->cfg->answer_timeout_ms + p->m.line_ms;
 	if (deadline > r->deadline)
 		deadline = r->deadline;
 	ctx->close_upstream = 0;

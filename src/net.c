@@ -200,6 +200,8 @@ ssize_t net_read(int fd, void *buf, size_t cap, int64_t deadline)
 		if (rc < 0)
 			return rc;
 		ssize_t n = recv(fd, buf, cap, MSG_DONTWAIT);
+		if (n < 0 && errno == ENOTSOCK)
+			n = read(fd, buf, cap); /* a serial port, opened O_NONBLOCK */
 		if (n >= 0)
 			return n;
 		if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
@@ -231,6 +233,8 @@ int net_write_all(int fd, const void *buf, size_t len, int64_t deadline)
 	const uint8_t *p = buf;
 	while (len > 0) {
 		ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == ENOTSOCK)
+			n = write(fd, p, len); /* a serial port, opened O_NONBLOCK */
 		if (n > 0) {
 			p += n;
 			len -= (size_t)n;

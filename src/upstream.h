@@ -21,7 +21,8 @@ struct upstream {
 };
 
 void upstream_init(struct upstream *u, const struct config *cfg, const struct dialect *d);
-/* Opens a connection to the target within deadline. Returns fd or -errno. */
+/* Opens a connection to the target within deadline, or its serial port.
+ * Returns fd or -errno. */
 int upstream_connect(const struct upstream *u, int64_t deadline);
 /* Checks an idle connection without blocking. Whole frames that arrived
  * unasked are logged and dropped when answers carry ids; for a framing
@@ -38,8 +39,16 @@ enum pool_health upstream_check_age(const struct upstream *u, struct pool_slot *
 void upstream_tune(const struct upstream *u, int fd);
 /* When an idle slot is due for a check (a pool_due_fn; arg is the upstream). */
 int64_t upstream_idle_due(const void *arg, const struct pool_slot *s);
+/* Whether a request may follow an answer at once (no gap, no line
+ * silence): only then may the previous holder send for the next. */
+int upstream_gapless(const struct upstream *u);
 /* Waits out the dialect's gap (--request-gap, RTU silence) since the
  * slot's last answer. */
 void upstream_gap(const struct upstream *u, const struct pool_slot *s);
+/* Sends m's wire bytes over s by deadline. On a serial line it first
+ * drops input that belongs to no request, then skips the adapter's echo
+ * (--serial-echo), and after a broadcast waits until the devices have
+ * acted on it. Returns 0 or -errno. */
+int upstream_send(const struct upstream *u, struct pool_slot *s, const struct dialect_msg *m, int64_t deadline);
 
 #endif

@@ -20,8 +20,20 @@ TESTS += tests/bench/smoke.sh
 EXTRA_DIST += tests/bench/smoke.sh
 
 .PHONY: bench
-bench: tests/bench/tcpmux-bench src/tcp-multiplexer
+bench: tests/bench/tcpmux-bench tests/bench/tcpmux-bench-serial src/tcp-multiplexer
 	./tests/bench/tcpmux-bench $(BENCH_FLAGS)
+	./tests/bench/tcpmux-bench-serial $(BENCH_FLAGS)
+
+# The serial scenario (a 9600-baud line, tests/bench/bench_serial.c); it
+# runs with `make bench`, unless --only names other scenarios, and alone
+# with `make bench-serial`.
+.PHONY: bench-serial
+bench-serial: tests/bench/tcpmux-bench-serial src/tcp-multiplexer
+	./tests/bench/tcpmux-bench-serial $(BENCH_FLAGS)
+check_PROGRAMS += tests/bench/tcpmux-bench-serial
+tests_bench_tcpmux_bench_serial_SOURCES = tests/bench/bench_serial.c
+tests_bench_tcpmux_bench_serial_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests
+tests_bench_tcpmux_bench_serial_LDADD = tests/libtesting.a
 
 SOAK_SECONDS = 600
 .PHONY: soak
