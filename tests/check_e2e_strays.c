@@ -7,7 +7,8 @@
  * caught: no answer reaches the wrong client, the daemon logs each stray,
  * and the connection is replaced (framings without ids) or kept (Modbus/TCP
  * with ids). A stray that arrives after a request was written is not
- * detectable without ids; the relay never sends one (see stray_due). */
+ * detectable without ids; the relay sends one only to Modbus/TCP with ids,
+ * which drops it by id (see stray_due and from_daemon). */
 #include "config.h"
 
 #include <check.h>
@@ -33,13 +34,16 @@
 #define STRAY_DELAY_MS 4   /* an idle stray goes this long after an answer (< PACE_MS) */
 #define GLUE_EVERY 4       /* glued mode: every 4th answer comes with a stray */
 #define IDLE_EVERY 2       /* idle mode: a stray after every 2nd answer, when all is quiet */
+#define CROSS_EVERY 3      /* crossing mode: a stray after every 3rd request */
 #define IO_MS 5000         /* an answer or an error within this, or the client is stuck */
 #define SERVED_AGAIN_MS 2000 /* generous: from an error to the next good answer */
 #define RELAY_CONNS 128    /* connections the relay serves in one case, at most */
 #define ANSWER_MAX 4096    /* the largest answer the relay keeps a copy of */
 #define RELAY_POLL_MS 20   /* how often the relay's threads look at their stop flag */
 
-enum stray_mode { STRAY_GLUED, STRAY_IDLE };
+/* glued: with an answer, in one write; idle: on the quiet connection;
+ * crossing: just after a request, before its answer (ids only catch it) */
+enum stray_mode { STRAY_GLUED, STRAY_IDLE, STRAY_CROSSING };
 
 /* ---- the relay: daemon <-> relay <-> simulator ---------------------------- */
 
@@ -58,6 +62,7 @@ struct relay {
 	int inflight;                /* client requests sent and not yet answered */
 	int strays_on;
 	long answers;                /* answers forwarded */
+	long requests;               /* reads of requests from the daemon (crossing mode) */
 	long strays;                 /* strays sent */
 	uint8_t prev[ANSWER_MAX];    /* the answer before the last one: a stray's copy */
 	size_t prevlen;
@@ -172,10 +177,17 @@ static int from_daemon(struct relay_conn *c)
 	ssize_t n = read(c->dfd, b, sizeof b);
 	if (n <= 0)
 		return n == 0 ? -EPIPE : -errno;
-	pthread_mutex_lock(&c->r->lock);
+	struct relay *r = c->r;
+	int rc = 0;
+	pthread_mutex_lock(&r->lock);
 	c->daemon_spoke = 1;
-	pthread_mutex_unlock(&c->r->lock);
-	return write_all(c->tfd, b, (size_t)n);
+	/* the request is written: a frame now is read while its answer is awaited */
+	if (r->mode == STRAY_CROSSING && r->strays_on && ++r->requests % CROSS_EVERY == 0 && r->lastlen > 0) {
+		rc = write_all(c->dfd, r->last, r->lastlen);
+		r->strays++;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return rc < 0 ? rc : write_all(c->tfd, b, (size_t)n);
 }
 
 static void *relay_conn_main(void *arg)
@@ -523,7 +535,7 @@ static void run_case(const struct framing *f, enum stray_mode mode)
 	int logged = strays_logged(sc.d), beyond = tm_daemon_log_count(sc.d, 0, "beyond the answer");
 	struct sim_stats st;
 	sim_get_stats(sc.sim, &st);
-	const char *kind = mode == STRAY_GLUED ? "glued" : "idle";
+	const char *kind = mode == STRAY_GLUED ? "glued" : mode == STRAY_IDLE ? "idle" : "crossing";
 	fprintf(stderr, "%s, %s strays: %ld sent, %d logged (%d beyond an answer); answers %ld ok, %ld wrong, "
 		"%ld errors, served again within %lld ms; target accepted %ld connections\n",
 		f->name, kind, strays, logged, beyond, ok, wrong, errors, (long long)worst, st.accepted);
@@ -534,6 +546,7 @@ static void run_case(const struct framing *f, enum stray_mode mode)
 	ck_assert_int_ge(strays, 3);
 	ck_assert_int_eq(logged, strays);
 	ck_assert_int_le(worst, SERVED_AGAIN_MS);
+	ck_assert(mode != STRAY_CROSSING || f->ids);
 	if (f->ids) {
 		/* dropped by id: nobody is refused, the one connection stays */
 		ck_assert_int_eq(errors, 0);
@@ -573,6 +586,14 @@ START_TEST(test_idle)
 }
 END_TEST
 
+/* The one case a framing without ids cannot detect, against the one that
+ * can: the stray is read while the answer is awaited, and dropped by id. */
+START_TEST(test_crossing_with_ids)
+{
+	run_case(&framings[sizeof framings / sizeof framings[0] - 1], STRAY_CROSSING);
+}
+END_TEST
+
 Suite *make_suite(void);
 Suite *make_suite(void)
 {
@@ -586,5 +607,9 @@ Suite *make_suite(void)
 	tcase_set_timeout(idle, 30);
 	tcase_add_loop_test(idle, test_idle, 0, n);
 	suite_add_tcase(s, idle);
+	TCase *crossing = tcase_create("crossing");
+	tcase_set_timeout(crossing, 30);
+	tcase_add_test(crossing, test_crossing_with_ids);
+	suite_add_tcase(s, crossing);
 	return s;
 }
