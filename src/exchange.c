@@ -35,7 +35,7 @@ struct pending {
 	const struct exchange_env *env;
 	const struct exchange_req *r;
 	struct dialect_msg m;
-	int idempotent;     /* the dialect says it may be sent twice */
+	int idempotent;     /* it may be sent twice, and its answer is known by id */
 	int sent;           /* on the wire (rc = the write's result) */
 	int gone;           /* its client left before it was sent */
 	int unsendable;     /* the dialect could not put it on the wire */
@@ -344,7 +344,9 @@ static enum exchange_result upstream_exchange(const struct exchange_env *env, co
 {
 	const struct dialect *d = env->dialect;
 	struct pending p = { .env = env, .r = r };
-	p.idempotent = d->idempotent != NULL && d->idempotent(d, r->req, r->len);
+	/* only answers matched by id make an unchecked connection safe: without
+	 * ids, bytes that came while it sat idle would pass for the answer */
+	p.idempotent = d->ids && d->idempotent != NULL && d->idempotent(d, r->req, r->len);
 	int retry = 0;
 	enum exchange_result res = try_exchange(&p, 0, ctx, out, &retry);
 	if (retry) {
