@@ -15,8 +15,9 @@
  * has settled/shift and the caller a sink): what the framer has settled
  * goes to the client at once and leaves the slot's buffer, so an answer
  * of any size passes through one read's worth of memory. The connection
- * is held until the answer's end; every wait for more of it, and every
- * write to the client, is bounded by --timeout on its own. Once bytes
+ * is held until the answer's end; every wait for more of it is bounded as
+ * the wait for the answer was (--answer-timeout within --timeout), every
+ * write to the client by --timeout. Once bytes
  * have reached the client no error answer can follow: a failure then
  * closes both connections (EXCH_CUT). */
 #include "config.h"
@@ -171,6 +172,12 @@ static ssize_t more_answer(const struct pending *p, struct pool_slot *s, int *wa
 	return buf_fill(&s->rbuf, s->fd, deadline);
 }
 
+/* The longest a request may wait for its answer. */
+static int64_t fair_wait_ms(const struct config *cfg)
+{
+	return cfg->answer_timeout_ms < cfg->timeout_ms ? cfg->answer_timeout_ms : cfg->timeout_ms;
+}
+
 /* Gives n bytes of the answer to the client. Returns 0, or -ECANCELED
  * when the client could not take them (p->sink_rc says why). */
 static int sink_forward(struct pending *p, const uint8_t *bytes, size_t n)
@@ -223,8 +230,9 @@ static ssize_t read_answer(struct pending *p, struct pool_slot *s, struct frame_
 			ssize_t k = ctx->stream ? forward_settled(p, s, ctx) : 0;
 			if (k > 0) {
 				/* the target is answering: each wait for more is
-				 * bounded on its own, not by the request's deadline */
-				deadline = time_now_ms() + p->env->cfg->timeout_ms;
+				 * bounded on its own (as the wait for the answer
+				 * was), not by the request's deadline */
+				deadline = time_now_ms() + fair_wait_ms(p->env->cfg);
 				blocked = 0;
 			}
 			if (k >= 0)
@@ -245,12 +253,6 @@ static ssize_t read_answer(struct pending *p, struct pool_slot *s, struct frame_
 		dropped++;
 	}
 	return -EPROTO;
-}
-
-/* The longest a request may wait for its answer. */
-static int64_t fair_wait_ms(const struct config *cfg)
-{
-	return cfg->answer_timeout_ms < cfg->timeout_ms ? cfg->answer_timeout_ms : cfg->timeout_ms;
 }
 
 /* What becomes of the slot after an answer error n, having waited
