@@ -33,10 +33,12 @@ static char curl_bin[PATH_MAX], sha_bin[PATH_MAX];
 
 /* HTTP/1.1 (keep-alive) files from argv[1]; GET /chunked/NAME sends NAME
  * with Transfer-Encoding: chunked in uneven chunks and a trailer; GET
- * /dies/NAME promises all of NAME, sends DIES_AFTER bytes and closes.
+ * /eof/NAME sends NAME with no length, ending it with the close; GET
+ * /dies/NAME promises all of NAME, sends DIES_AFTER bytes and closes;
+ * /stalls/NAME does the same but waits 20 s before it closes.
  * Prints its port. */
 static const char py_server[] =
-	"import http.server, os, sys\n"
+	"import http.server, os, sys, time\n"
 	"class H(http.server.SimpleHTTPRequestHandler):\n"
 	"    protocol_version = 'HTTP/1.1'\n"
 	"    def log_message(self, *a):\n"
@@ -45,7 +47,11 @@ static const char py_server[] =
 	"        if self.path.startswith('/chunked/'):\n"
 	"            return self.chunked(self.path[9:])\n"
 	"        if self.path.startswith('/dies/'):\n"
-	"            return self.dies(self.path[6:])\n"
+	"            return self.dies(self.path[6:], 0)\n"
+	"        if self.path.startswith('/eof/'):\n"
+	"            return self.until_close(self.path[5:])\n"
+	"        if self.path.startswith('/stalls/'):\n"
+	"            return self.dies(self.path[8:], 20)\n"
 	"        return super().do_GET()\n"
 	"    def chunked(self, name):\n"
 	"        data = open(os.path.join(d, name), 'rb').read()\n"
@@ -60,13 +66,22 @@ static const char py_server[] =
 	"            i += len(part)\n"
 	"            c = c * 7 % 90001 + 1\n"
 	"        self.wfile.write(b'0\\r\\nX-Done: yes\\r\\n\\r\\n')\n"
-	"    def dies(self, name):\n"
+	"    def until_close(self, name):\n"
+	"        data = open(os.path.join(d, name), 'rb').read()\n"
+	"        self.send_response(200)\n"
+	"        self.send_header('Connection', 'close')\n"
+	"        self.end_headers()\n"
+	"        for i in range(0, len(data), 65536):\n"
+	"            self.wfile.write(data[i:i + 65536])\n"
+	"        self.close_connection = True\n"
+	"    def dies(self, name, stall):\n"
 	"        data = open(os.path.join(d, name), 'rb').read()\n"
 	"        self.send_response(200)\n"
 	"        self.send_header('Content-Length', str(len(data)))\n"
 	"        self.end_headers()\n"
 	"        self.wfile.write(data[:1048576])\n"
 	"        self.wfile.flush()\n"
+	"        time.sleep(stall)\n"
 	"        self.close_connection = True\n"
 	"d = sys.argv[1]\n"
 	"srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0),\n"
@@ -225,12 +240,17 @@ START_TEST(test_large_downloads)
 }
 END_TEST
 
-/* A chunked 8 MiB answer with uneven chunks, extensions and a trailer. */
+/* A chunked 8 MiB answer with uneven chunks, extensions and a trailer,
+ * and one that ends when the target closes (RFC 9112 section 6.3 item 8). */
 START_TEST(test_chunked_download)
 {
 	struct site s;
 	site_start(&s, NULL);
 	fetch_checked(&s, "chunked/f8m", "f8m", 8 * MIB);
+	fetch_checked(&s, "eof/f8m", "f8m", 8 * MIB);
+	/* the close ended that answer: a whole one, not one cut short */
+	ck_assert(tm_daemon_wait_log(s.d, 0, "closing after the answer", NULL, 0, 5000));
+	ck_assert_int_eq(tm_daemon_log_count(s.d, 0, "the answer stopped"), 0);
 	fetch_checked(&s, "small.txt", "small.txt", 11);
 	site_stop(&s);
 }
@@ -239,7 +259,9 @@ END_TEST
 /* Whether GET /small.txt answers right on a new connection within ms. */
 static bool small_served(int port, int ms)
 {
-	static const char req[] = "GET /small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	/* no "Connection: close": http.server would then close the shared
+	 * upstream connection without saying so in its answer */
+	static const char req[] = "GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n";
 	char resp[4096];
 	int fd = tm_connect(port);
 	if (fd < 0)
@@ -311,47 +333,81 @@ START_TEST(test_slow_reader)
 }
 END_TEST
 
-/* The target promises 8 MiB, sends 1 MiB and closes: the client gets the
- * head and a true prefix of the body, then its connection closes; never a
- * second answer (no 502 after the bytes). The next request is served. */
-START_TEST(test_target_dies_mid_body)
+/* GETs path on a new connection and reads until the daemon closes it
+ * (within 20 s). The client must have got the head of a 200 and a true
+ * prefix of f8m, and nothing after it (no 502 once bytes went). Returns
+ * the body bytes it got. */
+static size_t cut_answer(const struct site *s, const char *path)
 {
-	struct site s;
-	site_start(&s, NULL);
-	int fd = tm_connect(s.port);
+	char req[256];
+	int rlen = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+	int fd = tm_connect(s->port);
 	ck_assert_int_ge(fd, 0);
-	static const char req[] = "GET /dies/f8m HTTP/1.1\r\nHost: x\r\n\r\n";
-	ck_assert_int_eq(tm_write_all(fd, req, sizeof req - 1), 0);
+	ck_assert_int_eq(tm_write_all(fd, req, (size_t)rlen), 0);
 	size_t cap = 9 * MIB, len = 0;
 	char *got = malloc(cap);
 	ck_assert_ptr_nonnull(got);
 	int64_t deadline = tm_now_ms() + 20000;
 	ssize_t n = 1;
-	while (n > 0 && len < cap && tm_now_ms() < deadline) {
+	while (n != 0 && len < cap && tm_now_ms() < deadline) { /* reads wait TM_IO_TIMEOUT_MS at most */
 		n = recv(fd, got + len, cap - len, 0);
 		if (n > 0)
 			len += (size_t)n;
+		else if (n < 0 && errno != EAGAIN && errno != EINTR)
+			break;
 	}
 	ck_assert_msg(n == 0 || (n < 0 && errno == ECONNRESET), "the connection did not close: %zd %s", n,
 		      n < 0 ? strerror(errno) : "");
 	close(fd);
+	ck_assert_msg(len >= 12 && memcmp(got, "HTTP/1.1 200", 12) == 0, "the client got: %.40s", got);
 	char *body = memmem(got, len, "\r\n\r\n", 4);
 	ck_assert_ptr_nonnull(body);
 	body += 4;
 	size_t blen = len - (size_t)(body - got);
-	fprintf(stderr, "target died mid-body: the client got %zu bytes of body, then the close\n", blen);
-	ck_assert_msg(memcmp(got, "HTTP/1.1 200", 12) == 0, "the client got: %.40s", got);
 	ck_assert_uint_le(blen, DIES_AFTER);
 	ck_assert_uint_gt(blen, 0);
 	char orig[PATH_MAX];
-	path_in(&s, "f8m", orig, sizeof orig);
-	size_t olen = 0;
-	char *want = proc_slurp(orig, &olen);
+	path_in(s, "f8m", orig, sizeof orig);
+	char *want = proc_slurp(orig, NULL);
 	ck_assert_ptr_nonnull(want);
 	ck_assert(memcmp(body, want, blen) == 0); /* a prefix of the truth, nothing appended */
 	free(want);
 	free(got);
+	return blen;
+}
+
+/* The target promises 8 MiB, sends 1 MiB and closes: the client gets the
+ * head and a true prefix of the body, then its connection closes. The
+ * next request is served. */
+START_TEST(test_target_dies_mid_body)
+{
+	struct site s;
+	site_start(&s, NULL);
+	size_t blen = cut_answer(&s, "/dies/f8m");
+	fprintf(stderr, "target died mid-body: the client got %zu bytes of body, then the close\n", blen);
 	ck_assert(tm_daemon_wait_log(s.d, 0, "the answer stopped after", NULL, 0, 5000));
+	ck_assert(small_served(s.port, 5000));
+	site_stop(&s);
+}
+END_TEST
+
+/* The target sends 1 MiB of 8 and goes silent: after --answer-timeout
+ * (1 s) without a byte, the client's connection is closed. */
+START_TEST(test_target_stalls_mid_body)
+{
+	struct site s;
+	const char *extra[] = { "--answer-timeout", "1", "--max-connections", "2", NULL };
+	site_start(&s, extra);
+	int64_t t0 = tm_now_ms();
+	size_t blen = cut_answer(&s, "/stalls/f8m");
+	int64_t took = tm_now_ms() - t0;
+	fprintf(stderr, "target stalled mid-body: the client got %zu bytes of body, closed after %lld ms\n", blen,
+		(long long)took);
+	ck_assert_int_ge(took, 900);
+	ck_assert_int_lt(took, 8000);
+	char line[512];
+	ck_assert(tm_daemon_wait_log(s.d, 0, "the answer stopped after", line, sizeof line, 5000));
+	ck_assert_msg(strstr(line, "timed out") != NULL, "%s", line);
 	ck_assert(small_served(s.port, 5000));
 	site_stop(&s);
 }
@@ -375,6 +431,7 @@ int main(void)
 	tcase_add_test(tc, test_chunked_download);
 	tcase_add_test(tc, test_slow_reader);
 	tcase_add_test(tc, test_target_dies_mid_body);
+	tcase_add_test(tc, test_target_stalls_mid_body);
 	suite_add_tcase(su, tc);
 	SRunner *sr = srunner_create(su);
 	srunner_run_all(sr, CK_NORMAL);
