@@ -17,9 +17,9 @@
  * of any size passes through one read's worth of memory. The connection
  * is held until the answer's end; every wait for more of it is bounded as
  * the wait for the answer was (--answer-timeout within --timeout), every
- * write to the client by --timeout. Once bytes
- * have reached the client no error answer can follow: a failure then
- * closes both connections (EXCH_CUT). */
+ * write to the client by --timeout. Once bytes have reached the client no
+ * error answer can follow: a failure then closes both connections
+ * (EXCH_CUT). */
 #include "config.h"
 #include "exchange.h"
 #include "log.h"
