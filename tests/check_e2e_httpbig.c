@@ -35,7 +35,8 @@ static char curl_bin[PATH_MAX], sha_bin[PATH_MAX];
  * with Transfer-Encoding: chunked in uneven chunks and a trailer; GET
  * /eof/NAME sends NAME with no length, ending it with the close; GET
  * /dies/NAME promises all of NAME, sends DIES_AFTER bytes and closes;
- * /stalls/NAME does the same but waits 20 s before it closes.
+ * /stalls/NAME does the same but waits 20 s before it closes. PUT reads
+ * the content (after its own 100 Continue, when asked) and answers f8m.
  * Prints its port. */
 static const char py_server[] =
 	"import http.server, os, sys, time\n"
@@ -66,6 +67,13 @@ static const char py_server[] =
 	"            i += len(part)\n"
 	"            c = c * 7 % 90001 + 1\n"
 	"        self.wfile.write(b'0\\r\\nX-Done: yes\\r\\n\\r\\n')\n"
+	"    def do_PUT(self):\n"
+	"        self.rfile.read(int(self.headers.get('Content-Length', '0')))\n"
+	"        data = open(os.path.join(d, 'f8m'), 'rb').read()\n"
+	"        self.send_response(200)\n"
+	"        self.send_header('Content-Length', str(len(data)))\n"
+	"        self.end_headers()\n"
+	"        self.wfile.write(data)\n"
 	"    def until_close(self, name):\n"
 	"        data = open(os.path.join(d, name), 'rb').read()\n"
 	"        self.send_response(200)\n"
@@ -256,6 +264,40 @@ START_TEST(test_chunked_download)
 }
 END_TEST
 
+/* A PUT with Expect: 100-continue answered with 8 MiB: the daemon
+ * answers the expectation itself, and the target's own 100, at the start
+ * of the streamed answer, never reaches curl as a second one. */
+START_TEST(test_expect_100_big_answer)
+{
+	struct site s;
+	site_start(&s, NULL);
+	char up[PATH_MAX], hdrs[PATH_MAX], file[PATH_MAX], orig[PATH_MAX], url[128], out[512], a[65], b[65];
+	make_file(&s, "up.bin", 100 * 1024, 3);
+	path_in(&s, "up.bin", up, sizeof up);
+	path_in(&s, "headers.txt", hdrs, sizeof hdrs);
+	path_in(&s, "got.put", file, sizeof file);
+	path_in(&s, "f8m", orig, sizeof orig);
+	snprintf(url, sizeof url, "%s/put", s.url);
+	const char *argv[] = { curl_bin, "-sS", "--max-time", "50", "-T", up, "-H", "Expect: 100-continue", "-D", hdrs,
+			       "-o", file, "-w", "%{http_code} %{size_download}", url, NULL };
+	int rc = proc_run(argv, out, sizeof out, RUN_MS);
+	fprintf(stderr, "PUT with Expect: 100-continue, 8 MiB answer: curl exit %d, '%s'\n", rc, out);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_str_eq(out, "200 8388608");
+	sha256_of(orig, a);
+	sha256_of(file, b);
+	ck_assert_str_eq(a, b);
+	char *h = proc_slurp(hdrs, NULL);
+	ck_assert_ptr_nonnull(h);
+	int interim = 0;
+	for (const char *p = h; (p = strstr(p, " 100 ")) != NULL; p++)
+		interim++;
+	ck_assert_msg(interim == 1, "curl saw %d interim answers:\n%s", interim, h);
+	free(h);
+	site_stop(&s);
+}
+END_TEST
+
 /* Whether GET /small.txt answers right on a new connection within ms. */
 static bool small_served(int port, int ms)
 {
@@ -429,6 +471,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_large_downloads);
 	tcase_add_test(tc, test_chunked_download);
+	tcase_add_test(tc, test_expect_100_big_answer);
 	tcase_add_test(tc, test_slow_reader);
 	tcase_add_test(tc, test_target_dies_mid_body);
 	tcase_add_test(tc, test_target_stalls_mid_body);
