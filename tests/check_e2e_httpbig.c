@@ -298,6 +298,26 @@ START_TEST(test_expect_100_big_answer)
 }
 END_TEST
 
+/* Requests stay bounded by --max-frame: a 2 MiB upload is a 413, while
+ * the 2 MiB download passes. */
+START_TEST(test_requests_stay_bounded)
+{
+	struct site s;
+	site_start(&s, NULL);
+	char up[PATH_MAX], url[128], out[512];
+	path_in(&s, "f2m", up, sizeof up);
+	snprintf(url, sizeof url, "%s/put", s.url);
+	const char *argv[] = { curl_bin, "-sS", "--max-time", "50", "-T", up, "-H", "Expect:", "-o", "/dev/null",
+			       "-w", "%{http_code}", url, NULL };
+	int rc = proc_run(argv, out, sizeof out, RUN_MS);
+	fprintf(stderr, "2 MiB upload through the daemon: curl exit %d, '%s'\n", rc, out);
+	ck_assert_ptr_nonnull(strstr(out, "413"));
+	ck_assert_int_eq(proc_count_file(s.log, "PUT /put"), 0);
+	fetch_checked(&s, "f2m", "f2m", 2 * MIB);
+	site_stop(&s);
+}
+END_TEST
+
 /* Whether GET /small.txt answers right on a new connection within ms. */
 static bool small_served(int port, int ms)
 {
@@ -472,6 +492,7 @@ int main(void)
 	tcase_add_test(tc, test_large_downloads);
 	tcase_add_test(tc, test_chunked_download);
 	tcase_add_test(tc, test_expect_100_big_answer);
+	tcase_add_test(tc, test_requests_stay_bounded);
 	tcase_add_test(tc, test_slow_reader);
 	tcase_add_test(tc, test_target_dies_mid_body);
 	tcase_add_test(tc, test_target_stalls_mid_body);
