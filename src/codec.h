@@ -107,7 +107,8 @@ struct codec {
 	 * bytes at the start of the buffer (len there) surely belong to the
 	 * answer being framed, so they may be forwarded before it is whole;
 	 * shift: the caller forwarded and dropped n (<= settled) of them, and
-	 * the next call sees the buffer from there. */
+	 * the next call sees the buffer from there. settled never covers a
+	 * whole answer: the call that returns its end needs a byte of it. */
 	size_t (*settled)(const struct frame_ctx *ctx, size_t len);
 	void (*shift)(struct frame_ctx *ctx, size_t n);
 	const char *expect_reply; /* sent when the request framer sets

@@ -673,7 +673,9 @@ static ssize_t http_response(struct frame_ctx *ctx, const uint8_t *buf, size_t l
 
 /* Streaming: nothing is settled before the head is whole (the answer may
  * still be refused, and a 502 sent instead); after it, every byte the
- * framer has examined, but the trailer line being read. */
+ * framer has examined, but the trailer line being read. A body that ends
+ * at the close keeps its last byte back: only a call with bytes in the
+ * buffer can return the frame's end when the close comes. */
 static size_t http_settled(const struct frame_ctx *ctx, size_t len)
 {
 	const struct frame_scan *s = &ctx->scan;
@@ -681,7 +683,7 @@ static size_t http_settled(const struct frame_ctx *ctx, size_t len)
 	if (s->step == ST_KNOWN)
 		n = s->size;
 	else if (s->step == ST_UNTIL_CLOSE)
-		n = len;
+		n = len > 0 ? len - 1 : 0;
 	else if (s->facts & F_TRAILER)
 		n = s->line;
 	else if (s->step >= ST_SIZE0)

@@ -50,6 +50,13 @@ void dialect_init(struct dialect *d, const struct config *cfg)
 	 * also treats it). Raw framings are used with `nc -N`-style clients
 	 * that half-close and still wait. */
 	d->half_close_leaves = strcmp(cfg->codec->name, "http") == 0;
-	if (cfg->codec->tagged)
+	/* requests go as they are, answers come back as they are: an answer
+	 * may reach the client before it is whole */
+	d->settled = cfg->codec->settled;
+	d->shift = cfg->codec->shift;
+	if (cfg->codec->tagged) {
+		d->settled = NULL; /* answers are rewritten (ids): only whole ones */
+		d->shift = NULL;
 		dialect_modbus_init(d, cfg);
+	}
 }

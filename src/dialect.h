@@ -63,6 +63,11 @@ struct dialect {
 	int (*shareable)(const uint8_t *ans, size_t n);
 	/* Gives a shared answer the ids of the request req. */
 	void (*readdress)(uint8_t *ans, const uint8_t *req);
+	/* Answers that may stream (NULL: an answer is taken whole): the
+	 * codec's settled and shift (codec.h). Only for dialects whose restore
+	 * is the copy, as streamed bytes reach the client as they came. */
+	size_t (*settled)(const struct frame_ctx *ctx, size_t len);
+	void (*shift)(struct frame_ctx *ctx, size_t n);
 };
 
 /* Sets d up for cfg's framing and options. */

@@ -9,7 +9,17 @@
  * by a poll() before each read, and a connection that carried an answer a
  * moment ago is not checked again before a read is sent over it. Under
  * contention the thread that gives a connection back puts the first
- * waiter's request on the wire before it wakes that waiter. */
+ * waiter's request on the wire before it wakes that waiter.
+ *
+ * An answer that is not whole after a read may stream (when the dialect
+ * has settled/shift and the caller a sink): what the framer has settled
+ * goes to the client at once and leaves the slot's buffer, so an answer
+ * of any size passes through one read's worth of memory. The connection
+ * is held until the answer's end; every wait for more of it is bounded as
+ * the wait for the answer was (--answer-timeout within --timeout), every
+ * write to the client by --timeout. Once bytes have reached the client no
+ * error answer can follow: a failure then closes both connections
+ * (EXCH_CUT). */
 #include "config.h"
 #include "exchange.h"
 #include "log.h"
@@ -40,6 +50,8 @@ struct pending {
 	int gone;           /* its client left before it was sent */
 	int unsendable;     /* the dialect could not put it on the wire */
 	int unchecked;      /* sent over a connection not checked since its last answer */
+	int streaming;      /* the client may have part of the answer (the sink was called) */
+	int sink_rc;        /* why the sink failed (-errno), else 0 */
 	int rc;
 	int64_t sent_at;
 };
@@ -160,12 +172,50 @@ static ssize_t more_answer(const struct pending *p, struct pool_slot *s, int *wa
 	return buf_fill(&s->rbuf, s->fd, deadline);
 }
 
+/* The longest a request may wait for its answer. */
+static int64_t fair_wait_ms(const struct config *cfg)
+{
+	return cfg->answer_timeout_ms < cfg->timeout_ms ? cfg->answer_timeout_ms : cfg->timeout_ms;
+}
+
+/* Gives n bytes of the answer to the client. Returns 0, or -ECANCELED
+ * when the client could not take them (p->sink_rc says why). */
+static int sink_forward(struct pending *p, const uint8_t *bytes, size_t n)
+{
+	struct exchange_sink *k = p->r->sink;
+	p->streaming = 1;
+	int rc = k->forward(k, bytes, n);
+	if (rc < 0) {
+		p->sink_rc = rc;
+		return -ECANCELED;
+	}
+	k->forwarded += n;
+	return 0;
+}
+
+/* Streams what the framer has settled of an answer still coming: it goes
+ * to the client and leaves the buffer. Returns the bytes forwarded (0:
+ * none yet, e.g. the head is not whole) or -ECANCELED. */
+static ssize_t forward_settled(struct pending *p, struct pool_slot *s, struct frame_ctx *ctx)
+{
+	const struct dialect *d = p->env->dialect;
+	size_t k = d->settled(ctx, buf_len(&s->rbuf));
+	if (k == 0)
+		return 0;
+	log_hex("from target (streamed)", buf_head(&s->rbuf), k);
+	if (sink_forward(p, buf_head(&s->rbuf), k) < 0)
+		return -ECANCELED;
+	buf_consume(&s->rbuf, k);
+	d->shift(ctx, k);
+	return (ssize_t)k;
+}
+
 /* Reads frames until the awaited answer; answers to other requests (late
- * ones, recognised by id) are dropped. Returns the answer's length at
- * buf_head(&s->rbuf), 0 (closed between frames), -ECONNABORTED (the
- * client left), or an error. */
-static ssize_t read_answer(const struct pending *p, struct pool_slot *s, struct frame_ctx *ctx,
-			   int64_t deadline)
+ * ones, recognised by id) are dropped. Returns the answer's length (or,
+ * streaming, what is left of it) at buf_head(&s->rbuf), 0 (closed between
+ * frames), -ECONNABORTED (the client left), -ECANCELED (the client could
+ * not take the streamed answer), or an error. */
+static ssize_t read_answer(struct pending *p, struct pool_slot *s, struct frame_ctx *ctx, int64_t deadline)
 {
 	const struct dialect *d = p->env->dialect;
 	int watch = d->ids && p->r->client_fd >= 0 ? p->r->client_fd : -1, blocked = 0;
@@ -177,7 +227,16 @@ static ssize_t read_answer(const struct pending *p, struct pool_slot *s, struct 
 			return buf_len(b) == 0 ? 0 : -ECONNRESET;
 		}
 		if (n == 0) {
-			ssize_t k = more_answer(p, s, &watch, &blocked, deadline);
+			ssize_t k = ctx->stream ? forward_settled(p, s, ctx) : 0;
+			if (k > 0) {
+				/* the target is answering: each wait for more is
+				 * bounded on its own (as the wait for the answer
+				 * was), not by the request's deadline */
+				deadline = time_now_ms() + fair_wait_ms(p->env->cfg);
+				blocked = 0;
+			}
+			if (k >= 0)
+				k = more_answer(p, s, &watch, &blocked, deadline);
 			if (k < 0) {
 				codec_restart(ctx); /* the frame is given up: the ctx frames the next one */
 				return k;
@@ -194,12 +253,6 @@ static ssize_t read_answer(const struct pending *p, struct pool_slot *s, struct 
 		dropped++;
 	}
 	return -EPROTO;
-}
-
-/* The longest a request may wait for its answer. */
-static int64_t fair_wait_ms(const struct config *cfg)
-{
-	return cfg->answer_timeout_ms < cfg->timeout_ms ? cfg->answer_timeout_ms : cfg->timeout_ms;
 }
 
 /* What becomes of the slot after an answer error n, having waited
@@ -233,14 +286,47 @@ static enum pool_health answer_failed(const struct pending *p, struct pool_slot 
 	return POOL_BROKEN;
 }
 
-/* Turns the answer (n bytes at the head of s->rbuf) into the client's. */
-static enum pool_health take_answer(const struct pending *p, struct pool_slot *s, size_t n,
-				    const struct frame_ctx *ctx, struct buf *out, enum exchange_result *res)
+/* A streamed answer that stopped before its end (n: read_answer's
+ * result): the client has part of it and can only be closed; the upstream
+ * connection is out of step. */
+static enum pool_health stream_failed(const struct pending *p, const struct pool_slot *s, ssize_t n,
+				      enum exchange_result *res)
+{
+	const struct exchange_req *r = p->r;
+	size_t sent = r->sink->forwarded;
+	*res = EXCH_CUT;
+	if (n == -ECANCELED) {
+		log_info("%s: did not take the answer (%s) after %zu bytes; closing it and upstream #%d", r->who,
+			 strerror(-p->sink_rc), sent, s->id);
+		return POOL_BROKEN;
+	}
+	if (n == -ETIMEDOUT)
+		STAT_INC(req_timeout);
+	else
+		STAT_INC(req_bad_gateway);
+	log_warn("%s: upstream #%d: the answer stopped after %zu bytes had reached the client (%s); closing both",
+		 r->who, s->id, sent,
+		 n == 0 || n == -ECONNRESET ? "the target closed the connection" : strerror((int)-n));
+	return POOL_BROKEN;
+}
+
+/* Turns the answer (n bytes at the head of s->rbuf) into the client's; the
+ * end of a streamed one goes to the client at once. */
+static enum pool_health take_answer(struct pending *p, struct pool_slot *s, size_t n, const struct frame_ctx *ctx,
+				    struct buf *out, enum exchange_result *res)
 {
 	const struct dialect *d = p->env->dialect;
 	log_hex("from target", buf_head(&s->rbuf), n);
-	int rc = d->restore(d, &p->m, buf_head(&s->rbuf), n, out);
+	int rc = 0;
+	if (p->streaming) {
+		buf_reset(out);
+		rc = sink_forward(p, buf_head(&s->rbuf), n);
+	} else {
+		rc = d->restore(d, &p->m, buf_head(&s->rbuf), n, out);
+	}
 	buf_consume(&s->rbuf, n);
+	if (rc == -ECANCELED)
+		return stream_failed(p, s, rc, res);
 	if (rc < 0) {
 		log_warn("%s: upstream #%d: the answer does not fit the request; reconnecting", p->r->who, s->id);
 		*res = EXCH_BAD_GATEWAY;
@@ -266,7 +352,7 @@ static enum pool_health take_answer(const struct pending *p, struct pool_slot *s
 static int died_before(const struct pending *p, const struct pool_slot *s, ssize_t n)
 {
 	int dead = p->rc == -EPIPE || p->rc == -ECONNRESET || n == 0;
-	return p->unchecked && p->idempotent && dead && buf_len(&s->rbuf) == 0;
+	return !p->streaming && p->unchecked && p->idempotent && dead && buf_len(&s->rbuf) == 0;
 }
 
 /* Reads the answer to p's request, sent over s, into out. Returns how s
@@ -292,11 +378,14 @@ static enum pool_health converse(struct pending *p, struct pool_slot *s, struct 
 	if (deadline > r->deadline)
 		deadline = r->deadline;
 	ctx->close_upstream = 0;
+	ctx->stream = r->sink != NULL && p->env->dialect->settled != NULL;
 	ssize_t n = read_answer(p, s, ctx, deadline);
-	if (n > 0 || n == -EPROTO || n == -EMSGSIZE)
+	if (n > 0 || n == -EPROTO || n == -EMSGSIZE || p->streaming)
 		s->carried = 1; /* it answered, if badly: the target is alive */
 	if (n > 0)
 		return take_answer(p, s, (size_t)n, ctx, out, res);
+	if (p->streaming)
+		return stream_failed(p, s, n, res);
 	*retry = died_before(p, s, n);
 	if (*retry) {
 		log_info("%s: upstream #%d was closed by the target since its last answer; sending again", r->who,

@@ -23,6 +23,20 @@ enum exchange_result {
 	EXCH_BAD_GATEWAY,   /* the target closed, failed, or answered garbage */
 	EXCH_SHUTDOWN,      /* the daemon is stopping */
 	EXCH_CLIENT_GONE,   /* the client left before its answer mattered */
+	EXCH_CUT,           /* part of a streamed answer reached the client, then
+			     * the target or the client failed: no error answer
+			     * can follow, the client is closed */
+};
+
+/* Where an answer goes as it comes (dialects whose answers may stream:
+ * dialect.settled): the server writes the bytes to its client, each write
+ * bounded by --timeout. An answer that arrives whole still goes through
+ * out; one that does not is forwarded here piece by piece, out stays
+ * empty, and the upstream connection is held until its end. */
+struct exchange_sink {
+	/* Returns 0 or -errno (the client is gone or too slow). */
+	int (*forward)(struct exchange_sink *k, const uint8_t *p, size_t n);
+	size_t forwarded;   /* bytes of the current answer given to forward */
 };
 
 /* What an exchange needs besides the request. */
@@ -43,6 +57,7 @@ struct exchange_req {
 	int client_fd;      /* -1: not watched */
 	const atomic_int *stopping; /* the daemon's stop shuts clients' sides: that is not leaving */
 	const char *who;    /* names the client in log lines */
+	struct exchange_sink *sink; /* NULL: answers are only ever taken whole */
 };
 
 /* Has r answered by the target over a pooled connection, or by another

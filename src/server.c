@@ -160,6 +160,29 @@ static int deliver(struct client *c, const struct frame_ctx *ctx, const struct b
 	return rc;
 }
 
+/* The client's end of a streamed answer. */
+struct client_sink {
+	struct exchange_sink k; /* first: the exchange hands back &k */
+	struct client *c;
+	const struct frame_ctx *ctx;
+};
+
+/* Writes the next part of a streamed answer, bounded by --timeout: a
+ * client that stops reading holds its upstream connection that long at
+ * most, then both are closed. The first part leaves out the target's own
+ * 100 (Continue) as deliver() does. */
+static int forward_to_client(struct exchange_sink *k, const uint8_t *p, size_t n)
+{
+	struct client_sink *cs = (struct client_sink *)k;
+	const struct frame_ctx *ctx = cs->ctx;
+	size_t skip = k->forwarded == 0 && ctx->expect == CODEC_EXPECT_ANSWERED && ctx->interim_len < n
+			      ? ctx->interim_len : 0;
+	int rc = net_write_all(cs->c->fd, p + skip, n - skip, time_now_ms() + cs->c->srv->cfg->timeout_ms);
+	if (rc == 0)
+		STAT_ADD(bytes_to_clients, n - skip);
+	return rc;
+}
+
 /* Has one whole request answered: by the dialect's check, or the target.
  * Returns 1 to go on with the next request, 0 to close the client. */
 static int serve_request(struct client *c, const struct exchange_req *r, struct frame_ctx *ctx, struct buf *out)
@@ -182,8 +205,8 @@ static int serve_request(struct client *c, const struct exchange_req *r, struct 
 			STAT_INC(req_timeout);
 		else if (res == EXCH_BAD_GATEWAY)
 			STAT_INC(req_bad_gateway);
-		else if (res == EXCH_CLIENT_GONE)
-			return 0;
+		else if (res == EXCH_CLIENT_GONE || res == EXCH_CUT)
+			return 0; /* the exchange said why */
 		err = exchange_error(res);
 	}
 	if (res != EXCH_OK || err != CODEC_ERR_NONE) {
@@ -211,7 +234,9 @@ static void client_serve(struct client *c, struct buf *in, struct buf *out)
 	/* the wait for the next request is bounded by the socket itself: no poll per request */
 	net_set_recv_timeout(c->fd, cfg->idle_timeout_ms);
 	for (int more = 1; more;) {
-		struct exchange_req r = { .client_fd = c->fd, .stopping = &c->srv->stopping, .who = c->name };
+		struct client_sink sink = { .k = { .forward = forward_to_client }, .c = c, .ctx = &ctx };
+		struct exchange_req r = { .client_fd = c->fd, .stopping = &c->srv->stopping, .who = c->name,
+					  .sink = &sink.k };
 		ssize_t n = read_request(c, in, &ctx, &r.deadline);
 		if (n == 0)
 			log_info("%s: client closed the connection", c->name);

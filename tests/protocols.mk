@@ -7,6 +7,7 @@ E2E_TESTS += \
 	tests/check_e2e_lenprefix \
 	tests/check_e2e_http \
 	tests/check_e2e_httpreal \
+	tests/check_e2e_httpbig \
 	tests/check_e2e_realmodbus
 
 # The suites that start outside programs share tests/real/proc.c and find
@@ -23,6 +24,10 @@ tests_check_e2e_http_CPPFLAGS = $(REAL_CPPFLAGS)
 tests_check_e2e_httpreal_SOURCES = tests/check_e2e_httpreal.c \
 	tests/real/proc.c tests/real/proc.h
 tests_check_e2e_httpreal_CPPFLAGS = $(REAL_CPPFLAGS)
+
+tests_check_e2e_httpbig_SOURCES = tests/check_e2e_httpbig.c \
+	tests/real/proc.c tests/real/proc.h
+tests_check_e2e_httpbig_CPPFLAGS = $(REAL_CPPFLAGS)
 
 tests_check_e2e_realmodbus_SOURCES = tests/check_e2e_realmodbus.c \
 	tests/real/proc.c tests/real/proc.h
