@@ -48,7 +48,7 @@ static const struct cli_opt opts[] = {
 	{ .name = "idle-timeout", .kind = CLI_DURATION, .off = OFF(idle_timeout_ms), .hi = DUR_MAX,
 	  .def = "5m", .arg = "DUR", .help = "close a client silent this long between requests; 0 = never" },
 	{ .name = "max-frame", .kind = CLI_SIZE, .off = OFF(max_frame), .lo = 16, .hi = SIZE_MAX_OPT,
-	  .def = "1M", .arg = "SIZE", .help = "largest request or response, e.g. 64k, 1M" },
+	  .def = "1M", .arg = "SIZE", .help = "largest request or answer, e.g. 64k, 1M (HTTP answers stream past it)" },
 	{ .name = "max-buffered", .kind = CLI_SIZE, .off = OFF(max_buffered), .lo = 1024,
 	  .hi = SIZE_MAX_OPT, .def = "64M", .arg = "SIZE",
 	  .help = "bytes buffered for all clients together; a client that needs more is refused" },
