@@ -342,7 +342,11 @@ static enum pool_health take_answer(struct pending *p, struct pool_slot *s, size
 		return POOL_BROKEN;
 	}
 	*res = EXCH_OK;
-	return ctx->close_upstream || s->rbuf.eof ? POOL_BROKEN : POOL_HEALTHY;
+	if (ctx->close_upstream || s->rbuf.eof)
+		return POOL_BROKEN;
+	/* the request itself asked for the end (http: Connection: close): the
+	 * target closes after this answer, whether the answer says so or not */
+	return ctx->close_client ? POOL_RETIRE : POOL_HEALTHY;
 }
 
 /* Whether the connection was closed before the request reached it: the

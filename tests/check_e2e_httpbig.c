@@ -334,6 +334,39 @@ static bool small_served(int port, int ms)
 	return ok;
 }
 
+/* A request that says Connection: close ends the target's connection too,
+ * whether or not the target's answer says so (Python's http.server does
+ * not): the daemon does not give that connection to the next client, who
+ * would get a 502 (RFC 9112 §9.6). */
+START_TEST(test_request_close_retires_upstream)
+{
+	struct site s;
+	const char *extra[] = { "--max-connections", "1", NULL };
+	site_start(&s, extra);
+	static const char bye[] = "GET /small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	static const char next[] = "GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+	char resp[4096];
+	int bad = 0;
+	for (int i = 0; i < 20; i++) {
+		/* b's request waits for the one connection while a's goes */
+		int a = tm_connect(s.port), b = tm_connect(s.port);
+		ck_assert_int_ge(a, 0);
+		ck_assert_int_ge(b, 0);
+		ck_assert_int_eq(tm_write_all(a, bye, sizeof bye - 1), 0);
+		ck_assert_int_eq(tm_write_all(b, next, sizeof next - 1), 0);
+		ck_assert_int_gt(tm_http_recv(a, resp, sizeof resp, false, 5000), 0);
+		ck_assert_int_eq(tm_http_status(resp), 200);
+		ck_assert_int_eq(tm_wait_closed(a, 5000), 0); /* it asked for the end */
+		bad += tm_http_recv(b, resp, sizeof resp, false, 5000) <= 0 || tm_http_status(resp) != 200;
+		close(a);
+		close(b);
+	}
+	fprintf(stderr, "after a Connection: close request: %d of 20 next requests failed\n", bad);
+	ck_assert_int_eq(bad, 0);
+	site_stop(&s);
+}
+END_TEST
+
 /* Reads fd until it closes or timeout_ms pass. Returns the bytes read, or
  * -ETIMEDOUT when it did not close in time. */
 static long drain(int fd, int timeout_ms)
@@ -493,6 +526,7 @@ int main(void)
 	tcase_add_test(tc, test_chunked_download);
 	tcase_add_test(tc, test_expect_100_big_answer);
 	tcase_add_test(tc, test_requests_stay_bounded);
+	tcase_add_test(tc, test_request_close_retires_upstream);
 	tcase_add_test(tc, test_slow_reader);
 	tcase_add_test(tc, test_target_dies_mid_body);
 	tcase_add_test(tc, test_target_stalls_mid_body);
