@@ -301,6 +301,19 @@ void tm_add_each(Suite *s, int timeout_s, const TTest *const tests[], size_t n);
 int tm_run_suite(Suite *s, const char *missing);
 #define TM_CASE(s, name, timeout_s, ...) tm_add_case((s), (name), (timeout_s), TM_TESTS(__VA_ARGS__))
 #define TM_EACH(s, timeout_s, ...) tm_add_each((s), (timeout_s), TM_TESTS(__VA_ARGS__))
+/* One test of a case with loop tests: run once (loops 0), or with _i from
+ * 0 to loops - 1 (a table-driven test, one run per row). */
+struct tm_test {
+	const TTest *test;
+	int loops;
+};
+#define TM_ONCE(test) { (test), 0 }
+#define TM_LOOP(test, table) { (test), (int)(sizeof(table) / sizeof((table)[0])) }
+TCase *tm_add_tests(Suite *s, const char *name, int timeout_s, const struct tm_test t[], size_t n);
+/* TM_LOOPS(s, "splits", 0, TM_LOOP(test_splits, frames), TM_ONCE(test_long)); */
+#define TM_LOOPS(s, name, timeout_s, ...)                                       \
+	tm_add_tests((s), (name), (timeout_s), (const struct tm_test[]){ __VA_ARGS__ }, \
+		     sizeof((const struct tm_test[]){ __VA_ARGS__ }) / sizeof(struct tm_test))
 #endif
 
 #endif
