@@ -5,17 +5,6 @@
 
 #define T (&ct_under_test)
 
-void ct_check_bad(frame_fn fn, const struct ct_bad *b)
-{
-	struct frame_ctx base = ct_ctx(b->max);
-	ct_error(fn, &base, b->msg, b->len, b->err, b->name);
-	if (b->refused_at != 0) {
-		size_t at = ct_refused_at(fn, &base, b->msg, b->len);
-		ck_assert_msg(at == b->refused_at, "%s: refused at %zu, want %zu", b->name, at,
-			      b->refused_at);
-	}
-}
-
 /* Every split of a frame; also_response: the response framer frames the
  * whole of it too. */
 START_TEST(test_splits)

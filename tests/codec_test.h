@@ -195,7 +195,16 @@ static inline void ct_whole_only(frame_fn fn, const uint8_t *msg, size_t n)
 extern const struct ct_codec ct_under_test;
 
 /* Checks b with fn: ct_error, then where it is refused. */
-void ct_check_bad(frame_fn fn, const struct ct_bad *b);
+static inline void ct_check_bad(frame_fn fn, const struct ct_bad *b)
+{
+	struct frame_ctx base = ct_ctx(b->max);
+	ct_error(fn, &base, b->msg, b->len, b->err, b->name);
+	if (b->refused_at != 0) {
+		size_t at = ct_refused_at(fn, &base, b->msg, b->len);
+		ck_assert_msg(at == b->refused_at, "%s: refused at %zu, want %zu", b->name, at,
+			      b->refused_at);
+	}
+}
 
 /*
  * The suite for ct_under_test: "registered" (codec_find, the framers, the
