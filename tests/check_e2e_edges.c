@@ -291,20 +291,10 @@ Suite *make_suite(void);
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_edges");
-	TCase *tc = tcase_create("deadline");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, test_follower_shares_leader_deadline);
-	tcase_add_test(tc, test_deadline_starts_at_first_byte);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("abandoned");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, test_ignored_request_client_leaves);
-	tcase_add_test(tc, test_ignored_request_answer_timeout);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("availability");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_back_at_once);
-	tcase_add_test(tc, test_wait_by_default);
-	suite_add_tcase(s, tc);
+	TM_CASE(s, "deadline", 30, test_follower_shares_leader_deadline,
+		test_deadline_starts_at_first_byte);
+	TM_CASE(s, "abandoned", 30, test_ignored_request_client_leaves,
+		test_ignored_request_answer_timeout);
+	TM_CASE(s, "availability", 60, test_back_at_once, test_wait_by_default);
 	return s;
 }

@@ -426,18 +426,9 @@ Suite *make_suite(void);
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_limits");
-	TCase *tc = tcase_create("access");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_allow_mapped);
-	tcase_add_test(tc, test_metrics_allow);
-	tcase_add_test(tc, test_metrics_not_delayed);
-	tcase_add_test(tc, test_metrics_listen_fails_once);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("memory");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, test_refusal_is_503);
-	tcase_add_test(tc, test_ceiling_many_partial);
-	tcase_add_test(tc, test_memory_given_back);
-	suite_add_tcase(s, tc);
+	TM_CASE(s, "access", 60, test_allow_mapped, test_metrics_allow, test_metrics_not_delayed,
+		test_metrics_listen_fails_once);
+	TM_CASE(s, "memory", 120, test_refusal_is_503, test_ceiling_many_partial,
+		test_memory_given_back);
 	return s;
 }

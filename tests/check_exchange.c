@@ -381,24 +381,10 @@ Suite *make_suite(void);
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("exchange");
-	TCase *tc = tcase_create("answers");
-	tcase_set_timeout(tc, 20);
-	tcase_add_test(tc, test_late_answer_dropped);
-	tcase_add_test(tc, test_wrong_id_dropped);
-	tcase_add_test(tc, test_half_answer);
-	tcase_add_test(tc, test_bytes_beyond_answer);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("timing");
-	tcase_set_timeout(tc, 20);
-	tcase_add_test(tc, test_request_gap);
-	tcase_add_test(tc, test_follower_deadline);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("policy and clients");
-	tcase_set_timeout(tc, 20);
-	tcase_add_test(tc, test_policy_refusal);
-	tcase_add_test(tc, test_client_gone_before_send);
-	tcase_add_test(tc, test_handoff_sends_for_waiter);
-	tcase_add_test(tc, test_client_leaves_while_waiting);
-	suite_add_tcase(s, tc);
+	TM_CASE(s, "answers", 20, test_late_answer_dropped, test_wrong_id_dropped, test_half_answer,
+		test_bytes_beyond_answer);
+	TM_CASE(s, "timing", 20, test_request_gap, test_follower_deadline);
+	TM_CASE(s, "policy and clients", 20, test_policy_refusal, test_client_gone_before_send,
+		test_handoff_sends_for_waiter, test_client_leaves_while_waiting);
 	return s;
 }
