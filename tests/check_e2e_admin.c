@@ -162,36 +162,12 @@ START_TEST(test_read_only)
 }
 END_TEST
 
-/* GET /metrics on the daemon's metrics port; returns the body's length. */
-static ssize_t scrape(int port, char *buf, size_t cap)
-{
-	int fd = tm_connect(port);
-	if (fd < 0)
-		return fd;
-	const char req[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-	ssize_t n = tm_write_all(fd, req, sizeof req - 1);
-	if (n == 0)
-		n = tm_http_recv(fd, buf, cap, false, 5000);
-	close(fd);
-	return n;
-}
-
-static long metric(const char *text, const char *name)
-{
-	char key[128];
-	snprintf(key, sizeof key, "\n%s ", name);
-	const char *p = strstr(text, key);
-	return p ? strtol(p + strlen(key), NULL, 10) : -1;
-}
-
 START_TEST(test_metrics_and_usr1)
 {
 	const char *extra[] = { "--metrics-listen", "127.0.0.1:0", "--modbus-read-only", NULL };
 	struct tm_pair p;
 	start_pair(&p, 1, 0, extra);
-	char line[512];
-	ck_assert(tm_daemon_wait_log(p.d, 0, "serving /metrics on", line, sizeof line, 5000));
-	int mport = atoi(strrchr(line, ':') + 1);
+	int mport = tm_metrics_port(p.d);
 	ck_assert_int_gt(mport, 0);
 
 	int fd = tm_connect(p.port);
@@ -208,18 +184,19 @@ START_TEST(test_metrics_and_usr1)
 	close(fd);
 
 	static char body[65536];
-	ck_assert_int_gt(scrape(mport, body, sizeof body), 0);
+	ck_assert_int_gt(tm_metrics_scrape(mport, body, sizeof body, 5000), 0);
 	ck_assert_int_eq(tm_http_status(body), 200);
 	ck_assert_ptr_nonnull(strstr(body, "text/plain; version=0.0.4"));
-	ck_assert_int_eq(metric(body, "tcpmux_requests_total"), 11);
-	ck_assert_int_eq(metric(body, "tcpmux_requests_ok_total"), 10);
-	ck_assert_int_eq(metric(body, "tcpmux_requests_failed_total{reason=\"policy\"}"), 1);
-	ck_assert_int_eq(metric(body, "tcpmux_clients_accepted_total"), 1);
-	ck_assert_int_eq(metric(body, "tcpmux_upstream_live"), 1);
-	ck_assert_int_eq(metric(body, "tcpmux_request_duration_seconds_count"), 10);
-	ck_assert_int_eq(metric(body, "tcpmux_client_bytes_received_total"), 11 * 12);
+	ck_assert_int_eq(tm_metric(body, "tcpmux_requests_total"), 11);
+	ck_assert_int_eq(tm_metric(body, "tcpmux_requests_ok_total"), 10);
+	ck_assert_int_eq(tm_metric(body, "tcpmux_requests_failed_total{reason=\"policy\"}"), 1);
+	ck_assert_int_eq(tm_metric(body, "tcpmux_clients_accepted_total"), 1);
+	ck_assert_int_eq(tm_metric(body, "tcpmux_upstream_live"), 1);
+	ck_assert_int_eq(tm_metric(body, "tcpmux_request_duration_seconds_count"), 10);
+	ck_assert_int_eq(tm_metric(body, "tcpmux_client_bytes_received_total"), 11 * 12);
 
 	size_t mark = tm_daemon_log_mark(p.d);
+	char line[512];
 	ck_assert_int_eq(tm_daemon_signal(p.d, SIGUSR1), 0);
 	ck_assert(tm_daemon_wait_log(p.d, mark, "stats:", line, sizeof line, 5000));
 	ck_assert_ptr_nonnull(strstr(line, "requests total=11 ok=10"));
@@ -259,9 +236,8 @@ START_TEST(test_graceful_stop)
 	const char *extra[] = { "--max-connections", "4", "--timeout", "10", "--metrics-listen", "127.0.0.1:0", NULL };
 	struct tm_pair p;
 	start_pair(&p, 4, 300, extra);
-	char line[512];
-	ck_assert(tm_daemon_wait_log(p.d, 0, "serving /metrics on", line, sizeof line, 5000));
-	int mport = atoi(strrchr(line, ':') + 1);
+	int mport = tm_metrics_port(p.d);
+	ck_assert_int_gt(mport, 0);
 	ck_assert(TM_SIM_WAIT(p.sim, accepted, 4, 5000));
 
 	pthread_t th[N];
@@ -276,8 +252,8 @@ START_TEST(test_graceful_stop)
 	static char body[65536];
 	long seen = 0;
 	for (int tries = 0; tries < 500 && seen < N; tries++) {
-		if (scrape(mport, body, sizeof body) > 0)
-			seen = metric(body, "tcpmux_requests_total");
+		if (tm_metrics_scrape(mport, body, sizeof body, 5000) > 0)
+			seen = tm_metric(body, "tcpmux_requests_total");
 		if (seen < N)
 			tm_sleep_ms(5);
 	}

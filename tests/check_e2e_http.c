@@ -235,16 +235,7 @@ static void web_stop(struct web *w)
 /* curl with args (NULL-terminated), output into out; asserts exit 0. */
 static void curl(char *out, size_t cap, const char *const args[])
 {
-	const char *argv[48];
-	size_t n = 0;
-	argv[n++] = curl_bin;
-	argv[n++] = "-sS";
-	for (size_t i = 0; args[i]; i++) {
-		ck_assert(n + 1 < sizeof argv / sizeof argv[0]);
-		argv[n++] = args[i];
-	}
-	argv[n] = NULL;
-	int rc = proc_run(argv, out, cap, RUN_MS);
+	int rc = proc_run_args(curl_bin, "-sS", args, out, cap, RUN_MS);
 	ck_assert_msg(rc == 0, "curl exited with %d: %s", rc, out);
 }
 

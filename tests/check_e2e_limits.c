@@ -64,36 +64,6 @@ static int echo_once(int port)
 	return strcmp(line, "ping\n") == 0 ? 0 : -EPROTO;
 }
 
-/* The metrics port from the daemon's "serving /metrics on ADDR:PORT" line. */
-static int metrics_port(struct tm_daemon *d)
-{
-	char line[512];
-	ck_assert(tm_daemon_wait_log(d, 0, "serving /metrics on", line, sizeof line, 5000));
-	return atoi(strrchr(line, ':') + 1);
-}
-
-/* GET /metrics within timeout_ms; the whole response in buf. */
-static ssize_t scrape(int port, char *buf, size_t cap, int timeout_ms)
-{
-	int fd = tm_connect(port);
-	if (fd < 0)
-		return fd;
-	const char req[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-	ssize_t n = tm_write_all(fd, req, sizeof req - 1);
-	if (n == 0)
-		n = tm_http_recv(fd, buf, cap, false, timeout_ms);
-	close(fd);
-	return n;
-}
-
-static long metric(const char *text, const char *name)
-{
-	char key[128];
-	snprintf(key, sizeof key, "\n%s ", name);
-	const char *p = strstr(text, key);
-	return p ? strtol(p + strlen(key), NULL, 10) : -1;
-}
-
 /* A field of /proc/PID/status in kB ("VmRSS", "VmHWM"), or -1. */
 static long proc_kb(pid_t pid, const char *field)
 {
@@ -158,9 +128,10 @@ START_TEST(test_metrics_allow)
 	const char *deny[] = { "--allow", "192.0.2.0/24", "--metrics-listen", "127.0.0.1:0", NULL };
 	struct tm_daemon *d = tm_daemon_start_sim(s, deny);
 	ck_assert_ptr_nonnull(d);
-	int mport = metrics_port(d);
+	int mport = tm_metrics_port(d);
+	ck_assert_int_gt(mport, 0);
 	static char body[65536];
-	ssize_t n = scrape(mport, body, sizeof body, 3000);
+	ssize_t n = tm_metrics_scrape(mport, body, sizeof body, 3000);
 	ck_assert_msg(n < 0, "a refused client got %zd bytes from /metrics", n);
 	ck_assert(tm_daemon_wait_log(d, 0, "metrics: rejected 127.0.0.1", NULL, 0, 5000));
 	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
@@ -168,8 +139,9 @@ START_TEST(test_metrics_allow)
 	const char *allow[] = { "--allow", "127.0.0.0/8", "--metrics-listen", "127.0.0.1:0", NULL };
 	d = tm_daemon_start_sim(s, allow);
 	ck_assert_ptr_nonnull(d);
-	mport = metrics_port(d);
-	ck_assert_int_gt(scrape(mport, body, sizeof body, 3000), 0);
+	mport = tm_metrics_port(d);
+	ck_assert_int_gt(mport, 0);
+	ck_assert_int_gt(tm_metrics_scrape(mport, body, sizeof body, 3000), 0);
 	ck_assert_int_eq(tm_http_status(body), 200);
 	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
 	sim_stop(s);
@@ -185,7 +157,8 @@ START_TEST(test_metrics_not_delayed)
 	const char *extra[] = { "--metrics-listen", "127.0.0.1:0", NULL };
 	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
 	ck_assert_ptr_nonnull(d);
-	int mport = metrics_port(d);
+	int mport = tm_metrics_port(d);
+	ck_assert_int_gt(mport, 0);
 	int quiet[SILENT];
 	for (int i = 0; i < SILENT; i++) {
 		quiet[i] = tm_connect(mport);
@@ -196,7 +169,7 @@ START_TEST(test_metrics_not_delayed)
 	static char body[65536];
 	for (int i = 0; i < SCRAPES; i++) {
 		int64_t t0 = tm_now_ms();
-		ssize_t n = scrape(mport, body, sizeof body, 5000);
+		ssize_t n = tm_metrics_scrape(mport, body, sizeof body, 5000);
 		int64_t took = tm_now_ms() - t0;
 		ck_assert_int_gt(n, 0);
 		ck_assert_int_eq(tm_http_status(body), 200);
@@ -238,7 +211,8 @@ START_TEST(test_refusal_is_503)
 	const char *extra[] = { "--max-buffered", "4k", "--metrics-listen", "127.0.0.1:0", NULL };
 	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
 	ck_assert_ptr_nonnull(d);
-	int mport = metrics_port(d);
+	int mport = tm_metrics_port(d);
+	ck_assert_int_gt(mport, 0);
 	/* exactly 8192 bytes: the daemon reads them all (its buffer may grow to
 	 * 8 KiB) and then needs more, so no unread byte turns the close into a reset */
 	static char req[8192];
@@ -264,9 +238,9 @@ START_TEST(test_refusal_is_503)
 	ck_assert_int_eq(tm_http_status(resp), 200);
 	close(fd);
 	static char body[65536];
-	ck_assert_int_gt(scrape(mport, body, sizeof body, 3000), 0);
-	ck_assert_int_eq(metric(body, "tcpmux_requests_failed_total{reason=\"no_buffer\"}"), 1);
-	ck_assert_int_eq(metric(body, "tcpmux_buffered_bytes"), 0);
+	ck_assert_int_gt(tm_metrics_scrape(mport, body, sizeof body, 3000), 0);
+	ck_assert_int_eq(tm_metric(body, "tcpmux_requests_failed_total{reason=\"no_buffer\"}"), 1);
+	ck_assert_int_eq(tm_metric(body, "tcpmux_buffered_bytes"), 0);
 	size_t mark = tm_daemon_log_mark(d);
 	char line[1024];
 	ck_assert_int_eq(tm_daemon_signal(d, SIGUSR1), 0);
@@ -330,7 +304,8 @@ START_TEST(test_ceiling_many_partial)
 				NULL };
 	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
 	ck_assert_ptr_nonnull(d);
-	int mport = metrics_port(d);
+	int mport = tm_metrics_port(d);
+	ck_assert_int_gt(mport, 0);
 	long rss0 = proc_kb(tm_daemon_pid(d), "VmRSS");
 	ck_assert_int_gt(rss0, 0);
 
@@ -350,9 +325,9 @@ START_TEST(test_ceiling_many_partial)
 	for (int tries = 0; tries < 200 && cur != prev; tries++) {
 		tm_sleep_ms(50);
 		prev = cur;
-		ck_assert_int_gt(scrape(mport, body, sizeof body, 5000), 0);
-		cur = metric(body, "tcpmux_buffered_bytes");
-		refused = metric(body, "tcpmux_requests_failed_total{reason=\"no_buffer\"}");
+		ck_assert_int_gt(tm_metrics_scrape(mport, body, sizeof body, 5000), 0);
+		cur = tm_metric(body, "tcpmux_buffered_bytes");
+		refused = tm_metric(body, "tcpmux_requests_failed_total{reason=\"no_buffer\"}");
 	}
 	long hwm = proc_kb(tm_daemon_pid(d), "VmHWM"), rss = proc_kb(tm_daemon_pid(d), "VmRSS");
 	fprintf(stderr, "%d clients x %d KiB partial: %ld refused, %ld bytes buffered, RSS %ld kB (peak %ld, "
@@ -381,7 +356,8 @@ START_TEST(test_memory_given_back)
 	const char *extra[] = { "--metrics-listen", "127.0.0.1:0", NULL };
 	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
 	ck_assert_ptr_nonnull(d);
-	int mport = metrics_port(d);
+	int mport = tm_metrics_port(d);
+	ck_assert_int_gt(mport, 0);
 	long rss0 = proc_kb(tm_daemon_pid(d), "VmRSS");
 	ck_assert_int_gt(rss0, 0);
 
@@ -406,14 +382,14 @@ START_TEST(test_memory_given_back)
 	do {
 		if (buffered > 0)
 			tm_sleep_ms(10);
-		ck_assert_int_gt(scrape(mport, body, sizeof body, 5000), 0);
-		buffered = metric(body, "tcpmux_buffered_bytes");
+		ck_assert_int_gt(tm_metrics_scrape(mport, body, sizeof body, 5000), 0);
+		buffered = tm_metric(body, "tcpmux_buffered_bytes");
 	} while (buffered != 0 && tm_now_ms() < deadline);
 	long rss = proc_kb(tm_daemon_pid(d), "VmRSS");
 	fprintf(stderr, "%d idle clients after a %d KiB answer each: RSS %ld kB (at start %ld), %ld bytes "
 		"buffered\n", N, BODY / 1024, rss, rss0, buffered);
 	check_rss("the RSS", rss, rss0 + SLACK_MB * 1024);
-	ck_assert_int_eq(metric(body, "tcpmux_clients_connected"), N);
+	ck_assert_int_eq(tm_metric(body, "tcpmux_clients_connected"), N);
 	ck_assert_int_eq(buffered, 0);
 	for (int i = 0; i < N; i++)
 		close(fds[i]);

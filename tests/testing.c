@@ -991,6 +991,37 @@ const char *tm_http_body(const char *resp)
 	return e ? e + 4 : NULL;
 }
 
+int tm_metrics_port(struct tm_daemon *d)
+{
+	char line[512];
+	if (!tm_daemon_wait_log(d, 0, "serving /metrics on", line, sizeof line, 5000))
+		return -ETIMEDOUT;
+	return atoi(strrchr(line, ':') + 1);
+}
+
+/* The daemon closes the metrics connection after each answer; the request
+ * says so too. */
+ssize_t tm_metrics_scrape(int port, char *buf, size_t cap, int timeout_ms)
+{
+	int fd = tm_connect(port);
+	if (fd < 0)
+		return fd;
+	const char req[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+	ssize_t n = tm_write_all(fd, req, sizeof req - 1);
+	if (n == 0)
+		n = tm_http_recv(fd, buf, cap, false, timeout_ms);
+	close(fd);
+	return n;
+}
+
+long tm_metric(const char *text, const char *name)
+{
+	char key[128];
+	snprintf(key, sizeof key, "\n%s ", name);
+	const char *p = strstr(text, key);
+	return p ? strtol(p + strlen(key), NULL, 10) : -1;
+}
+
 /* The value of header name in the head (NUL-terminated), copied to val. */
 static bool tm_http_header(const char *head, const char *name, char *val, size_t cap)
 {

@@ -280,6 +280,17 @@ int tm_http_status(const char *resp);
 /* The body of a response: the bytes after the head (NULL when none). */
 const char *tm_http_body(const char *resp);
 
+/* ---- the metrics port (--metrics-listen 127.0.0.1:0) ---------------------- */
+
+/* The port from d's "serving /metrics on ADDR:PORT" line, waited for up to
+ * 5 s; -ETIMEDOUT when there is none. */
+int tm_metrics_port(struct tm_daemon *d);
+/* GET /metrics on port within timeout_ms; the whole response in buf
+ * (NUL-terminated). Returns its length or -errno. */
+ssize_t tm_metrics_scrape(int port, char *buf, size_t cap, int timeout_ms);
+/* The value on the line "NAME VALUE" of a scrape, or -1 when none. */
+long tm_metric(const char *text, const char *name);
+
 /* ---- check suites (where <check.h> was included first) ------------------- */
 
 #ifdef CHECK_H
