@@ -145,6 +145,11 @@ int tm_pair_start(struct tm_pair *p, const struct sim_opts *o, const char *const
 /* The same with the target down (sim_kill) before the daemon starts;
  * sim_revive(p->sim) brings it up on the same port. */
 int tm_pair_start_down(struct tm_pair *p, const struct sim_opts *o, const char *const extra[]);
+/* Stops the daemon with SIGTERM and starts another in front of the same
+ * simulator with extra. Returns the old daemon's exit status as
+ * tm_daemon_stop does (0 for a clean stop), or -EIO when the new one did
+ * not start (p->d is NULL then). */
+int tm_pair_restart(struct tm_pair *p, const char *const extra[]);
 /* Stops the daemon with SIGTERM, then the simulator. Returns the daemon's
  * exit status as tm_daemon_stop does: 0 for a clean stop. */
 int tm_pair_stop(struct tm_pair *p);
