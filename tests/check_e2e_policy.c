@@ -85,30 +85,30 @@ static size_t hidden_write(uint8_t *pdu, uint16_t addr, uint16_t value)
  * the device, which ran the write. Now it is answered 0x03 and the device
  * sees nothing; the connection stays in step for the next read. The same
  * holds without the policy. */
+static const char *const *const hidden_write_opts[] = {
+	(const char *const[]){ "--modbus-read-only", NULL },
+	(const char *const[]){ NULL },
+};
+
 START_TEST(test_rtu_hidden_write)
 {
-	static const char *const ro[] = { "--modbus-read-only", NULL };
-	static const char *const open[] = { NULL };
-	const char *const *variants[] = { ro, open };
-	for (size_t v = 0; v < 2; v++) {
-		struct tm_pair p;
-		int fd = open_pair(&p, SIM_MODBUS_RTU, variants[v]);
-		struct sim *s = p.sim;
-		uint16_t before = sim_modbus_holding(s, 100, 1);
-		uint8_t pdu[16];
-		size_t len = hidden_write(pdu, 100, (uint16_t)(before ^ 0x5555));
-		ck_assert_int_eq(exchange(fd, 0x0101, 1, pdu, len), 0x03);
-		uint16_t val;
-		uint8_t exc = 0xFF;
-		ck_assert_int_eq(tm_modbus_read(fd, 0x0102, 1, 3, 100, 1, &val, &exc), 0);
-		ck_assert_int_eq(exc, 0);
-		ck_assert_uint_eq(val, before);
-		ck_assert_uint_eq(sim_modbus_holding(s, 100, 1), before);
-		ck_assert_int_eq(TM_SIM_STAT(s, requests), 1);   /* the good read only */
-		ck_assert_int_eq(TM_SIM_STAT(s, crc_errors), 0);
-		ck_assert(tm_daemon_wait_log(p.d, 0, "refused function 3 for unit 1: its length", NULL, 0, 5000));
-		close_pair(&p, fd);
-	}
+	struct tm_pair p;
+	int fd = open_pair(&p, SIM_MODBUS_RTU, hidden_write_opts[_i]);
+	struct sim *s = p.sim;
+	uint16_t before = sim_modbus_holding(s, 100, 1);
+	uint8_t pdu[16];
+	size_t len = hidden_write(pdu, 100, (uint16_t)(before ^ 0x5555));
+	ck_assert_int_eq(exchange(fd, 0x0101, 1, pdu, len), 0x03);
+	uint16_t val;
+	uint8_t exc = 0xFF;
+	ck_assert_int_eq(tm_modbus_read(fd, 0x0102, 1, 3, 100, 1, &val, &exc), 0);
+	ck_assert_int_eq(exc, 0);
+	ck_assert_uint_eq(val, before);
+	ck_assert_uint_eq(sim_modbus_holding(s, 100, 1), before);
+	ck_assert_int_eq(TM_SIM_STAT(s, requests), 1);   /* the good read only */
+	ck_assert_int_eq(TM_SIM_STAT(s, crc_errors), 0);
+	ck_assert(tm_daemon_wait_log(p.d, 0, "refused function 3 for unit 1: its length", NULL, 0, 5000));
+	close_pair(&p, fd);
 }
 END_TEST
 
@@ -116,31 +116,31 @@ END_TEST
  * count does not match its quantity passed the policy when its quantity
  * lay inside an allowed range. Now it is answered 0x03 and never reaches
  * the device, policy or not; the same write with a right count passes. */
+static const char *const *const byte_count_opts[] = {
+	(const char *const[]){ "--modbus-read-only", "--modbus-allow-write", "1:100-100", NULL },
+	(const char *const[]){ NULL },
+};
+
 START_TEST(test_tcp_bad_byte_count)
 {
-	static const char *const ro[] = { "--modbus-read-only", "--modbus-allow-write", "1:100-100", NULL };
-	static const char *const open[] = { NULL };
-	const char *const *variants[] = { ro, open };
-	for (size_t v = 0; v < 2; v++) {
-		struct tm_pair p;
-		int fd = open_pair(&p, SIM_MODBUS, variants[v]);
-		struct sim *s = p.sim;
-		uint16_t r101 = sim_modbus_holding(s, 101, 1);
-		/* quantity 1 (register 100), byte count 4: two values */
-		const uint8_t bad[] = { 16, 0, 100, 0, 1, 4, 0x11, 0x11, 0x22, 0x22 };
-		ck_assert_int_eq(exchange(fd, 7, 1, bad, sizeof bad), 0x03);
-		ck_assert_int_eq(TM_SIM_STAT(s, requests), 0); /* the 0x03 is the multiplexer's */
-		/* quantity 2, byte count 2 */
-		const uint8_t short_count[] = { 16, 0, 100, 0, 2, 2, 0x11, 0x11 };
-		ck_assert_int_eq(exchange(fd, 8, 1, short_count, sizeof short_count), 0x03);
-		ck_assert_int_eq(TM_SIM_STAT(s, requests), 0);
-		ck_assert_uint_eq(sim_modbus_holding(s, 101, 1), r101);
-		const uint8_t good[] = { 16, 0, 100, 0, 1, 2, 0x12, 0x34 };
-		ck_assert_int_eq(exchange(fd, 9, 1, good, sizeof good), 0);
-		ck_assert_uint_eq(sim_modbus_holding(s, 100, 1), 0x1234);
-		ck_assert_int_eq(TM_SIM_STAT(s, requests), 1);
-		close_pair(&p, fd);
-	}
+	struct tm_pair p;
+	int fd = open_pair(&p, SIM_MODBUS, byte_count_opts[_i]);
+	struct sim *s = p.sim;
+	uint16_t r101 = sim_modbus_holding(s, 101, 1);
+	/* quantity 1 (register 100), byte count 4: two values */
+	const uint8_t bad[] = { 16, 0, 100, 0, 1, 4, 0x11, 0x11, 0x22, 0x22 };
+	ck_assert_int_eq(exchange(fd, 7, 1, bad, sizeof bad), 0x03);
+	ck_assert_int_eq(TM_SIM_STAT(s, requests), 0); /* the 0x03 is the multiplexer's */
+	/* quantity 2, byte count 2 */
+	const uint8_t short_count[] = { 16, 0, 100, 0, 2, 2, 0x11, 0x11 };
+	ck_assert_int_eq(exchange(fd, 8, 1, short_count, sizeof short_count), 0x03);
+	ck_assert_int_eq(TM_SIM_STAT(s, requests), 0);
+	ck_assert_uint_eq(sim_modbus_holding(s, 101, 1), r101);
+	const uint8_t good[] = { 16, 0, 100, 0, 1, 2, 0x12, 0x34 };
+	ck_assert_int_eq(exchange(fd, 9, 1, good, sizeof good), 0);
+	ck_assert_uint_eq(sim_modbus_holding(s, 100, 1), 0x1234);
+	ck_assert_int_eq(TM_SIM_STAT(s, requests), 1);
+	close_pair(&p, fd);
 }
 END_TEST
 
@@ -306,8 +306,8 @@ int main(void)
 	snprintf(mbpoll_bin, sizeof mbpoll_bin, "%s", env && *env ? env : "/usr/bin/mbpoll");
 	int with_mbpoll = access(mbpoll_bin, X_OK) == 0;
 	Suite *s = suite_create("e2e_policy");
-	TM_CASE(s, "length", 60, test_rtu_hidden_write, test_tcp_bad_byte_count,
-		test_unknown_function);
+	TM_LOOPS(s, "length", 60, TM_LOOP(test_rtu_hidden_write, hidden_write_opts),
+		 TM_LOOP(test_tcp_bad_byte_count, byte_count_opts), TM_ONCE(test_unknown_function));
 	TM_CASE(s, "allow_write", 60, test_allow_write_unit_map, test_allow_write_spaces);
 	if (with_mbpoll)
 		TM_CASE(s, "mbpoll", 120, test_mbpoll);

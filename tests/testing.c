@@ -450,11 +450,7 @@ static struct tm_daemon *tm_daemon_launch(const char *const argv[])
 	const char *q = getenv("TM_QUIET");
 	d->quiet = q && *q && strcmp(q, "0") != 0;
 	pthread_mutex_init(&d->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&d->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	sim_cond_init_monotonic(&d->cond);
 
 	d->pid = tm_spawn_piped(NULL, argv, &d->fd);
 	if (d->pid < 0) {
