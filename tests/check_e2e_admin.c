@@ -193,22 +193,14 @@ START_TEST(test_metrics_and_usr1)
 	ck_assert_int_eq(tm_metric(body, "tcpmux_request_duration_seconds_count"), 10);
 	ck_assert_int_eq(tm_metric(body, "tcpmux_client_bytes_received_total"), 11 * 12);
 
-	size_t mark = tm_daemon_log_mark(p.d);
 	char line[512];
-	ck_assert_int_eq(tm_daemon_signal(p.d, SIGUSR1), 0);
-	ck_assert(tm_daemon_wait_log(p.d, mark, "stats:", line, sizeof line, 5000));
+	ck_assert(tm_daemon_stats(p.d, line, sizeof line));
 	ck_assert_ptr_nonnull(strstr(line, "requests total=11 ok=10"));
 	ck_assert_ptr_nonnull(strstr(line, "policy=1"));
 	ck_assert_ptr_nonnull(strstr(line, "accepted=1"));
 	ck_assert(tm_daemon_running(p.d));
 
-	fd = tm_connect(mport);
-	ck_assert_int_ge(fd, 0);
-	const char bad[] = "GET /other HTTP/1.1\r\n\r\n";
-	ck_assert_int_eq(tm_write_all(fd, bad, sizeof bad - 1), 0);
-	ck_assert_int_gt(tm_http_recv(fd, body, sizeof body, false, 5000), 0);
-	ck_assert_int_eq(tm_http_status(body), 404);
-	close(fd);
+	ck_assert_int_eq(tm_http_once(mport, "GET /other HTTP/1.1\r\n\r\n", body, sizeof body), 404);
 	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST

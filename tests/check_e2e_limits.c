@@ -216,21 +216,14 @@ START_TEST(test_refusal_is_503)
 	ck_assert(tm_daemon_wait_log(p.d, 0, "--max-buffered", NULL, 0, 5000));
 
 	/* a small request still passes, and the counters agree in both places */
-	fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
 	const char small[] = "GET /small HTTP/1.1\r\nHost: x\r\n\r\n";
-	ck_assert_int_eq(tm_write_all(fd, small, sizeof small - 1), 0);
-	ck_assert_int_gt(tm_http_recv(fd, resp, sizeof resp, false, 5000), 0);
-	ck_assert_int_eq(tm_http_status(resp), 200);
-	close(fd);
+	ck_assert_int_eq(tm_http_once(p.port, small, resp, sizeof resp), 200);
 	static char body[65536];
 	ck_assert_int_gt(tm_metrics_scrape(mport, body, sizeof body, 3000), 0);
 	ck_assert_int_eq(tm_metric(body, "tcpmux_requests_failed_total{reason=\"no_buffer\"}"), 1);
 	ck_assert_int_eq(tm_metric(body, "tcpmux_buffered_bytes"), 0);
-	size_t mark = tm_daemon_log_mark(p.d);
 	char line[1024];
-	ck_assert_int_eq(tm_daemon_signal(p.d, SIGUSR1), 0);
-	ck_assert(tm_daemon_wait_log(p.d, mark, "stats:", line, sizeof line, 5000));
+	ck_assert(tm_daemon_stats(p.d, line, sizeof line));
 	ck_assert_ptr_nonnull(strstr(line, " no_buffer=1 "));
 	ck_assert_ptr_nonnull(strstr(line, " buffered=0"));
 	ck_assert_int_eq(tm_pair_stop(&p), 0);

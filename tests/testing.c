@@ -987,6 +987,25 @@ const char *tm_http_body(const char *resp)
 	return e ? e + 4 : NULL;
 }
 
+int tm_http_once(int port, const char *req, char *buf, size_t cap)
+{
+	int fd = tm_connect(port);
+	if (fd < 0)
+		return fd;
+	ssize_t n = tm_write_all(fd, req, strlen(req));
+	if (n == 0)
+		n = tm_http_recv(fd, buf, cap, false, TM_IO_TIMEOUT_MS);
+	close(fd);
+	return n < 0 ? (int)n : tm_http_status(buf);
+}
+
+bool tm_daemon_stats(struct tm_daemon *d, char *line, size_t cap)
+{
+	size_t mark = tm_daemon_log_mark(d);
+	return tm_daemon_signal(d, SIGUSR1) == 0 &&
+	       tm_daemon_wait_log(d, mark, "stats:", line, cap, 5000);
+}
+
 int tm_metrics_port(struct tm_daemon *d)
 {
 	char line[512];

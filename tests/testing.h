@@ -122,6 +122,10 @@ bool tm_daemon_wait_log(struct tm_daemon *d, size_t mark, const char *needle, ch
 /* How many lines after mark contain needle, now. */
 int tm_daemon_log_count(struct tm_daemon *d, size_t mark, const char *needle);
 
+/* Sends SIGUSR1 and waits up to 5 s for the "stats:" line it writes, copied
+ * into line. Returns whether it came. */
+bool tm_daemon_stats(struct tm_daemon *d, char *line, size_t cap);
+
 /* Runs `BINARY ARGS...` (NULL-terminated) to completion, e.g. --help, and
  * captures stdout and stderr together into out (NUL-terminated, cut at
  * cap - 1). Returns the exit status as tm_daemon_stop does. */
@@ -280,6 +284,10 @@ ssize_t tm_mpu_recv(int fd, uint8_t *payload, size_t cap, int timeout_ms);
  * A body with no length ends at close. An interim 1xx response is returned
  * on its own; call again for the final one. */
 ssize_t tm_http_recv(int fd, char *buf, size_t cap, bool head_request, int timeout_ms);
+/* Sends req (a whole request) on a new connection to port and reads one
+ * response into buf (within TM_IO_TIMEOUT_MS), then closes. Returns its
+ * status code (tm_http_status) or -errno. */
+int tm_http_once(int port, const char *req, char *buf, size_t cap);
 /* The status code of a response (0 when malformed). */
 int tm_http_status(const char *resp);
 /* The body of a response: the bytes after the head (NULL when none). */
