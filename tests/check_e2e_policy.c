@@ -85,15 +85,11 @@ static size_t hidden_write(uint8_t *pdu, uint16_t addr, uint16_t value)
  * the device, which ran the write. Now it is answered 0x03 and the device
  * sees nothing; the connection stays in step for the next read. The same
  * holds without the policy. */
-static const char *const *const hidden_write_opts[] = {
-	(const char *const[]){ "--modbus-read-only", NULL },
-	(const char *const[]){ NULL },
-};
-
 START_TEST(test_rtu_hidden_write)
 {
+	static const char *const ro[] = { "--modbus-read-only", NULL };
 	struct tm_pair p;
-	int fd = open_pair(&p, SIM_MODBUS_RTU, hidden_write_opts[_i]);
+	int fd = open_pair(&p, SIM_MODBUS_RTU, _i == 0 ? ro : NULL);
 	struct sim *s = p.sim;
 	uint16_t before = sim_modbus_holding(s, 100, 1);
 	uint8_t pdu[16];
@@ -116,15 +112,11 @@ END_TEST
  * count does not match its quantity passed the policy when its quantity
  * lay inside an allowed range. Now it is answered 0x03 and never reaches
  * the device, policy or not; the same write with a right count passes. */
-static const char *const *const byte_count_opts[] = {
-	(const char *const[]){ "--modbus-read-only", "--modbus-allow-write", "1:100-100", NULL },
-	(const char *const[]){ NULL },
-};
-
 START_TEST(test_tcp_bad_byte_count)
 {
+	static const char *const ro[] = { "--modbus-read-only", "--modbus-allow-write", "1:100-100", NULL };
 	struct tm_pair p;
-	int fd = open_pair(&p, SIM_MODBUS, byte_count_opts[_i]);
+	int fd = open_pair(&p, SIM_MODBUS, _i == 0 ? ro : NULL);
 	struct sim *s = p.sim;
 	uint16_t r101 = sim_modbus_holding(s, 101, 1);
 	/* quantity 1 (register 100), byte count 4: two values */
@@ -306,8 +298,9 @@ int main(void)
 	snprintf(mbpoll_bin, sizeof mbpoll_bin, "%s", env && *env ? env : "/usr/bin/mbpoll");
 	int with_mbpoll = access(mbpoll_bin, X_OK) == 0;
 	Suite *s = suite_create("e2e_policy");
-	TM_LOOPS(s, "length", 60, TM_LOOP(test_rtu_hidden_write, hidden_write_opts),
-		 TM_LOOP(test_tcp_bad_byte_count, byte_count_opts), TM_ONCE(test_unknown_function));
+	/* the first two run under the policy (_i 0), then without it */
+	TM_LOOPS(s, "length", 60, { test_rtu_hidden_write, 2 }, { test_tcp_bad_byte_count, 2 },
+		 TM_ONCE(test_unknown_function));
 	TM_CASE(s, "allow_write", 60, test_allow_write_unit_map, test_allow_write_spaces);
 	if (with_mbpoll)
 		TM_CASE(s, "mbpoll", 120, test_mbpoll);
