@@ -40,8 +40,7 @@ START_TEST(test_allow)
 	const char *deny[] = { "--allow", "192.0.2.0/24", "--allow", "2001:db8::/32", NULL };
 	struct tm_pair p;
 	start_pair(&p, 1, 0, deny);
-	int fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	int fd = tm_pair_client(&p);
 	ck_assert_int_eq(tm_wait_closed(fd, 5000), 0); /* closed at accept, nothing sent */
 	close(fd);
 	ck_assert(tm_daemon_wait_log(p.d, 0, "not in --allow", NULL, 0, 5000));
@@ -119,8 +118,7 @@ START_TEST(test_idle_timeout)
 	const char *extra[] = { "--idle-timeout", "300ms", NULL };
 	struct tm_pair p;
 	start_pair(&p, 1, 0, extra);
-	int fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	int fd = tm_pair_client(&p);
 	int64_t t0 = tm_now_ms();
 	ck_assert_int_eq(tm_wait_closed(fd, 5000), 0);
 	ck_assert_int_ge(tm_now_ms() - t0, 250);
@@ -135,8 +133,7 @@ START_TEST(test_read_only)
 	const char *extra[] = { "--modbus-read-only", "--modbus-allow-write", "1:200-209", NULL };
 	struct tm_pair p;
 	start_pair(&p, 1, 0, extra);
-	int fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	int fd = tm_pair_client(&p);
 	uint16_t before = sim_modbus_holding(p.sim, 100, 1);
 	uint8_t exc = 0;
 	ck_assert_int_eq(tm_modbus_write1(fd, 77, 1, 100, (uint16_t)(before + 1), &exc), 0);
@@ -168,8 +165,7 @@ START_TEST(test_metrics_and_usr1)
 	int mport = tm_metrics_port(p.d);
 	ck_assert_int_gt(mport, 0);
 
-	int fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	int fd = tm_pair_client(&p);
 	for (int i = 0; i < 10; i++) {
 		uint16_t v;
 		uint8_t exc = 0xff;

@@ -76,8 +76,7 @@ START_TEST(test_deadline_starts_at_first_byte)
 	const char *extra[] = { "--timeout", "500ms", NULL };
 	struct tm_pair p;
 	ck_assert_int_eq(tm_pair_start(&p, &o, extra), 0);
-	int fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	int fd = tm_pair_client(&p);
 	uint8_t req[12], resp[260];
 	tm_modbus_req_read(req, 7, 1, 3, 0, 1);
 	tm_sleep_ms(800); /* the client's own pace: idle past --timeout */

@@ -619,8 +619,7 @@ START_TEST(test_sim_pipelining)
 {
 	struct tm_pair p;
 	http_pair(&p, 0, NULL);
-	int fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	int fd = tm_pair_client(&p);
 	const char two[] = "GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n";
 	ck_assert_int_eq(tm_write_all(fd, two, sizeof two - 1), 0);
 	expect_response(fd, false, 200, "GET /one\n");
@@ -649,8 +648,7 @@ START_TEST(test_sim_response_framing)
 	const char *extra[] = { "--reconnect-backoff", "50ms", NULL };
 	struct tm_pair p;
 	http_pair(&p, 1, extra);
-	int fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	int fd = tm_pair_client(&p);
 	const char reqs[] = "GET /x HTTP/1.1\r\nHost: x\r\n\r\nGET /eof HTTP/1.1\r\nHost: x\r\n\r\n"
 			    "GET /status/204 HTTP/1.1\r\nHost: x\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\n\r\n";
 	ck_assert_int_eq(tm_write_all(fd, reqs, sizeof reqs - 1), 0);
@@ -676,8 +674,7 @@ START_TEST(test_sim_response_framing)
 	 * the requests after it were never read; sent again on a new one */
 	ck_assert_int_eq(tm_wait_closed(fd, 5000), 0);
 	close(fd);
-	fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	fd = tm_pair_client(&p);
 	const char rest[] = "GET /status/204 HTTP/1.1\r\nHost: x\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\n\r\n";
 	ck_assert_int_eq(tm_write_all(fd, rest, sizeof rest - 1), 0);
 	expect_response(fd, false, 204, "");
@@ -694,16 +691,14 @@ START_TEST(test_sim_connection_close)
 {
 	struct tm_pair p;
 	http_pair(&p, 0, NULL);
-	int fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	int fd = tm_pair_client(&p);
 	const char req[] = "GET /bye HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 	ck_assert_int_eq(tm_write_all(fd, req, sizeof req - 1), 0);
 	expect_response(fd, false, 200, "GET /bye\n");
 	ck_assert_int_eq(tm_wait_closed(fd, 5000), 0);
 	close(fd);
 	/* HTTP/1.0 without keep-alive closes too */
-	fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	fd = tm_pair_client(&p);
 	const char req10[] = "GET /old HTTP/1.0\r\n\r\n";
 	ck_assert_int_eq(tm_write_all(fd, req10, sizeof req10 - 1), 0);
 	expect_response(fd, false, 200, "GET /old\n");
@@ -723,8 +718,7 @@ START_TEST(test_sim_target_down)
 	struct tm_pair p;
 	ck_assert_int_eq(tm_pair_start_down(&p, &o, extra), 0);
 	ck_assert(tm_daemon_wait_log(p.d, 0, "cannot connect to the target", NULL, 0, 5000));
-	int fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	int fd = tm_pair_client(&p);
 	const char req[] = "GET /z HTTP/1.1\r\nHost: x\r\n\r\n";
 	for (int i = 0; i < 2; i++) {
 		int64_t t0 = tm_now_ms();
@@ -736,8 +730,7 @@ START_TEST(test_sim_target_down)
 	ck_assert_int_eq(tm_write_all(fd, head, sizeof head - 1), 0);
 	expect_response(fd, true, 503, "");  /* no body after HEAD, even for our own answer */
 	/* a client that asked to close is closed after the 503 too */
-	int other = tm_connect(p.port);
-	ck_assert_int_ge(other, 0);
+	int other = tm_pair_client(&p);
 	const char bye[] = "GET /z HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 	ck_assert_int_eq(tm_write_all(other, bye, sizeof bye - 1), 0);
 	expect_response(other, false, 503, NULL);

@@ -204,8 +204,7 @@ START_TEST(test_refusal_is_503)
 	static char req[8192];
 	int head = snprintf(req, sizeof req, "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
 	memset(req + head, 'b', sizeof req - (size_t)head);
-	int fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	int fd = tm_pair_client(&p);
 	ck_assert_int_eq(tm_write_all(fd, req, sizeof req), 0);
 	static char resp[4096];
 	ck_assert_int_gt(tm_http_recv(fd, resp, sizeof resp, false, 5000), 0);

@@ -118,8 +118,7 @@ START_TEST(test_cache_never_hides_a_write)
 	const char *extra[] = { "--cache-ttl", "30s", NULL };
 	struct tm_pair p;
 	ck_assert_int_eq(tm_pair_start(&p, &o, extra), 0);
-	int fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	int fd = tm_pair_client(&p);
 	uint16_t v;
 	uint8_t exc = 0xff;
 	ck_assert_int_eq(tm_modbus_read(fd, 1, 1, 3, 10, 1, &v, &exc), 0);

@@ -43,6 +43,13 @@ void tm_add_each(Suite *s, int timeout_s, const TTest *const tests[], size_t n)
 	}
 }
 
+int tm_pair_client(const struct tm_pair *p)
+{
+	int fd = tm_connect(p->port);
+	ck_assert_msg(fd >= 0, "cannot connect to the daemon: %s", strerror(-fd));
+	return fd;
+}
+
 int tm_run_suite(Suite *s, const char *missing)
 {
 	SRunner *sr = srunner_create(s);

@@ -317,6 +317,9 @@ void tm_add_each(Suite *s, int timeout_s, const TTest *const tests[], size_t n);
 	(const TTest *const[]){ __VA_ARGS__ },                                  \
 		sizeof((const TTest *const[]){ __VA_ARGS__ }) / sizeof(const TTest *)
 /* TM_CASE(s, "sharing", 120, test_a, test_b); TM_EACH(s, 60, test_a, test_b); */
+/* A client connected to p's daemon (tm_connect); the test fails when it
+ * cannot connect. */
+int tm_pair_client(const struct tm_pair *p);
 /* automake's exit status for a skipped test */
 #define TM_SKIP 77
 /* Runs s (and frees it). Returns EXIT_FAILURE when a test failed, else
