@@ -22,6 +22,22 @@ static void start_pair(struct tm_pair *p, int max_conns, int delay_ms, const cha
 	ck_assert_int_eq(tm_pair_start(p, &o, extra), 0);
 }
 
+/* A one-connection target, the daemon with extra, and a client of it. */
+static int open_pair(struct tm_pair *p, const char *const extra[])
+{
+	start_pair(p, 1, 0, extra);
+	return tm_pair_client(p);
+}
+
+/* Closes the client, checks the daemon logged needle, and stops cleanly. */
+static void close_expecting(struct tm_pair *p, int fd, const char *needle)
+{
+	close(fd);
+	ck_assert_msg(tm_daemon_wait_log(p->d, 0, needle, NULL, 0, 5000), "no log line with '%s'",
+		      needle);
+	ck_assert_int_eq(tm_pair_stop(p), 0);
+}
+
 static int read_one(int port, uint16_t addr, uint8_t *exc)
 {
 	int fd = tm_connect(port);
@@ -39,8 +55,7 @@ START_TEST(test_allow)
 {
 	const char *deny[] = { "--allow", "192.0.2.0/24", "--allow", "2001:db8::/32", NULL };
 	struct tm_pair p;
-	start_pair(&p, 1, 0, deny);
-	int fd = tm_pair_client(&p);
+	int fd = open_pair(&p, deny);
 	ck_assert_int_eq(tm_wait_closed(fd, 5000), 0); /* closed at accept, nothing sent */
 	close(fd);
 	ck_assert(tm_daemon_wait_log(p.d, 0, "not in --allow", NULL, 0, 5000));
@@ -117,14 +132,11 @@ START_TEST(test_idle_timeout)
 {
 	const char *extra[] = { "--idle-timeout", "300ms", NULL };
 	struct tm_pair p;
-	start_pair(&p, 1, 0, extra);
-	int fd = tm_pair_client(&p);
+	int fd = open_pair(&p, extra);
 	int64_t t0 = tm_now_ms();
 	ck_assert_int_eq(tm_wait_closed(fd, 5000), 0);
 	ck_assert_int_ge(tm_now_ms() - t0, 250);
-	close(fd);
-	ck_assert(tm_daemon_wait_log(p.d, 0, "idle for", NULL, 0, 5000));
-	ck_assert_int_eq(tm_pair_stop(&p), 0);
+	close_expecting(&p, fd, "idle for");
 }
 END_TEST
 
@@ -132,8 +144,7 @@ START_TEST(test_read_only)
 {
 	const char *extra[] = { "--modbus-read-only", "--modbus-allow-write", "1:200-209", NULL };
 	struct tm_pair p;
-	start_pair(&p, 1, 0, extra);
-	int fd = tm_pair_client(&p);
+	int fd = open_pair(&p, extra);
 	uint16_t before = sim_modbus_holding(p.sim, 100, 1);
 	uint8_t exc = 0;
 	ck_assert_int_eq(tm_modbus_write1(fd, 77, 1, 100, (uint16_t)(before + 1), &exc), 0);
@@ -151,9 +162,7 @@ START_TEST(test_read_only)
 	ck_assert_int_eq(tm_modbus_write1(fd, 80, 1, 205, 4242, &exc), 0);
 	ck_assert_int_eq(exc, 0);
 	ck_assert_uint_eq(sim_modbus_holding(p.sim, 205, 1), 4242);
-	close(fd);
-	ck_assert(tm_daemon_wait_log(p.d, 0, "refused function 6 for unit 1", NULL, 0, 5000));
-	ck_assert_int_eq(tm_pair_stop(&p), 0);
+	close_expecting(&p, fd, "refused function 6 for unit 1");
 }
 END_TEST
 
