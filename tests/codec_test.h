@@ -169,7 +169,7 @@ struct ct_codec {
 	size_t buf_exactly;             /* its initial_buf, or 0: at least buf_at_least */
 	size_t buf_at_least;
 	int also_response;              /* frame each whole frame with the response framer too */
-	const struct ct_msg *frames;    /* whole, valid frames that set no flags */
+	const struct ct_msg *frames;    /* whole, valid frames that set no flags (one at least) */
 	int n_frames;
 	const struct ct_msg *truncated; /* each needs more bytes, at eof too */
 	int n_truncated;
