@@ -213,7 +213,7 @@ START_TEST(test_queue_unlimited)
 	norder = 0;
 	start_waiters(t, args, N, false);
 	wait_for_waiters(N);
-	pool_return(&pool, held, 1);
+	pool_return(&pool, held, POOL_HEALTHY);
 	join_waiters(t, args, N);
 	ck_assert_int_eq(norder, N);
 	teardown_all();
