@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "acl.h"
+#include "testing.h"
 
 static struct sockaddr_storage peer(const char *addr)
 {
@@ -105,10 +106,6 @@ Suite *make_suite(void);
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("acl");
-	TCase *tc = tcase_create("cidr");
-	tcase_add_loop_test(tc, test_match, 0, (int)(sizeof cases / sizeof cases[0]));
-	tcase_add_test(tc, test_bad);
-	tcase_add_test(tc, test_lists);
-	suite_add_tcase(s, tc);
+	TM_LOOPS(s, "cidr", 0, TM_LOOP(test_match, cases), TM_ONCE(test_bad), TM_ONCE(test_lists));
 	return s;
 }

@@ -13,6 +13,7 @@
 #include "buf.h"
 #include "codec.h"
 #include "timeutil.h"
+#include "testing.h"
 
 static int sv[2];
 static struct buf b;
@@ -227,17 +228,9 @@ Suite *make_suite(void);
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("buf");
-	TCase *tc = tcase_create("frames");
+	TCase *tc = TM_CASE(s, "frames", 0, test_pipelined, test_grows_to_max, test_eof,
+			    test_deadline, test_append, test_budget_append, test_budget_read,
+			    test_shrinks_after_large_frame, test_budget_threads);
 	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, test_pipelined);
-	tcase_add_test(tc, test_grows_to_max);
-	tcase_add_test(tc, test_eof);
-	tcase_add_test(tc, test_deadline);
-	tcase_add_test(tc, test_append);
-	tcase_add_test(tc, test_budget_append);
-	tcase_add_test(tc, test_budget_read);
-	tcase_add_test(tc, test_shrinks_after_large_frame);
-	tcase_add_test(tc, test_budget_threads);
-	suite_add_tcase(s, tc);
 	return s;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "testing.h"
 
 #define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])) - 1)
 
@@ -518,26 +519,12 @@ Suite *make_suite(void);
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("cli");
-	TCase *tc = tcase_create("durations");
-	tcase_add_loop_test(tc, test_duration, 0, (int)(sizeof durations / sizeof durations[0]));
-	tcase_add_test(tc, test_size);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("options");
-	tcase_add_test(tc, test_defaults);
-	tcase_add_test(tc, test_go_names);
-	tcase_add_test(tc, test_short_and_aliases);
-	tcase_add_test(tc, test_commands);
-	tcase_add_test(tc, test_new_defaults);
-	tcase_add_loop_test(tc, test_new_rows, 0, (int)(sizeof good / sizeof good[0]));
-	tcase_add_test(tc, test_serial_target);
-	tcase_add_test(tc, test_table_rows);
-	tcase_add_test(tc, test_help_from_table);
-	tcase_add_test(tc, test_commands_listed);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("errors");
-	tcase_add_loop_test(tc, test_bad_values, 0, (int)(sizeof bad / sizeof bad[0]));
-	tcase_add_test(tc, test_bad_usage);
-	tcase_add_loop_test(tc, test_bad_new, 0, (int)(sizeof bad_new / sizeof bad_new[0]));
-	suite_add_tcase(s, tc);
+	TM_LOOPS(s, "durations", 0, TM_LOOP(test_duration, durations), TM_ONCE(test_size));
+	TM_LOOPS(s, "options", 0, TM_ONCE(test_defaults), TM_ONCE(test_go_names),
+		 TM_ONCE(test_short_and_aliases), TM_ONCE(test_commands), TM_ONCE(test_new_defaults),
+		 TM_LOOP(test_new_rows, good), TM_ONCE(test_serial_target), TM_ONCE(test_table_rows),
+		 TM_ONCE(test_help_from_table), TM_ONCE(test_commands_listed));
+	TM_LOOPS(s, "errors", 0, TM_LOOP(test_bad_values, bad), TM_ONCE(test_bad_usage),
+		 TM_LOOP(test_bad_new, bad_new));
 	return s;
 }

@@ -123,14 +123,7 @@ START_TEST(test_request_case_and_order)
 }
 END_TEST
 
-static const struct {
-	const char *name;
-	const uint8_t *msg;
-	size_t len;
-	size_t max;
-	ssize_t err;
-	size_t refused_at; /* 0, or the prefix length at which it must be refused */
-} bad_requests[] = {
+static const struct ct_bad bad_requests[] = {
 	{ "Content-Length lines disagree",
 	  CT_BYTES("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"),
 	  CT_MAX_FRAME, -EPROTO, 0 },
@@ -240,14 +233,7 @@ static const struct {
 
 START_TEST(test_request_bad)
 {
-	struct frame_ctx base = ct_ctx(bad_requests[_i].max);
-	ct_error(REQ, &base, bad_requests[_i].msg, bad_requests[_i].len, bad_requests[_i].err,
-		 bad_requests[_i].name);
-	if (bad_requests[_i].refused_at != 0) {
-		size_t at = ct_refused_at(REQ, &base, bad_requests[_i].msg, bad_requests[_i].len);
-		ck_assert_msg(at == bad_requests[_i].refused_at, "%s: refused at %zu, want %zu",
-			      bad_requests[_i].name, at, bad_requests[_i].refused_at);
-	}
+	ct_check_bad(REQ, &bad_requests[_i]);
 }
 END_TEST
 
@@ -737,11 +723,7 @@ END_TEST
 
 /* A bare CR is still no line end, in answers either; requests stay
  * strict (bad_requests has their bare LF cases). */
-static const struct {
-	const char *name;
-	const uint8_t *msg;
-	size_t len;
-} cr_responses[] = {
+static const struct ct_msg cr_responses[] = {
 	{ "bare CR ends the status line", CT_BYTES("HTTP/1.1 200 OK\rContent-Length: 0\r\n\r\n") },
 	{ "bare CR in a value", CT_BYTES("HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 0\r\n\r\n") },
 	{ "bare CR ends the head", CT_BYTES("HTTP/1.1 200 OK\nContent-Length: 0\n\rX") },
@@ -828,11 +810,7 @@ START_TEST(test_expect_wanted)
 }
 END_TEST
 
-static const struct {
-	const char *name;
-	const uint8_t *msg;
-	size_t len;
-} no_expect[] = {
+static const struct ct_msg no_expect[] = {
 	{ "body already there", CT_BYTES("PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx") },
 	{ "no body", CT_BYTES("PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n") },
 	{ "HTTP/1.0", CT_BYTES("PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx") },
@@ -1120,102 +1098,37 @@ END_TEST
  * 100-continue, streaming. */
 static void add_issue14_cases(Suite *s)
 {
-	TCase *tc;
-
-	tc = tcase_create("resuming where it stopped");
-	tcase_add_test(tc, test_resume_requests);
-	tcase_add_test(tc, test_resume_responses);
-	tcase_add_test(tc, test_resume_reset);
-	tcase_add_test(tc, test_linear_count);
-	tcase_add_test(tc, test_linear_no_rescan);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("answers with bare LF");
-	tcase_add_loop_test(tc, test_response_bare_lf, 0, CT_COUNT(lf_responses));
-	tcase_add_loop_test(tc, test_response_bare_cr, 0, CT_COUNT(cr_responses));
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("content where it has no meaning");
-	tcase_add_loop_test(tc, test_body_without_meaning, 0, CT_COUNT(body_methods));
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("100-continue");
-	tcase_add_test(tc, test_expect_wanted);
-	tcase_add_loop_test(tc, test_expect_not_wanted, 0, CT_COUNT(no_expect));
-	tcase_add_test(tc, test_expect_chunked);
-	tcase_add_loop_test(tc, test_interim_len, 0, CT_COUNT(interims));
-	tcase_add_test(tc, test_expect_reply);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("streaming answers");
-	tcase_add_test(tc, test_stream_big_answers);
-	tcase_add_test(tc, test_stream_limits);
-	suite_add_tcase(s, tc);
+	TM_LOOPS(s, "resuming where it stopped", 0, TM_ONCE(test_resume_requests),
+		 TM_ONCE(test_resume_responses), TM_ONCE(test_resume_reset),
+		 TM_ONCE(test_linear_count), TM_ONCE(test_linear_no_rescan));
+	TM_LOOPS(s, "answers with bare LF", 0, TM_LOOP(test_response_bare_lf, lf_responses),
+		 TM_LOOP(test_response_bare_cr, cr_responses));
+	TM_LOOPS(s, "content where it has no meaning", 0,
+		 TM_LOOP(test_body_without_meaning, body_methods));
+	TM_LOOPS(s, "100-continue", 0, TM_ONCE(test_expect_wanted),
+		 TM_LOOP(test_expect_not_wanted, no_expect), TM_ONCE(test_expect_chunked),
+		 TM_LOOP(test_interim_len, interims), TM_ONCE(test_expect_reply));
+	TM_CASE(s, "streaming answers", 0, test_stream_big_answers, test_stream_limits);
 }
 
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("codec_http");
-	TCase *tc;
-
-	tc = tcase_create("registered");
-	tcase_add_test(tc, test_registered);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("requests at every split point");
-	tcase_add_loop_test(tc, test_request_splits, 0, CT_COUNT(requests));
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("pipelined requests");
-	tcase_add_loop_test(tc, test_request_pipelined, 0, CT_COUNT(requests));
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("field name case and order");
-	tcase_add_loop_test(tc, test_request_case_and_order, 0, CT_COUNT(variants));
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("bad and refused requests");
-	tcase_add_loop_test(tc, test_request_bad, 0, CT_COUNT(bad_requests));
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("truncated requests at eof");
-	tcase_add_test(tc, test_request_truncated_at_eof);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("64 KiB head cap");
-	tcase_add_loop_test(tc, test_head_cap, 0, CT_COUNT(heads));
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("responses at every split point");
-	tcase_add_loop_test(tc, test_response_splits, 0, CT_COUNT(responses));
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("HEAD, then its answer");
-	tcase_add_test(tc, test_head_then_response);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("pipelined responses");
-	tcase_add_loop_test(tc, test_response_pipelined, 0, CT_COUNT(response_pairs));
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("responses ending at close");
-	tcase_add_loop_test(tc, test_response_until_close, 0, CT_COUNT(until_close));
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("bad responses");
-	tcase_add_loop_test(tc, test_response_bad, 0, CT_COUNT(bad_responses));
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("truncated responses at eof");
-	tcase_add_test(tc, test_response_truncated_at_eof);
-	suite_add_tcase(s, tc);
-
+	TM_CASE(s, "registered", 0, test_registered);
+	TM_LOOPS(s, "requests at every split point", 0, TM_LOOP(test_request_splits, requests));
+	TM_LOOPS(s, "pipelined requests", 0, TM_LOOP(test_request_pipelined, requests));
+	TM_LOOPS(s, "field name case and order", 0, TM_LOOP(test_request_case_and_order, variants));
+	TM_LOOPS(s, "bad and refused requests", 0, TM_LOOP(test_request_bad, bad_requests));
+	TM_CASE(s, "truncated requests at eof", 0, test_request_truncated_at_eof);
+	TM_LOOPS(s, "64 KiB head cap", 0, TM_LOOP(test_head_cap, heads));
+	TM_LOOPS(s, "responses at every split point", 0, TM_LOOP(test_response_splits, responses));
+	TM_CASE(s, "HEAD, then its answer", 0, test_head_then_response);
+	TM_LOOPS(s, "pipelined responses", 0, TM_LOOP(test_response_pipelined, response_pairs));
+	TM_LOOPS(s, "responses ending at close", 0, TM_LOOP(test_response_until_close, until_close));
+	TM_LOOPS(s, "bad responses", 0, TM_LOOP(test_response_bad, bad_responses));
+	TM_CASE(s, "truncated responses at eof", 0, test_response_truncated_at_eof);
 	add_issue14_cases(s);
-
-	tc = tcase_create("error replies");
-	tcase_add_loop_test(tc, test_error_reply, 0, CT_COUNT(replies));
-	tcase_add_loop_test(tc, test_error_reply_head, 0, CT_COUNT(replies));
-	tcase_add_test(tc, test_error_reply_close_client);
-	suite_add_tcase(s, tc);
+	TM_LOOPS(s, "error replies", 0, TM_LOOP(test_error_reply, replies),
+		 TM_LOOP(test_error_reply_head, replies), TM_ONCE(test_error_reply_close_client));
 	return s;
 }

@@ -7,11 +7,7 @@
 
 #define FN (codec_modbus.request)
 
-static const struct {
-	const char *name;
-	const uint8_t *msg;
-	size_t len;
-} frames[] = {
+static const struct ct_msg frames[] = {
 	/* read holding registers (0x03), unit 0x11, 3 registers from 0x006B */
 	{ "request", CT_BYTES("\x00\x01\x00\x00\x00\x06\x11\x03\x00\x6b\x00\x03") },
 	{ "response", CT_BYTES("\x00\x01\x00\x00\x00\x09\x11\x03\x06\x02\x2b\x00\x00\x00\x64") },
@@ -20,54 +16,7 @@ static const struct {
 	{ "shortest", CT_BYTES("\xff\xff\x00\x00\x00\x02\x01\x07") },
 };
 
-START_TEST(test_registered)
-{
-	ck_assert_ptr_eq(codec_find("modbus"), &codec_modbus);
-	ck_assert_ptr_nonnull(codec_modbus.error_reply);
-	ck_assert_int_eq(codec_modbus.tagged, 1);
-	ck_assert_uint_ge(codec_modbus.initial_buf, MODBUS_MAX_ADU);
-}
-END_TEST
-
-START_TEST(test_splits)
-{
-	struct frame_ctx base = ct_ctx(CT_MAX_FRAME);
-	struct frame_ctx c = ct_splits(FN, &base, frames[_i].msg, frames[_i].len, frames[_i].name);
-	ck_assert(ct_same_ctx(&c, &base));
-	c = base;
-	ck_assert_int_eq(ct_call(codec_modbus.response, &c, frames[_i].msg, frames[_i].len, 0),
-			 (ssize_t)frames[_i].len);
-}
-END_TEST
-
-/* Length 254: a 253-byte PDU, the 260-byte maximum ADU. */
-START_TEST(test_max_adu)
-{
-	uint8_t adu[MODBUS_MAX_ADU] = { 0x00, 0x07, 0x00, 0x00, 0x00, 0xfe, 0x01, 0x10 };
-	struct frame_ctx base = ct_ctx(CT_MAX_FRAME);
-	ct_splits(FN, &base, adu, sizeof(adu), "max ADU");
-	base = ct_ctx(MODBUS_MAX_ADU);
-	ct_splits(FN, &base, adu, sizeof(adu), "max ADU, max_frame 260");
-}
-END_TEST
-
-START_TEST(test_two_frames)
-{
-	struct frame_ctx base = ct_ctx(CT_MAX_FRAME);
-	int j = (_i + 1) % CT_COUNT(frames);
-	ct_pair(FN, &base, frames[_i].msg, frames[_i].len, frames[j].msg, frames[j].len,
-		frames[_i].name);
-}
-END_TEST
-
-static const struct {
-	const char *name;
-	const uint8_t *msg;
-	size_t len;
-	size_t max;
-	ssize_t err;
-	size_t refused_at; /* the prefix length at which it must be refused */
-} bad[] = {
+static const struct ct_bad bad[] = {
 	{ "protocol id high byte", CT_BYTES("\x00\x01\x01\x00\x00\x06\x11\x03\x00\x6b\x00\x03"),
 	  CT_MAX_FRAME, -EPROTO, 3 },
 	{ "protocol id low byte", CT_BYTES("\x00\x01\x00\x01\x00\x06\x11\x03\x00\x6b\x00\x03"),
@@ -81,12 +30,20 @@ static const struct {
 	  -EMSGSIZE, 6 },
 };
 
-START_TEST(test_bad)
+const struct ct_codec ct_under_test = {
+	CT_CODEC(modbus), .error_reply = 1, .tagged = 1, .buf_at_least = MODBUS_MAX_ADU,
+	.also_response = 1,
+	.frames = CT_TABLE(frames), .bad = CT_TABLE(bad),
+};
+
+/* Length 254: a 253-byte PDU, the 260-byte maximum ADU. */
+START_TEST(test_max_adu)
 {
-	struct frame_ctx base = ct_ctx(bad[_i].max);
-	ct_error(FN, &base, bad[_i].msg, bad[_i].len, bad[_i].err, bad[_i].name);
-	ck_assert_msg(ct_refused_at(FN, &base, bad[_i].msg, bad[_i].len) == bad[_i].refused_at,
-		      "%s: refused late", bad[_i].name);
+	uint8_t adu[MODBUS_MAX_ADU] = { 0x00, 0x07, 0x00, 0x00, 0x00, 0xfe, 0x01, 0x10 };
+	struct frame_ctx base = ct_ctx(CT_MAX_FRAME);
+	ct_splits(FN, &base, adu, sizeof(adu), "max ADU");
+	base = ct_ctx(MODBUS_MAX_ADU);
+	ct_splits(FN, &base, adu, sizeof(adu), "max ADU, max_frame 260");
 }
 END_TEST
 
@@ -152,33 +109,9 @@ END_TEST
 
 Suite *make_suite(void)
 {
-	Suite *s = suite_create("codec_modbus");
-	TCase *tc;
-
-	tc = tcase_create("registered");
-	tcase_add_test(tc, test_registered);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("every split point");
-	tcase_add_loop_test(tc, test_splits, 0, CT_COUNT(frames));
-	tcase_add_test(tc, test_max_adu);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("two frames in one buffer");
-	tcase_add_loop_test(tc, test_two_frames, 0, CT_COUNT(frames));
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("truncated at eof");
-	tcase_add_test(tc, test_truncated_at_eof);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("garbage and oversize");
-	tcase_add_loop_test(tc, test_bad, 0, CT_COUNT(bad));
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("exception replies");
-	tcase_add_loop_test(tc, test_error_reply, 0, CT_COUNT(replies));
-	tcase_add_test(tc, test_error_reply_limits);
-	suite_add_tcase(s, tc);
+	Suite *s = ct_suite(NULL, TM_TESTS(test_max_adu), test_truncated_at_eof,
+			    "garbage and oversize");
+	TM_LOOPS(s, "exception replies", 0, TM_LOOP(test_error_reply, replies),
+		 TM_ONCE(test_error_reply_limits));
 	return s;
 }

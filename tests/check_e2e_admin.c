@@ -22,6 +22,22 @@ static void start_pair(struct tm_pair *p, int max_conns, int delay_ms, const cha
 	ck_assert_int_eq(tm_pair_start(p, &o, extra), 0);
 }
 
+/* A one-connection target, the daemon with extra, and a client of it. */
+static int open_pair(struct tm_pair *p, const char *const extra[])
+{
+	start_pair(p, 1, 0, extra);
+	return tm_pair_client(p);
+}
+
+/* Closes the client, checks the daemon logged needle, and stops cleanly. */
+static void close_expecting(struct tm_pair *p, int fd, const char *needle)
+{
+	close(fd);
+	ck_assert_msg(tm_daemon_wait_log(p->d, 0, needle, NULL, 0, 5000), "no log line with '%s'",
+		      needle);
+	ck_assert_int_eq(tm_pair_stop(p), 0);
+}
+
 static int read_one(int port, uint16_t addr, uint8_t *exc)
 {
 	int fd = tm_connect(port);
@@ -39,19 +55,15 @@ START_TEST(test_allow)
 {
 	const char *deny[] = { "--allow", "192.0.2.0/24", "--allow", "2001:db8::/32", NULL };
 	struct tm_pair p;
-	start_pair(&p, 1, 0, deny);
-	int fd = tm_connect(tm_daemon_port(p.d));
-	ck_assert_int_ge(fd, 0);
+	int fd = open_pair(&p, deny);
 	ck_assert_int_eq(tm_wait_closed(fd, 5000), 0); /* closed at accept, nothing sent */
 	close(fd);
 	ck_assert(tm_daemon_wait_log(p.d, 0, "not in --allow", NULL, 0, 5000));
-	ck_assert_int_eq(tm_daemon_stop(p.d, SIGTERM, 0), 0);
 
 	const char *allow[] = { "--allow", "192.0.2.0/24", "--allow", "127.0.0.0/8", NULL };
-	p.d = tm_daemon_start_sim(p.sim, allow);
-	ck_assert_ptr_nonnull(p.d);
+	ck_assert_int_eq(tm_pair_restart(&p, allow), 0);
 	uint8_t exc = 0xff;
-	ck_assert_int_eq(read_one(tm_daemon_port(p.d), 5, &exc), 0);
+	ck_assert_int_eq(read_one(p.port, 5, &exc), 0);
 	ck_assert_int_eq(exc, 0);
 	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
@@ -120,15 +132,11 @@ START_TEST(test_idle_timeout)
 {
 	const char *extra[] = { "--idle-timeout", "300ms", NULL };
 	struct tm_pair p;
-	start_pair(&p, 1, 0, extra);
-	int fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	int fd = open_pair(&p, extra);
 	int64_t t0 = tm_now_ms();
 	ck_assert_int_eq(tm_wait_closed(fd, 5000), 0);
 	ck_assert_int_ge(tm_now_ms() - t0, 250);
-	close(fd);
-	ck_assert(tm_daemon_wait_log(p.d, 0, "idle for", NULL, 0, 5000));
-	ck_assert_int_eq(tm_pair_stop(&p), 0);
+	close_expecting(&p, fd, "idle for");
 }
 END_TEST
 
@@ -136,9 +144,7 @@ START_TEST(test_read_only)
 {
 	const char *extra[] = { "--modbus-read-only", "--modbus-allow-write", "1:200-209", NULL };
 	struct tm_pair p;
-	start_pair(&p, 1, 0, extra);
-	int fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	int fd = open_pair(&p, extra);
 	uint16_t before = sim_modbus_holding(p.sim, 100, 1);
 	uint8_t exc = 0;
 	ck_assert_int_eq(tm_modbus_write1(fd, 77, 1, 100, (uint16_t)(before + 1), &exc), 0);
@@ -156,46 +162,19 @@ START_TEST(test_read_only)
 	ck_assert_int_eq(tm_modbus_write1(fd, 80, 1, 205, 4242, &exc), 0);
 	ck_assert_int_eq(exc, 0);
 	ck_assert_uint_eq(sim_modbus_holding(p.sim, 205, 1), 4242);
-	close(fd);
-	ck_assert(tm_daemon_wait_log(p.d, 0, "refused function 6 for unit 1", NULL, 0, 5000));
-	ck_assert_int_eq(tm_pair_stop(&p), 0);
+	close_expecting(&p, fd, "refused function 6 for unit 1");
 }
 END_TEST
-
-/* GET /metrics on the daemon's metrics port; returns the body's length. */
-static ssize_t scrape(int port, char *buf, size_t cap)
-{
-	int fd = tm_connect(port);
-	if (fd < 0)
-		return fd;
-	const char req[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-	ssize_t n = tm_write_all(fd, req, sizeof req - 1);
-	if (n == 0)
-		n = tm_http_recv(fd, buf, cap, false, 5000);
-	close(fd);
-	return n;
-}
-
-static long metric(const char *text, const char *name)
-{
-	char key[128];
-	snprintf(key, sizeof key, "\n%s ", name);
-	const char *p = strstr(text, key);
-	return p ? strtol(p + strlen(key), NULL, 10) : -1;
-}
 
 START_TEST(test_metrics_and_usr1)
 {
 	const char *extra[] = { "--metrics-listen", "127.0.0.1:0", "--modbus-read-only", NULL };
 	struct tm_pair p;
 	start_pair(&p, 1, 0, extra);
-	char line[512];
-	ck_assert(tm_daemon_wait_log(p.d, 0, "serving /metrics on", line, sizeof line, 5000));
-	int mport = atoi(strrchr(line, ':') + 1);
+	int mport = tm_metrics_port(p.d);
 	ck_assert_int_gt(mport, 0);
 
-	int fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	int fd = tm_pair_client(&p);
 	for (int i = 0; i < 10; i++) {
 		uint16_t v;
 		uint8_t exc = 0xff;
@@ -208,32 +187,25 @@ START_TEST(test_metrics_and_usr1)
 	close(fd);
 
 	static char body[65536];
-	ck_assert_int_gt(scrape(mport, body, sizeof body), 0);
+	ck_assert_int_gt(tm_metrics_scrape(mport, body, sizeof body, 5000), 0);
 	ck_assert_int_eq(tm_http_status(body), 200);
 	ck_assert_ptr_nonnull(strstr(body, "text/plain; version=0.0.4"));
-	ck_assert_int_eq(metric(body, "tcpmux_requests_total"), 11);
-	ck_assert_int_eq(metric(body, "tcpmux_requests_ok_total"), 10);
-	ck_assert_int_eq(metric(body, "tcpmux_requests_failed_total{reason=\"policy\"}"), 1);
-	ck_assert_int_eq(metric(body, "tcpmux_clients_accepted_total"), 1);
-	ck_assert_int_eq(metric(body, "tcpmux_upstream_live"), 1);
-	ck_assert_int_eq(metric(body, "tcpmux_request_duration_seconds_count"), 10);
-	ck_assert_int_eq(metric(body, "tcpmux_client_bytes_received_total"), 11 * 12);
+	ck_assert_int_eq(tm_metric(body, "tcpmux_requests_total"), 11);
+	ck_assert_int_eq(tm_metric(body, "tcpmux_requests_ok_total"), 10);
+	ck_assert_int_eq(tm_metric(body, "tcpmux_requests_failed_total{reason=\"policy\"}"), 1);
+	ck_assert_int_eq(tm_metric(body, "tcpmux_clients_accepted_total"), 1);
+	ck_assert_int_eq(tm_metric(body, "tcpmux_upstream_live"), 1);
+	ck_assert_int_eq(tm_metric(body, "tcpmux_request_duration_seconds_count"), 10);
+	ck_assert_int_eq(tm_metric(body, "tcpmux_client_bytes_received_total"), 11 * 12);
 
-	size_t mark = tm_daemon_log_mark(p.d);
-	ck_assert_int_eq(tm_daemon_signal(p.d, SIGUSR1), 0);
-	ck_assert(tm_daemon_wait_log(p.d, mark, "stats:", line, sizeof line, 5000));
+	char line[512];
+	ck_assert(tm_daemon_stats(p.d, line, sizeof line));
 	ck_assert_ptr_nonnull(strstr(line, "requests total=11 ok=10"));
 	ck_assert_ptr_nonnull(strstr(line, "policy=1"));
 	ck_assert_ptr_nonnull(strstr(line, "accepted=1"));
 	ck_assert(tm_daemon_running(p.d));
 
-	fd = tm_connect(mport);
-	ck_assert_int_ge(fd, 0);
-	const char bad[] = "GET /other HTTP/1.1\r\n\r\n";
-	ck_assert_int_eq(tm_write_all(fd, bad, sizeof bad - 1), 0);
-	ck_assert_int_gt(tm_http_recv(fd, body, sizeof body, false, 5000), 0);
-	ck_assert_int_eq(tm_http_status(body), 404);
-	close(fd);
+	ck_assert_int_eq(tm_http_once(mport, "GET /other HTTP/1.1\r\n\r\n", body, sizeof body), 404);
 	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
@@ -259,9 +231,8 @@ START_TEST(test_graceful_stop)
 	const char *extra[] = { "--max-connections", "4", "--timeout", "10", "--metrics-listen", "127.0.0.1:0", NULL };
 	struct tm_pair p;
 	start_pair(&p, 4, 300, extra);
-	char line[512];
-	ck_assert(tm_daemon_wait_log(p.d, 0, "serving /metrics on", line, sizeof line, 5000));
-	int mport = atoi(strrchr(line, ':') + 1);
+	int mport = tm_metrics_port(p.d);
+	ck_assert_int_gt(mport, 0);
 	ck_assert(TM_SIM_WAIT(p.sim, accepted, 4, 5000));
 
 	pthread_t th[N];
@@ -276,8 +247,8 @@ START_TEST(test_graceful_stop)
 	static char body[65536];
 	long seen = 0;
 	for (int tries = 0; tries < 500 && seen < N; tries++) {
-		if (scrape(mport, body, sizeof body) > 0)
-			seen = metric(body, "tcpmux_requests_total");
+		if (tm_metrics_scrape(mport, body, sizeof body, 5000) > 0)
+			seen = tm_metric(body, "tcpmux_requests_total");
 		if (seen < N)
 			tm_sleep_ms(5);
 	}

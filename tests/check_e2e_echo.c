@@ -68,8 +68,7 @@ START_TEST(test_oversize_line)
 	const char *extra[] = { "--max-frame", "64", NULL };
 	struct tm_pair p;
 	ck_assert_int_eq(tm_pair_start(&p, &o, extra), 0);
-	int fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	int fd = tm_pair_client(&p);
 	char big[200];
 	memset(big, 'x', sizeof big);
 	ck_assert_int_eq(tm_write_all(fd, big, sizeof big), 0);
@@ -89,8 +88,7 @@ START_TEST(test_target_closes_after_each_answer)
 	const char *extra[] = { "--reconnect-backoff", "50ms", NULL };
 	struct tm_pair p;
 	ck_assert_int_eq(tm_pair_start(&p, &o, extra), 0);
-	int fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	int fd = tm_pair_client(&p);
 	for (int i = 0; i < 5; i++) {
 		char line[32], got[64];
 		snprintf(line, sizeof line, "again %d\n", i);

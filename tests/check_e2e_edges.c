@@ -38,17 +38,15 @@ static void *read_one(void *arg)
 START_TEST(test_follower_shares_leader_deadline)
 {
 	struct sim_opts o = { .proto = SIM_MODBUS, .max_conns = 1, .delay_ms = 700 };
-	struct sim *s = sim_start(&o);
-	ck_assert_ptr_nonnull(s);
 	const char *extra[] = { "--coalesce", "--timeout", "1s", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
-	int port = tm_daemon_port(d);
+	struct tm_pair p;
+	ck_assert_int_eq(tm_pair_start(&p, &o, extra), 0);
+	int port = p.port;
 
 	struct reading hold = { .fd = tm_connect(port), .tid = 1, .addr = 1 };
 	pthread_t th[3];
 	ck_assert_int_eq(pthread_create(&th[0], NULL, read_one, &hold), 0);
-	ck_assert(TM_SIM_WAIT(s, requests, 1, IO_MS)); /* the one connection is busy for 700 ms */
+	ck_assert(TM_SIM_WAIT(p.sim, requests, 1, IO_MS)); /* the one connection is busy for 700 ms */
 	struct reading same[2] = { { .fd = tm_connect(port), .tid = 2, .addr = 5 },
 				   { .fd = tm_connect(port), .tid = 3, .addr = 5 } };
 	for (int i = 0; i < 2; i++)
@@ -65,8 +63,7 @@ START_TEST(test_follower_shares_leader_deadline)
 	close(hold.fd);
 	close(same[0].fd);
 	close(same[1].fd);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
@@ -76,13 +73,10 @@ END_TEST
 START_TEST(test_deadline_starts_at_first_byte)
 {
 	struct sim_opts o = { .proto = SIM_MODBUS, .max_conns = 1 };
-	struct sim *s = sim_start(&o);
-	ck_assert_ptr_nonnull(s);
 	const char *extra[] = { "--timeout", "500ms", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
-	int fd = tm_connect(tm_daemon_port(d));
-	ck_assert_int_ge(fd, 0);
+	struct tm_pair p;
+	ck_assert_int_eq(tm_pair_start(&p, &o, extra), 0);
+	int fd = tm_pair_client(&p);
 	uint8_t req[12], resp[260];
 	tm_modbus_req_read(req, 7, 1, 3, 0, 1);
 	tm_sleep_ms(800); /* the client's own pace: idle past --timeout */
@@ -91,8 +85,7 @@ START_TEST(test_deadline_starts_at_first_byte)
 	ck_assert_int_eq(tm_write_all(fd, req + 5, sizeof req - 5), 0);
 	ck_assert_int_eq(tm_modbus_recv(fd, resp, sizeof resp, IO_MS), 11);
 	close(fd);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
@@ -102,12 +95,10 @@ END_TEST
 START_TEST(test_ignored_request_client_leaves)
 {
 	struct sim_opts o = { .proto = SIM_MODBUS, .max_conns = 1, .drop_every = 2 };
-	struct sim *s = sim_start(&o);
-	ck_assert_ptr_nonnull(s);
 	const char *extra[] = { NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
-	int port = tm_daemon_port(d);
+	struct tm_pair p;
+	ck_assert_int_eq(tm_pair_start(&p, &o, extra), 0);
+	int port = p.port;
 	int a = tm_connect(port), b = tm_connect(port);
 	uint16_t v;
 	uint8_t exc = 0xff, req[12];
@@ -115,7 +106,7 @@ START_TEST(test_ignored_request_client_leaves)
 	ck_assert_int_eq(exc, 0);
 	tm_modbus_req_read(req, 2, 1, 3, 0, 1);
 	ck_assert_int_eq(tm_write_all(a, req, sizeof req), 0);
-	ck_assert(TM_SIM_WAIT(s, dropped, 1, IO_MS));
+	ck_assert(TM_SIM_WAIT(p.sim, dropped, 1, IO_MS));
 	close(a);
 	int64_t t0 = tm_now_ms();
 	ck_assert_int_eq(tm_modbus_read(b, 3, 1, 3, 0, 1, &v, &exc), 0);
@@ -123,10 +114,9 @@ START_TEST(test_ignored_request_client_leaves)
 	fprintf(stderr, "ignored request, client gone: next client served in %lld ms\n", (long long)took);
 	ck_assert_int_eq(exc, 0);
 	ck_assert_int_lt(took, 1000);
-	ck_assert_int_eq(TM_SIM_STAT(s, accepted), 1);
+	ck_assert_int_eq(TM_SIM_STAT(p.sim, accepted), 1);
 	close(b);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
@@ -135,13 +125,11 @@ END_TEST
 START_TEST(test_ignored_request_answer_timeout)
 {
 	struct sim_opts o = { .proto = SIM_MODBUS, .max_conns = 1, .drop_every = 1000 };
-	struct sim *s = sim_start(&o);
-	ck_assert_ptr_nonnull(s);
 	/* request 1000 is dropped: send 999 first through the proxy, fast */
 	const char *extra[] = { "--answer-timeout", "300ms", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
-	int port = tm_daemon_port(d);
+	struct tm_pair p;
+	ck_assert_int_eq(tm_pair_start(&p, &o, extra), 0);
+	int port = p.port;
 	int a = tm_connect(port), b = tm_connect(port);
 	uint16_t v;
 	uint8_t exc = 0;
@@ -150,7 +138,7 @@ START_TEST(test_ignored_request_answer_timeout)
 	struct reading ignored = { .fd = a, .tid = 1000, .addr = 0 };
 	pthread_t th;
 	ck_assert_int_eq(pthread_create(&th, NULL, read_one, &ignored), 0);
-	ck_assert(TM_SIM_WAIT(s, dropped, 1, IO_MS));
+	ck_assert(TM_SIM_WAIT(p.sim, dropped, 1, IO_MS));
 	int64_t t0 = tm_now_ms();
 	ck_assert_int_eq(tm_modbus_read(b, 1, 1, 3, 0, 1, &v, &exc), 0);
 	int64_t took = tm_now_ms() - t0;
@@ -162,8 +150,7 @@ START_TEST(test_ignored_request_answer_timeout)
 	ck_assert_int_eq(ignored.exc, 0x0B);
 	close(a);
 	close(b);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
@@ -202,19 +189,16 @@ static int64_t poll_until_served(int port, int limit_ms, int *refused)
 START_TEST(test_back_at_once)
 {
 	struct sim_opts o = { .proto = SIM_MODBUS, .max_conns = 1 };
-	struct sim *s = sim_start(&o);
-	ck_assert_ptr_nonnull(s);
-	ck_assert_int_eq(sim_kill(s), 0);
 	const char *extra[] = { NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
-	int port = tm_daemon_port(d);
+	struct tm_pair p;
+	ck_assert_int_eq(tm_pair_start_down(&p, &o, extra), 0);
+	int port = p.port;
 	int refused = 0;
 	int64_t t0 = tm_now_ms();
 	ck_assert_int_eq(poll_until_served(port, 1500, &refused), -1);
-	int attempts = tm_daemon_log_count(d, 0, "cannot connect");
+	int attempts = tm_daemon_log_count(p.d, 0, "cannot connect");
 	double per_s = attempts * 1000.0 / (double)(tm_now_ms() - t0);
-	ck_assert_int_eq(sim_revive(s), 0);
+	ck_assert_int_eq(sim_revive(p.sim), 0);
 	int64_t up = tm_now_ms();
 	int64_t served = poll_until_served(port, IO_MS, &refused);
 	ck_assert_int_ge(served, 0);
@@ -223,8 +207,7 @@ START_TEST(test_back_at_once)
 	ck_assert_int_gt(refused, 0);
 	ck_assert_int_lt(served - up, 1000); /* the backoff schedule alone took 1.5-3 s here */
 	ck_assert(per_s <= 6.0);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
@@ -261,15 +244,13 @@ START_TEST(test_wait_by_default)
 {
 	enum { N = 50, R = 40 };
 	struct sim_opts o = { .proto = SIM_MODBUS, .max_conns = 1 };
-	struct sim *s = sim_start(&o);
-	ck_assert_ptr_nonnull(s);
 	const char *extra[] = { NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
+	struct tm_pair pair;
+	ck_assert_int_eq(tm_pair_start(&pair, &o, extra), 0);
 	static struct poller p[N];
 	pthread_t th[N];
 	for (int i = 0; i < N; i++) {
-		p[i] = (struct poller){ .port = tm_daemon_port(d), .n = R };
+		p[i] = (struct poller){ .port = pair.port, .n = R };
 		ck_assert_int_eq(pthread_create(&th[i], NULL, poll_many, &p[i]), 0);
 	}
 	int ok = 0, refused = 0, wrong = 0, other = 0;
@@ -282,8 +263,7 @@ START_TEST(test_wait_by_default)
 	ck_assert_int_eq(wrong, 0);
 	ck_assert_int_eq(other, 0);
 	ck_assert_int_eq(ok, N * R);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(tm_pair_stop(&pair), 0);
 }
 END_TEST
 
@@ -291,20 +271,10 @@ Suite *make_suite(void);
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_edges");
-	TCase *tc = tcase_create("deadline");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, test_follower_shares_leader_deadline);
-	tcase_add_test(tc, test_deadline_starts_at_first_byte);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("abandoned");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, test_ignored_request_client_leaves);
-	tcase_add_test(tc, test_ignored_request_answer_timeout);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("availability");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_back_at_once);
-	tcase_add_test(tc, test_wait_by_default);
-	suite_add_tcase(s, tc);
+	TM_CASE(s, "deadline", 30, test_follower_shares_leader_deadline,
+		test_deadline_starts_at_first_byte);
+	TM_CASE(s, "abandoned", 30, test_ignored_request_client_leaves,
+		test_ignored_request_answer_timeout);
+	TM_CASE(s, "availability", 60, test_back_at_once, test_wait_by_default);
 	return s;
 }

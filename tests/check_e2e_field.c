@@ -19,13 +19,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static int client_connect(struct tm_daemon *d)
-{
-	int fd = tm_connect(tm_daemon_port(d));
-	ck_assert_msg(fd >= 0, "tm_connect: %s", strerror(-fd));
-	return fd;
-}
-
 /* Which unit client i asks (units[i % n]), and whose values it must get
  * back (device_units[i % n]; the same units when NULL). */
 struct units {
@@ -84,6 +77,13 @@ static void clients_join(struct clients *cs, const char *what)
 		cs->ok, cs->exc, cs->exc_06, cs->exc_0b, cs->mismatches, cs->errors);
 }
 
+/* No client got an answer that was not its own, or lost its connection. */
+static void assert_clean(const struct clients *cs)
+{
+	ck_assert_int_eq(cs->mismatches, 0);
+	ck_assert_int_eq(cs->errors, 0);
+}
+
 /* One read on fd; returns the exception code (0: served and checked). */
 static uint8_t read_once(int fd, uint16_t tid, uint8_t unit, uint8_t device_unit, uint16_t addr)
 {
@@ -116,12 +116,11 @@ START_TEST(test_rtu_upstream)
 	static struct clients cs;
 	clients_start(&cs, &p, 6, 40, NULL, NULL, 0);
 	clients_join(&cs, "rtu reads");
-	ck_assert_int_eq(cs.mismatches, 0);
-	ck_assert_int_eq(cs.errors, 0);
+	assert_clean(&cs);
 	ck_assert_int_eq(cs.ok, 6 * 40);
 
 	/* Writes go through, and read back. */
-	int fd = client_connect(p.d);
+	int fd = tm_pair_client(&p);
 	uint8_t exc = 0xFF;
 	uint16_t v[3];
 	ck_assert_int_eq(tm_modbus_write1(fd, 0x7001, 9, 60000, 0xBEEF, &exc), 0);
@@ -165,7 +164,7 @@ START_TEST(test_rtu_bad_crc)
 	struct sim_opts o = { .proto = SIM_MODBUS_RTU, .rtu_bad_crc_every = 3 };
 	struct tm_pair p;
 	ck_assert_int_eq(tm_pair_start(&p, &o, opts), 0);
-	int fd = client_connect(p.d);
+	int fd = tm_pair_client(&p);
 	int served = 0, failed = 0;
 
 	for (int i = 0; i < 9; i++) {
@@ -217,15 +216,13 @@ START_TEST(test_request_gap)
 	ck_assert_int_gt(st.gap_violations, 0);
 	ck_assert_int_gt(cs.exc_06, 0);
 	ck_assert_int_eq(cs.exc, cs.exc_06);
-	ck_assert_int_eq(cs.mismatches, 0);
-	ck_assert_int_eq(cs.errors, 0);
+	assert_clean(&cs);
 
 	/* With a gap longer than the target needs, the same burst is served. */
 	gap_run("60ms", &cs, &st);
 	ck_assert_int_eq(st.gap_violations, 0);
 	ck_assert_int_eq(cs.exc, 0);
-	ck_assert_int_eq(cs.mismatches, 0);
-	ck_assert_int_eq(cs.errors, 0);
+	assert_clean(&cs);
 	ck_assert_int_eq(cs.ok, 3 * 8);
 	ck_assert_int_eq(st.requests, 3 * 8);
 }
@@ -241,7 +238,7 @@ START_TEST(test_max_idle_counter_check)
 	struct sim_opts o = { .proto = SIM_MODBUS, .blackhole_idle_ms = 400 };
 	struct tm_pair p;
 	ck_assert_int_eq(tm_pair_start(&p, &o, opts), 0);
-	int fd = client_connect(p.d);
+	int fd = tm_pair_client(&p);
 
 	ck_assert_int_eq(read_once(fd, 1, 1, 1, 100), 0);
 	ck_assert(TM_SIM_WAIT(p.sim, blackholed, 1, WAIT_MS));
@@ -259,7 +256,7 @@ START_TEST(test_max_idle)
 	struct tm_pair p;
 	ck_assert_int_eq(tm_pair_start(&p, &o, opts), 0);
 	ck_assert(TM_SIM_WAIT(p.sim, accepted, 1, WAIT_MS));
-	int fd = client_connect(p.d);
+	int fd = tm_pair_client(&p);
 	size_t mark = tm_daemon_log_mark(p.d);
 
 	ck_assert_int_eq(read_once(fd, 1, 1, 1, 100), 0);
@@ -304,8 +301,7 @@ START_TEST(test_max_idle_busy)
 		(long long)(tm_now_ms() - t0), st.answers, st.accepted,
 		tm_daemon_log_count(p.d, mark, "idle for"));
 	ck_assert_int_ge(st.answers, 100);
-	ck_assert_int_eq(cs.mismatches, 0);
-	ck_assert_int_eq(cs.errors, 0);
+	assert_clean(&cs);
 	ck_assert_int_eq(cs.exc, 0);
 	ck_assert_int_eq(st.accepted, 1);
 	ck_assert_int_eq(tm_daemon_log_count(p.d, mark, "idle for"), 0);
@@ -321,7 +317,7 @@ START_TEST(test_max_idle_first_connection)
 	struct sim_opts o = { .proto = SIM_MODBUS };
 	struct tm_pair p;
 	ck_assert_int_eq(tm_pair_start(&p, &o, opts), 0);
-	int fd = client_connect(p.d);
+	int fd = tm_pair_client(&p);
 
 	int64_t t0 = tm_now_ms();
 	uint8_t exc = read_once(fd, 1, 1, 1, 100);
@@ -361,8 +357,7 @@ START_TEST(test_max_age)
 	ck_assert_int_ge(replaced, 250);
 	ck_assert_int_gt(cs.ok, 0);
 	ck_assert_int_eq(cs.exc, 0);
-	ck_assert_int_eq(cs.mismatches, 0);
-	ck_assert_int_eq(cs.errors, 0);
+	assert_clean(&cs);
 	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
@@ -377,7 +372,7 @@ START_TEST(test_tid_check)
 	struct sim_opts o = { .proto = SIM_MODBUS, .max_conns = 1, .tid_offset = 1 };
 	struct tm_pair p;
 	ck_assert_int_eq(tm_pair_start(&p, &o, strict), 0);
-	int fd = client_connect(p.d);
+	int fd = tm_pair_client(&p);
 	for (int i = 0; i < 3; i++)
 		ck_assert_int_eq(read_once(fd, (uint16_t)(0x500 + i), 1, 1, (uint16_t)(8 * i)), 0x0B);
 	close(fd);
@@ -390,8 +385,7 @@ START_TEST(test_tid_check)
 	static struct clients cs;
 	clients_start(&cs, &p, 6, 30, NULL, NULL, 0);
 	clients_join(&cs, "tid check off");
-	ck_assert_int_eq(cs.mismatches, 0);
-	ck_assert_int_eq(cs.errors, 0);
+	assert_clean(&cs);
 	ck_assert_int_eq(cs.exc, 0);
 	ck_assert_int_eq(cs.ok, 6 * 30);
 	ck_assert_int_eq(TM_SIM_STAT(p.sim, answers), 6 * 30);
@@ -425,8 +419,7 @@ static void lockstep_run(struct sim_opts o, const char *const extra[], const cha
 	struct sim_stats st;
 	sim_get_stats(p.sim, &st);
 	fprintf(stderr, "  target: late=%ld accepted=%ld\n", st.late, st.accepted);
-	ck_assert_int_eq(cs.mismatches, 0);
-	ck_assert_int_eq(cs.errors, 0);
+	assert_clean(&cs);
 	ck_assert_int_gt(st.late, 0);
 	ck_assert_int_gt(cs.exc_0b, 0);
 	ck_assert_int_eq(cs.ok + cs.exc_0b + cs.exc_0a,
@@ -461,13 +454,12 @@ static void unit_map_run(enum sim_proto proto)
 	static struct clients cs;
 	clients_start(&cs, &p, 6, 20, units, device, 3);
 	clients_join(&cs, proto == SIM_MODBUS_RTU ? "unit map, rtu" : "unit map");
-	ck_assert_int_eq(cs.mismatches, 0);
-	ck_assert_int_eq(cs.errors, 0);
+	assert_clean(&cs);
 	ck_assert_int_eq(cs.exc, 0);
 	ck_assert_int_eq(cs.ok, 6 * 20);
 
 	/* Exceptions come back with the client's unit too. */
-	int fd = client_connect(p.d);
+	int fd = tm_pair_client(&p);
 	uint16_t v[1];
 	uint8_t exc = 0;
 	ck_assert_int_eq(tm_modbus_read(fd, 0x900, 1, 0x41, 0, 1, v, &exc), 0);

@@ -235,16 +235,7 @@ static void web_stop(struct web *w)
 /* curl with args (NULL-terminated), output into out; asserts exit 0. */
 static void curl(char *out, size_t cap, const char *const args[])
 {
-	const char *argv[48];
-	size_t n = 0;
-	argv[n++] = curl_bin;
-	argv[n++] = "-sS";
-	for (size_t i = 0; args[i]; i++) {
-		ck_assert(n + 1 < sizeof argv / sizeof argv[0]);
-		argv[n++] = args[i];
-	}
-	argv[n] = NULL;
-	int rc = proc_run(argv, out, cap, RUN_MS);
+	int rc = proc_run_args(curl_bin, "-sS", args, out, cap, RUN_MS);
 	ck_assert_msg(rc == 0, "curl exited with %d: %s", rc, out);
 }
 
@@ -630,8 +621,7 @@ START_TEST(test_sim_pipelining)
 {
 	struct tm_pair p;
 	http_pair(&p, 0, NULL);
-	int fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	int fd = tm_pair_client(&p);
 	const char two[] = "GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n";
 	ck_assert_int_eq(tm_write_all(fd, two, sizeof two - 1), 0);
 	expect_response(fd, false, 200, "GET /one\n");
@@ -660,8 +650,7 @@ START_TEST(test_sim_response_framing)
 	const char *extra[] = { "--reconnect-backoff", "50ms", NULL };
 	struct tm_pair p;
 	http_pair(&p, 1, extra);
-	int fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	int fd = tm_pair_client(&p);
 	const char reqs[] = "GET /x HTTP/1.1\r\nHost: x\r\n\r\nGET /eof HTTP/1.1\r\nHost: x\r\n\r\n"
 			    "GET /status/204 HTTP/1.1\r\nHost: x\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\n\r\n";
 	ck_assert_int_eq(tm_write_all(fd, reqs, sizeof reqs - 1), 0);
@@ -687,8 +676,7 @@ START_TEST(test_sim_response_framing)
 	 * the requests after it were never read; sent again on a new one */
 	ck_assert_int_eq(tm_wait_closed(fd, 5000), 0);
 	close(fd);
-	fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	fd = tm_pair_client(&p);
 	const char rest[] = "GET /status/204 HTTP/1.1\r\nHost: x\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\n\r\n";
 	ck_assert_int_eq(tm_write_all(fd, rest, sizeof rest - 1), 0);
 	expect_response(fd, false, 204, "");
@@ -705,16 +693,14 @@ START_TEST(test_sim_connection_close)
 {
 	struct tm_pair p;
 	http_pair(&p, 0, NULL);
-	int fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	int fd = tm_pair_client(&p);
 	const char req[] = "GET /bye HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 	ck_assert_int_eq(tm_write_all(fd, req, sizeof req - 1), 0);
 	expect_response(fd, false, 200, "GET /bye\n");
 	ck_assert_int_eq(tm_wait_closed(fd, 5000), 0);
 	close(fd);
 	/* HTTP/1.0 without keep-alive closes too */
-	fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	fd = tm_pair_client(&p);
 	const char req10[] = "GET /old HTTP/1.0\r\n\r\n";
 	ck_assert_int_eq(tm_write_all(fd, req10, sizeof req10 - 1), 0);
 	expect_response(fd, false, 200, "GET /old\n");
@@ -734,8 +720,7 @@ START_TEST(test_sim_target_down)
 	struct tm_pair p;
 	ck_assert_int_eq(tm_pair_start_down(&p, &o, extra), 0);
 	ck_assert(tm_daemon_wait_log(p.d, 0, "cannot connect to the target", NULL, 0, 5000));
-	int fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	int fd = tm_pair_client(&p);
 	const char req[] = "GET /z HTTP/1.1\r\nHost: x\r\n\r\n";
 	for (int i = 0; i < 2; i++) {
 		int64_t t0 = tm_now_ms();
@@ -747,8 +732,7 @@ START_TEST(test_sim_target_down)
 	ck_assert_int_eq(tm_write_all(fd, head, sizeof head - 1), 0);
 	expect_response(fd, true, 503, "");  /* no body after HEAD, even for our own answer */
 	/* a client that asked to close is closed after the 503 too */
-	int other = tm_connect(p.port);
-	ck_assert_int_ge(other, 0);
+	int other = tm_pair_client(&p);
 	const char bye[] = "GET /z HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 	ck_assert_int_eq(tm_write_all(other, bye, sizeof bye - 1), 0);
 	expect_response(other, false, 503, NULL);

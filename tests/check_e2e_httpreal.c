@@ -178,16 +178,7 @@ static void site_stop(struct site *s)
 /* curl -sS ARGS...; returns its exit code, output in out. */
 static int curl(char *out, size_t cap, const char *const args[])
 {
-	const char *argv[32];
-	size_t n = 0;
-	argv[n++] = curl_bin;
-	argv[n++] = "-sS";
-	for (size_t i = 0; args[i]; i++) {
-		ck_assert(n + 1 < sizeof argv / sizeof argv[0]);
-		argv[n++] = args[i];
-	}
-	argv[n] = NULL;
-	return proc_run(argv, out, cap, RUN_MS);
+	return proc_run_args(curl_bin, "-sS", args, out, cap, RUN_MS);
 }
 
 /* ---- point 1: an answer that ends the connection ends the client's ---- */

@@ -243,8 +243,7 @@ START_TEST(test_mpu_bad_header)
 	struct tm_swarm *w = clients_start(&mpu, p.port);
 	ck_assert(TM_SIM_WAIT(p.sim, answers, NCLIENTS, 10000)); /* they are under way */
 
-	int bad = tm_connect(p.port);
-	ck_assert_int_ge(bad, 0);
+	int bad = tm_pair_client(&p);
 	const char good[] = "0003abc", garbage[] = "00x5hello";
 	ck_assert_int_eq(tm_write_split(bad, good, sizeof good - 1, 2), 0);
 	/* the daemon may close before all of it is written */
@@ -284,8 +283,7 @@ static void max_frame_bound(const struct framing *f)
 		size_t len = fit + (size_t)over;
 		msg_payload(payload, len, 99, over, 0);
 		size_t n = put_frame(f, frame, payload, len);
-		int fd = tm_connect(p.port);
-		ck_assert_int_ge(fd, 0);
+		int fd = tm_pair_client(&p);
 		int rc = tm_write_split(fd, frame, n, 300);
 		if (over) {
 			/* refused at the header: the rest may meet a closed socket */
@@ -328,8 +326,7 @@ START_TEST(test_iso8583_target_hangs_up)
 		size_t len = 10 + (size_t)i;
 		msg_payload(payload, len, 50, i, 0);
 		size_t n = tm_iso8583_frame(frame, payload, len);
-		int fd = tm_connect(p.port);
-		ck_assert_int_ge(fd, 0);
+		int fd = tm_pair_client(&p);
 		ck_assert_int_eq(tm_write_all(fd, frame, n), 0);
 		ssize_t r = tm_iso8583_recv(fd, back, sizeof back, 10000);
 		if (r == -EPIPE || r == -ECONNRESET) {

@@ -41,12 +41,11 @@ static void check_rss(const char *what, long rss_kb, long bound_kb)
 	ck_assert_msg(rss_kb < bound_kb, "%s is %ld kB, over %ld kB", what, rss_kb, bound_kb);
 }
 
-static struct sim *start_sim(enum sim_proto proto)
+/* The simulator for proto and the daemon in front of it with extra. */
+static void start_pair(struct tm_pair *p, enum sim_proto proto, const char *const extra[])
 {
 	struct sim_opts o = { .proto = proto };
-	struct sim *s = sim_start(&o);
-	ck_assert_ptr_nonnull(s);
-	return s;
+	ck_assert_int_eq(tm_pair_start(p, &o, extra), 0);
 }
 
 /* One echo round trip through the daemon: 0, or -errno when refused. */
@@ -62,36 +61,6 @@ static int echo_once(int port)
 	if (n < 0)
 		return (int)n;
 	return strcmp(line, "ping\n") == 0 ? 0 : -EPROTO;
-}
-
-/* The metrics port from the daemon's "serving /metrics on ADDR:PORT" line. */
-static int metrics_port(struct tm_daemon *d)
-{
-	char line[512];
-	ck_assert(tm_daemon_wait_log(d, 0, "serving /metrics on", line, sizeof line, 5000));
-	return atoi(strrchr(line, ':') + 1);
-}
-
-/* GET /metrics within timeout_ms; the whole response in buf. */
-static ssize_t scrape(int port, char *buf, size_t cap, int timeout_ms)
-{
-	int fd = tm_connect(port);
-	if (fd < 0)
-		return fd;
-	const char req[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-	ssize_t n = tm_write_all(fd, req, sizeof req - 1);
-	if (n == 0)
-		n = tm_http_recv(fd, buf, cap, false, timeout_ms);
-	close(fd);
-	return n;
-}
-
-static long metric(const char *text, const char *name)
-{
-	char key[128];
-	snprintf(key, sizeof key, "\n%s ", name);
-	const char *p = strstr(text, key);
-	return p ? strtol(p + strlen(key), NULL, 10) : -1;
 }
 
 /* A field of /proc/PID/status in kB ("VmRSS", "VmHWM"), or -1. */
@@ -115,64 +84,54 @@ static long proc_kb(pid_t pid, const char *field)
  * client seen as ::ffff:127.0.0.1 on an IPv6 socket (dual stack). */
 START_TEST(test_allow_mapped)
 {
-	struct sim *s = start_sim(SIM_ECHO);
 	const char *mapped[] = { "--allow", "::ffff:127.0.0.1", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, mapped);
-	ck_assert_ptr_nonnull(d);
-	ck_assert_int_eq(echo_once(tm_daemon_port(d)), 0);
-	ck_assert_int_eq(tm_daemon_log_count(d, 0, "not in --allow"), 0);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
+	struct tm_pair p;
+	start_pair(&p, SIM_ECHO, mapped);
+	ck_assert_int_eq(echo_once(p.port), 0);
+	ck_assert_int_eq(tm_daemon_log_count(p.d, 0, "not in --allow"), 0);
 
 	const char *mapped_net[] = { "--allow", "::ffff:127.0.0.0/104", NULL };
-	d = tm_daemon_start_sim(s, mapped_net);
-	ck_assert_ptr_nonnull(d);
-	ck_assert_int_eq(echo_once(tm_daemon_port(d)), 0);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
+	ck_assert_int_eq(tm_pair_restart(&p, mapped_net), 0);
+	ck_assert_int_eq(echo_once(p.port), 0);
 
 	if (access("/proc/net/if_inet6", R_OK) != 0) {
 		fprintf(stderr, "skipping the dual-stack half: no IPv6 here\n");
 	} else {
 		/* an IPv6 socket on the mapped loopback address: peers are ::ffff:127.0.0.1 */
 		const char *any6[] = { "-l", "[::ffff:127.0.0.1]:0", "--allow", "::/0", NULL };
-		d = tm_daemon_start_sim(s, any6);
-		ck_assert_ptr_nonnull(d);
-		ck_assert_int_eq(echo_once(tm_daemon_port(d)), 0);
-		ck_assert_int_eq(tm_daemon_log_count(d, 0, "not in --allow"), 0);
-		ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
+		ck_assert_int_eq(tm_pair_restart(&p, any6), 0);
+		ck_assert_int_eq(echo_once(p.port), 0);
+		ck_assert_int_eq(tm_daemon_log_count(p.d, 0, "not in --allow"), 0);
 		/* and a rule for another IPv6 network still refuses it */
 		const char *other6[] = { "-l", "[::ffff:127.0.0.1]:0", "--allow", "2001:db8::/32", NULL };
-		d = tm_daemon_start_sim(s, other6);
-		ck_assert_ptr_nonnull(d);
-		ck_assert_int_lt(echo_once(tm_daemon_port(d)), 0);
-		ck_assert(tm_daemon_wait_log(d, 0, "not in --allow", NULL, 0, 5000));
-		ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
+		ck_assert_int_eq(tm_pair_restart(&p, other6), 0);
+		ck_assert_int_lt(echo_once(p.port), 0);
+		ck_assert(tm_daemon_wait_log(p.d, 0, "not in --allow", NULL, 0, 5000));
 	}
-	sim_stop(s);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
 /* A client not in --allow is refused on the metrics port too. */
 START_TEST(test_metrics_allow)
 {
-	struct sim *s = start_sim(SIM_ECHO);
 	const char *deny[] = { "--allow", "192.0.2.0/24", "--metrics-listen", "127.0.0.1:0", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, deny);
-	ck_assert_ptr_nonnull(d);
-	int mport = metrics_port(d);
+	struct tm_pair p;
+	start_pair(&p, SIM_ECHO, deny);
+	int mport = tm_metrics_port(p.d);
+	ck_assert_int_gt(mport, 0);
 	static char body[65536];
-	ssize_t n = scrape(mport, body, sizeof body, 3000);
+	ssize_t n = tm_metrics_scrape(mport, body, sizeof body, 3000);
 	ck_assert_msg(n < 0, "a refused client got %zd bytes from /metrics", n);
-	ck_assert(tm_daemon_wait_log(d, 0, "metrics: rejected 127.0.0.1", NULL, 0, 5000));
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
+	ck_assert(tm_daemon_wait_log(p.d, 0, "metrics: rejected 127.0.0.1", NULL, 0, 5000));
 
 	const char *allow[] = { "--allow", "127.0.0.0/8", "--metrics-listen", "127.0.0.1:0", NULL };
-	d = tm_daemon_start_sim(s, allow);
-	ck_assert_ptr_nonnull(d);
-	mport = metrics_port(d);
-	ck_assert_int_gt(scrape(mport, body, sizeof body, 3000), 0);
+	ck_assert_int_eq(tm_pair_restart(&p, allow), 0);
+	mport = tm_metrics_port(p.d);
+	ck_assert_int_gt(mport, 0);
+	ck_assert_int_gt(tm_metrics_scrape(mport, body, sizeof body, 3000), 0);
 	ck_assert_int_eq(tm_http_status(body), 200);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
@@ -181,11 +140,11 @@ END_TEST
 START_TEST(test_metrics_not_delayed)
 {
 	enum { SILENT = 12, SCRAPES = 5, MAX_MS = 300 };
-	struct sim *s = start_sim(SIM_ECHO);
 	const char *extra[] = { "--metrics-listen", "127.0.0.1:0", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
-	int mport = metrics_port(d);
+	struct tm_pair p;
+	start_pair(&p, SIM_ECHO, extra);
+	int mport = tm_metrics_port(p.d);
+	ck_assert_int_gt(mport, 0);
 	int quiet[SILENT];
 	for (int i = 0; i < SILENT; i++) {
 		quiet[i] = tm_connect(mport);
@@ -196,7 +155,7 @@ START_TEST(test_metrics_not_delayed)
 	static char body[65536];
 	for (int i = 0; i < SCRAPES; i++) {
 		int64_t t0 = tm_now_ms();
-		ssize_t n = scrape(mport, body, sizeof body, 5000);
+		ssize_t n = tm_metrics_scrape(mport, body, sizeof body, 5000);
 		int64_t took = tm_now_ms() - t0;
 		ck_assert_int_gt(n, 0);
 		ck_assert_int_eq(tm_http_status(body), 200);
@@ -205,15 +164,16 @@ START_TEST(test_metrics_not_delayed)
 	}
 	for (int i = 0; i < SILENT; i++)
 		close(quiet[i]);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
 /* A metrics port that is taken: exit 1 and one line, naming that port. */
 START_TEST(test_metrics_listen_fails_once)
 {
-	struct sim *s = start_sim(SIM_ECHO);
+	struct sim_opts o = { .proto = SIM_ECHO };
+	struct sim *s = sim_start(&o);
+	ck_assert_ptr_nonnull(s);
 	char target[32], taken[32], out[4096];
 	snprintf(target, sizeof target, "127.0.0.1:%d", sim_port(s));
 	snprintf(taken, sizeof taken, "127.0.0.1:%d", sim_port(s)); /* the simulator's port is taken */
@@ -234,18 +194,17 @@ END_TEST
  * needs more is refused with a 503 and the connection closed. */
 START_TEST(test_refusal_is_503)
 {
-	struct sim *s = start_sim(SIM_HTTP);
 	const char *extra[] = { "--max-buffered", "4k", "--metrics-listen", "127.0.0.1:0", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
-	int mport = metrics_port(d);
+	struct tm_pair p;
+	start_pair(&p, SIM_HTTP, extra);
+	int mport = tm_metrics_port(p.d);
+	ck_assert_int_gt(mport, 0);
 	/* exactly 8192 bytes: the daemon reads them all (its buffer may grow to
 	 * 8 KiB) and then needs more, so no unread byte turns the close into a reset */
 	static char req[8192];
 	int head = snprintf(req, sizeof req, "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
 	memset(req + head, 'b', sizeof req - (size_t)head);
-	int fd = tm_connect(tm_daemon_port(d));
-	ck_assert_int_ge(fd, 0);
+	int fd = tm_pair_client(&p);
 	ck_assert_int_eq(tm_write_all(fd, req, sizeof req), 0);
 	static char resp[4096];
 	ck_assert_int_gt(tm_http_recv(fd, resp, sizeof resp, false, 5000), 0);
@@ -253,28 +212,20 @@ START_TEST(test_refusal_is_503)
 	ck_assert_ptr_nonnull(strstr(resp, "Connection: close"));
 	ck_assert_int_eq(tm_wait_closed(fd, 5000), 0);
 	close(fd);
-	ck_assert(tm_daemon_wait_log(d, 0, "--max-buffered", NULL, 0, 5000));
+	ck_assert(tm_daemon_wait_log(p.d, 0, "--max-buffered", NULL, 0, 5000));
 
 	/* a small request still passes, and the counters agree in both places */
-	fd = tm_connect(tm_daemon_port(d));
-	ck_assert_int_ge(fd, 0);
 	const char small[] = "GET /small HTTP/1.1\r\nHost: x\r\n\r\n";
-	ck_assert_int_eq(tm_write_all(fd, small, sizeof small - 1), 0);
-	ck_assert_int_gt(tm_http_recv(fd, resp, sizeof resp, false, 5000), 0);
-	ck_assert_int_eq(tm_http_status(resp), 200);
-	close(fd);
+	ck_assert_int_eq(tm_http_once(p.port, small, resp, sizeof resp), 200);
 	static char body[65536];
-	ck_assert_int_gt(scrape(mport, body, sizeof body, 3000), 0);
-	ck_assert_int_eq(metric(body, "tcpmux_requests_failed_total{reason=\"no_buffer\"}"), 1);
-	ck_assert_int_eq(metric(body, "tcpmux_buffered_bytes"), 0);
-	size_t mark = tm_daemon_log_mark(d);
+	ck_assert_int_gt(tm_metrics_scrape(mport, body, sizeof body, 3000), 0);
+	ck_assert_int_eq(tm_metric(body, "tcpmux_requests_failed_total{reason=\"no_buffer\"}"), 1);
+	ck_assert_int_eq(tm_metric(body, "tcpmux_buffered_bytes"), 0);
 	char line[1024];
-	ck_assert_int_eq(tm_daemon_signal(d, SIGUSR1), 0);
-	ck_assert(tm_daemon_wait_log(d, mark, "stats:", line, sizeof line, 5000));
+	ck_assert(tm_daemon_stats(p.d, line, sizeof line));
 	ck_assert_ptr_nonnull(strstr(line, " no_buffer=1 "));
 	ck_assert_ptr_nonnull(strstr(line, " buffered=0"));
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
@@ -325,13 +276,13 @@ START_TEST(test_ceiling_many_partial)
 		fprintf(stderr, "skipping: only %lu file descriptors allowed\n", (unsigned long)rl.rlim_cur);
 		return;
 	}
-	struct sim *s = start_sim(SIM_HTTP);
 	const char *extra[] = { "--max-buffered", "8M", "--max-clients", "2000", "--metrics-listen", "127.0.0.1:0",
 				NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
-	int mport = metrics_port(d);
-	long rss0 = proc_kb(tm_daemon_pid(d), "VmRSS");
+	struct tm_pair pair;
+	start_pair(&pair, SIM_HTTP, extra);
+	int mport = tm_metrics_port(pair.d);
+	ck_assert_int_gt(mport, 0);
+	long rss0 = proc_kb(tm_daemon_pid(pair.d), "VmRSS");
 	ck_assert_int_gt(rss0, 0);
 
 	static char req[BODY];
@@ -339,7 +290,7 @@ START_TEST(test_ceiling_many_partial)
 	memset(req + head, 'p', sizeof req - (size_t)head);
 	static int fds[N];
 	for (int i = 0; i < N; i++) {
-		fds[i] = tm_connect(tm_daemon_port(d));
+		fds[i] = tm_connect(pair.port);
 		ck_assert_int_ge(fds[i], 0);
 	}
 	int64_t t0 = tm_now_ms();
@@ -350,25 +301,24 @@ START_TEST(test_ceiling_many_partial)
 	for (int tries = 0; tries < 200 && cur != prev; tries++) {
 		tm_sleep_ms(50);
 		prev = cur;
-		ck_assert_int_gt(scrape(mport, body, sizeof body, 5000), 0);
-		cur = metric(body, "tcpmux_buffered_bytes");
-		refused = metric(body, "tcpmux_requests_failed_total{reason=\"no_buffer\"}");
+		ck_assert_int_gt(tm_metrics_scrape(mport, body, sizeof body, 5000), 0);
+		cur = tm_metric(body, "tcpmux_buffered_bytes");
+		refused = tm_metric(body, "tcpmux_requests_failed_total{reason=\"no_buffer\"}");
 	}
-	long hwm = proc_kb(tm_daemon_pid(d), "VmHWM"), rss = proc_kb(tm_daemon_pid(d), "VmRSS");
+	long hwm = proc_kb(tm_daemon_pid(pair.d), "VmHWM"), rss = proc_kb(tm_daemon_pid(pair.d), "VmRSS");
 	fprintf(stderr, "%d clients x %d KiB partial: %ld refused, %ld bytes buffered, RSS %ld kB (peak %ld, "
 		"at start %ld) after %lld ms\n", N, BODY / 1024, refused, cur, rss, hwm, rss0,
 		(long long)(tm_now_ms() - t0));
 	check_rss("the peak RSS", hwm, rss0 + (BUDGET_MB + SLACK_MB) * 1024);
 	ck_assert_int_le(cur, BUDGET_MB * 1024 * 1024);
 	ck_assert_int_gt(refused, 0);
-	/* one line per 10 s, with a count, however many were refused */
-	int lines = tm_daemon_log_count(d, 0, "refused: --max-buffered");
+	/* one line per 10 pair.sim, with a count, however many were refused */
+	int lines = tm_daemon_log_count(pair.d, 0, "refused: --max-buffered");
 	ck_assert_int_ge(lines, 1);
 	ck_assert_int_le(lines, 1 + (int)((tm_now_ms() - t0) / 10000));
 	for (int i = 0; i < N; i++)
 		close(fds[i]);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(tm_pair_stop(&pair), 0);
 }
 END_TEST
 
@@ -377,12 +327,12 @@ END_TEST
 START_TEST(test_memory_given_back)
 {
 	enum { N = 200, BODY = 400 * 1024, SLACK_MB = 40 };
-	struct sim *s = start_sim(SIM_HTTP);
 	const char *extra[] = { "--metrics-listen", "127.0.0.1:0", NULL };
-	struct tm_daemon *d = tm_daemon_start_sim(s, extra);
-	ck_assert_ptr_nonnull(d);
-	int mport = metrics_port(d);
-	long rss0 = proc_kb(tm_daemon_pid(d), "VmRSS");
+	struct tm_pair p;
+	start_pair(&p, SIM_HTTP, extra);
+	int mport = tm_metrics_port(p.d);
+	ck_assert_int_gt(mport, 0);
+	long rss0 = proc_kb(tm_daemon_pid(p.d), "VmRSS");
 	ck_assert_int_gt(rss0, 0);
 
 	static char req[BODY + 256];
@@ -391,7 +341,7 @@ START_TEST(test_memory_given_back)
 	static char resp[BODY + 4096];
 	static int fds[N];
 	for (int i = 0; i < N; i++) {
-		fds[i] = tm_connect(tm_daemon_port(d));
+		fds[i] = tm_connect(p.port);
 		ck_assert_int_ge(fds[i], 0);
 		ck_assert_int_eq(tm_write_all(fds[i], req, (size_t)head + BODY), 0);
 		ssize_t n = tm_http_recv(fds[i], resp, sizeof resp, false, 10000);
@@ -406,19 +356,18 @@ START_TEST(test_memory_given_back)
 	do {
 		if (buffered > 0)
 			tm_sleep_ms(10);
-		ck_assert_int_gt(scrape(mport, body, sizeof body, 5000), 0);
-		buffered = metric(body, "tcpmux_buffered_bytes");
+		ck_assert_int_gt(tm_metrics_scrape(mport, body, sizeof body, 5000), 0);
+		buffered = tm_metric(body, "tcpmux_buffered_bytes");
 	} while (buffered != 0 && tm_now_ms() < deadline);
-	long rss = proc_kb(tm_daemon_pid(d), "VmRSS");
+	long rss = proc_kb(tm_daemon_pid(p.d), "VmRSS");
 	fprintf(stderr, "%d idle clients after a %d KiB answer each: RSS %ld kB (at start %ld), %ld bytes "
 		"buffered\n", N, BODY / 1024, rss, rss0, buffered);
 	check_rss("the RSS", rss, rss0 + SLACK_MB * 1024);
-	ck_assert_int_eq(metric(body, "tcpmux_clients_connected"), N);
+	ck_assert_int_eq(tm_metric(body, "tcpmux_clients_connected"), N);
 	ck_assert_int_eq(buffered, 0);
 	for (int i = 0; i < N; i++)
 		close(fds[i]);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
 
@@ -426,18 +375,9 @@ Suite *make_suite(void);
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_limits");
-	TCase *tc = tcase_create("access");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_allow_mapped);
-	tcase_add_test(tc, test_metrics_allow);
-	tcase_add_test(tc, test_metrics_not_delayed);
-	tcase_add_test(tc, test_metrics_listen_fails_once);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("memory");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, test_refusal_is_503);
-	tcase_add_test(tc, test_ceiling_many_partial);
-	tcase_add_test(tc, test_memory_given_back);
-	suite_add_tcase(s, tc);
+	TM_CASE(s, "access", 60, test_allow_mapped, test_metrics_allow, test_metrics_not_delayed,
+		test_metrics_listen_fails_once);
+	TM_CASE(s, "memory", 120, test_refusal_is_503, test_ceiling_many_partial,
+		test_memory_given_back);
 	return s;
 }

@@ -150,8 +150,7 @@ START_TEST(test_target_down_at_start)
 	ck_assert_int_eq(tm_pair_start_down(&p, &o, extra), 0);
 	ck_assert(tm_daemon_wait_log(p.d, 0, "cannot connect to the target", NULL, 0, 5000));
 
-	int fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	int fd = tm_pair_client(&p);
 	uint16_t v;
 	uint8_t exc = 0;
 	int64_t t0 = tm_now_ms();

@@ -10,14 +10,9 @@
 
 #include <check.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testing.h"
@@ -26,38 +21,22 @@
 
 static char mbpoll_bin[256];
 
-static struct sim *start_sim(enum sim_proto proto)
+/* The simulator for proto (one connection) with the daemon in front of
+ * it started with opts (NULL-terminated; an RTU target is "-p modbus
+ * --modbus-upstream rtu"), and a client connected to the daemon. */
+static int open_pair(struct tm_pair *p, enum sim_proto proto, const char *const opts[])
 {
 	struct sim_opts o = { .proto = proto, .max_conns = 1 };
-	struct sim *s = sim_start(&o);
-	ck_assert_msg(s != NULL, "sim_start: %s", strerror(errno));
-	return s;
+	ck_assert_int_eq(tm_pair_start(p, &o, opts), 0);
+	int fd = tm_connect(p->port);
+	ck_assert_int_ge(fd, 0);
+	return fd;
 }
 
-/* The daemon in front of s with the options opts (NULL-terminated); an RTU
- * target is "-p modbus --modbus-upstream rtu". */
-static struct tm_daemon *start_daemon(struct sim *s, const char *const opts[])
+static void close_pair(struct tm_pair *p, int fd)
 {
-	char target[32];
-	const char *args[32];
-	size_t n = 0;
-	snprintf(target, sizeof target, "127.0.0.1:%d", sim_port(s));
-	args[n++] = "-p";
-	args[n++] = "modbus";
-	args[n++] = "-t";
-	args[n++] = target;
-	if (sim_get_proto(s) == SIM_MODBUS_RTU) {
-		args[n++] = "--modbus-upstream";
-		args[n++] = "rtu";
-	}
-	for (size_t i = 0; opts && opts[i]; i++) {
-		ck_assert_uint_lt(n, sizeof args / sizeof args[0] - 1);
-		args[n++] = opts[i];
-	}
-	args[n] = NULL;
-	struct tm_daemon *d = tm_daemon_start(args);
-	ck_assert_ptr_nonnull(d);
-	return d;
+	close(fd);
+	ck_assert_int_eq(tm_pair_stop(p), 0);
 }
 
 /* Sends the request unit + pdu (len bytes) with transaction id tid and reads
@@ -109,30 +88,23 @@ static size_t hidden_write(uint8_t *pdu, uint16_t addr, uint16_t value)
 START_TEST(test_rtu_hidden_write)
 {
 	static const char *const ro[] = { "--modbus-read-only", NULL };
-	static const char *const open[] = { NULL };
-	const char *const *variants[] = { ro, open };
-	for (size_t v = 0; v < 2; v++) {
-		struct sim *s = start_sim(SIM_MODBUS_RTU);
-		struct tm_daemon *d = start_daemon(s, variants[v]);
-		int fd = tm_connect(tm_daemon_port(d));
-		ck_assert_int_ge(fd, 0);
-		uint16_t before = sim_modbus_holding(s, 100, 1);
-		uint8_t pdu[16];
-		size_t len = hidden_write(pdu, 100, (uint16_t)(before ^ 0x5555));
-		ck_assert_int_eq(exchange(fd, 0x0101, 1, pdu, len), 0x03);
-		uint16_t val;
-		uint8_t exc = 0xFF;
-		ck_assert_int_eq(tm_modbus_read(fd, 0x0102, 1, 3, 100, 1, &val, &exc), 0);
-		ck_assert_int_eq(exc, 0);
-		ck_assert_uint_eq(val, before);
-		ck_assert_uint_eq(sim_modbus_holding(s, 100, 1), before);
-		ck_assert_int_eq(TM_SIM_STAT(s, requests), 1);   /* the good read only */
-		ck_assert_int_eq(TM_SIM_STAT(s, crc_errors), 0);
-		ck_assert(tm_daemon_wait_log(d, 0, "refused function 3 for unit 1: its length", NULL, 0, 5000));
-		close(fd);
-		ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-		sim_stop(s);
-	}
+	struct tm_pair p;
+	int fd = open_pair(&p, SIM_MODBUS_RTU, _i == 0 ? ro : NULL);
+	struct sim *s = p.sim;
+	uint16_t before = sim_modbus_holding(s, 100, 1);
+	uint8_t pdu[16];
+	size_t len = hidden_write(pdu, 100, (uint16_t)(before ^ 0x5555));
+	ck_assert_int_eq(exchange(fd, 0x0101, 1, pdu, len), 0x03);
+	uint16_t val;
+	uint8_t exc = 0xFF;
+	ck_assert_int_eq(tm_modbus_read(fd, 0x0102, 1, 3, 100, 1, &val, &exc), 0);
+	ck_assert_int_eq(exc, 0);
+	ck_assert_uint_eq(val, before);
+	ck_assert_uint_eq(sim_modbus_holding(s, 100, 1), before);
+	ck_assert_int_eq(TM_SIM_STAT(s, requests), 1);   /* the good read only */
+	ck_assert_int_eq(TM_SIM_STAT(s, crc_errors), 0);
+	ck_assert(tm_daemon_wait_log(p.d, 0, "refused function 3 for unit 1: its length", NULL, 0, 5000));
+	close_pair(&p, fd);
 }
 END_TEST
 
@@ -143,31 +115,24 @@ END_TEST
 START_TEST(test_tcp_bad_byte_count)
 {
 	static const char *const ro[] = { "--modbus-read-only", "--modbus-allow-write", "1:100-100", NULL };
-	static const char *const open[] = { NULL };
-	const char *const *variants[] = { ro, open };
-	for (size_t v = 0; v < 2; v++) {
-		struct sim *s = start_sim(SIM_MODBUS);
-		struct tm_daemon *d = start_daemon(s, variants[v]);
-		int fd = tm_connect(tm_daemon_port(d));
-		ck_assert_int_ge(fd, 0);
-		uint16_t r101 = sim_modbus_holding(s, 101, 1);
-		/* quantity 1 (register 100), byte count 4: two values */
-		const uint8_t bad[] = { 16, 0, 100, 0, 1, 4, 0x11, 0x11, 0x22, 0x22 };
-		ck_assert_int_eq(exchange(fd, 7, 1, bad, sizeof bad), 0x03);
-		ck_assert_int_eq(TM_SIM_STAT(s, requests), 0); /* the 0x03 is the multiplexer's */
-		/* quantity 2, byte count 2 */
-		const uint8_t short_count[] = { 16, 0, 100, 0, 2, 2, 0x11, 0x11 };
-		ck_assert_int_eq(exchange(fd, 8, 1, short_count, sizeof short_count), 0x03);
-		ck_assert_int_eq(TM_SIM_STAT(s, requests), 0);
-		ck_assert_uint_eq(sim_modbus_holding(s, 101, 1), r101);
-		const uint8_t good[] = { 16, 0, 100, 0, 1, 2, 0x12, 0x34 };
-		ck_assert_int_eq(exchange(fd, 9, 1, good, sizeof good), 0);
-		ck_assert_uint_eq(sim_modbus_holding(s, 100, 1), 0x1234);
-		ck_assert_int_eq(TM_SIM_STAT(s, requests), 1);
-		close(fd);
-		ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-		sim_stop(s);
-	}
+	struct tm_pair p;
+	int fd = open_pair(&p, SIM_MODBUS, _i == 0 ? ro : NULL);
+	struct sim *s = p.sim;
+	uint16_t r101 = sim_modbus_holding(s, 101, 1);
+	/* quantity 1 (register 100), byte count 4: two values */
+	const uint8_t bad[] = { 16, 0, 100, 0, 1, 4, 0x11, 0x11, 0x22, 0x22 };
+	ck_assert_int_eq(exchange(fd, 7, 1, bad, sizeof bad), 0x03);
+	ck_assert_int_eq(TM_SIM_STAT(s, requests), 0); /* the 0x03 is the multiplexer's */
+	/* quantity 2, byte count 2 */
+	const uint8_t short_count[] = { 16, 0, 100, 0, 2, 2, 0x11, 0x11 };
+	ck_assert_int_eq(exchange(fd, 8, 1, short_count, sizeof short_count), 0x03);
+	ck_assert_int_eq(TM_SIM_STAT(s, requests), 0);
+	ck_assert_uint_eq(sim_modbus_holding(s, 101, 1), r101);
+	const uint8_t good[] = { 16, 0, 100, 0, 1, 2, 0x12, 0x34 };
+	ck_assert_int_eq(exchange(fd, 9, 1, good, sizeof good), 0);
+	ck_assert_uint_eq(sim_modbus_holding(s, 100, 1), 0x1234);
+	ck_assert_int_eq(TM_SIM_STAT(s, requests), 1);
+	close_pair(&p, fd);
 }
 END_TEST
 
@@ -177,41 +142,30 @@ END_TEST
 START_TEST(test_unknown_function)
 {
 	const uint8_t vendor[] = { 0x41, 0x00, 0x10 };
-	struct sim *s = start_sim(SIM_MODBUS);
-	struct tm_daemon *d = start_daemon(s, NULL);
-	int fd = tm_connect(tm_daemon_port(d));
-	ck_assert_int_ge(fd, 0);
+	struct tm_pair p;
+	int fd = open_pair(&p, SIM_MODBUS, NULL);
+	struct sim *s = p.sim;
 	ck_assert_int_eq(exchange(fd, 1, 1, vendor, sizeof vendor), 0x01);
 	ck_assert(TM_SIM_WAIT(s, requests, 1, 5000)); /* from the device */
-	close(fd);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	close_pair(&p, fd);
 
 	static const char *const ro[] = { "--modbus-read-only", NULL };
-	s = start_sim(SIM_MODBUS);
-	d = start_daemon(s, ro);
-	fd = tm_connect(tm_daemon_port(d));
-	ck_assert_int_ge(fd, 0);
+	fd = open_pair(&p, SIM_MODBUS, ro);
+	s = p.sim;
 	ck_assert_int_eq(exchange(fd, 2, 1, vendor, sizeof vendor), 0x01);
 	ck_assert_int_eq(TM_SIM_STAT(s, requests), 0);
-	close(fd);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	close_pair(&p, fd);
 
-	s = start_sim(SIM_MODBUS_RTU);
-	d = start_daemon(s, NULL);
-	fd = tm_connect(tm_daemon_port(d));
-	ck_assert_int_ge(fd, 0);
+	fd = open_pair(&p, SIM_MODBUS_RTU, NULL);
+	s = p.sim;
 	ck_assert_int_eq(exchange(fd, 3, 1, vendor, sizeof vendor), 0x01);
-	ck_assert(tm_daemon_wait_log(d, 0, "cannot be framed as RTU", NULL, 0, 5000));
+	ck_assert(tm_daemon_wait_log(p.d, 0, "cannot be framed as RTU", NULL, 0, 5000));
 	uint16_t val;
 	uint8_t exc = 0xFF;
 	ck_assert_int_eq(tm_modbus_read(fd, 4, 1, 3, 7, 1, &val, &exc), 0);
 	ck_assert_int_eq(exc, 0);
 	ck_assert_int_eq(TM_SIM_STAT(s, requests), 1);
-	close(fd);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	close_pair(&p, fd);
 }
 END_TEST
 
@@ -222,10 +176,9 @@ START_TEST(test_allow_write_unit_map)
 {
 	static const char *const dev[] = { "--modbus-read-only", "--modbus-unit-map", "1=3",
 					   "--modbus-allow-write", "3:100-109", NULL };
-	struct sim *s = start_sim(SIM_MODBUS);
-	struct tm_daemon *d = start_daemon(s, dev);
-	int fd = tm_connect(tm_daemon_port(d));
-	ck_assert_int_ge(fd, 0);
+	struct tm_pair p;
+	int fd = open_pair(&p, SIM_MODBUS, dev);
+	struct sim *s = p.sim;
 	uint8_t exc = 0xFF;
 	ck_assert_int_eq(tm_modbus_write1(fd, 1, 1, 105, 4242, &exc), 0);
 	ck_assert_int_eq(exc, 0);
@@ -233,24 +186,18 @@ START_TEST(test_allow_write_unit_map)
 	ck_assert_int_eq(tm_modbus_write1(fd, 2, 2, 106, 4343, &exc), 0); /* device 2: no range */
 	ck_assert_int_eq(exc, 0x01);
 	ck_assert_int_eq(TM_SIM_STAT(s, requests), 1);
-	close(fd);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	close_pair(&p, fd);
 
 	static const char *const client[] = { "--modbus-read-only", "--modbus-unit-map", "1=3",
 					      "--modbus-allow-write", "1:100-109", NULL };
-	s = start_sim(SIM_MODBUS);
-	d = start_daemon(s, client);
-	fd = tm_connect(tm_daemon_port(d));
-	ck_assert_int_ge(fd, 0);
+	fd = open_pair(&p, SIM_MODBUS, client);
+	s = p.sim;
 	uint16_t before = sim_modbus_holding(s, 105, 3);
 	ck_assert_int_eq(tm_modbus_write1(fd, 3, 1, 105, (uint16_t)(before + 1), &exc), 0);
 	ck_assert_int_eq(exc, 0x01);
 	ck_assert_uint_eq(sim_modbus_holding(s, 105, 3), before);
 	ck_assert_int_eq(TM_SIM_STAT(s, requests), 0);
-	close(fd);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	close_pair(&p, fd);
 }
 END_TEST
 
@@ -263,10 +210,9 @@ START_TEST(test_allow_write_spaces)
 	static const char *const opts[] = { "--modbus-read-only", "--modbus-allow-write", "1:coils:100-109",
 					    "--modbus-allow-write", "1:registers:200-209",
 					    "--modbus-allow-write", "1:300-309", NULL };
-	struct sim *s = start_sim(SIM_MODBUS);
-	struct tm_daemon *d = start_daemon(s, opts);
-	int fd = tm_connect(tm_daemon_port(d));
-	ck_assert_int_ge(fd, 0);
+	struct tm_pair p;
+	int fd = open_pair(&p, SIM_MODBUS, opts);
+	struct sim *s = p.sim;
 	const uint8_t coil100[] = { 5, 0, 100, 0xFF, 0 }, coils100[] = { 15, 0, 100, 0, 9, 2, 0xFF, 1 };
 	const uint8_t reg100[] = { 6, 0, 100, 0, 1 };
 	const uint8_t coil200[] = { 5, 0, 200, 0xFF, 0 }, reg200[] = { 6, 0, 200, 0, 0x42 };
@@ -293,63 +239,11 @@ START_TEST(test_allow_write_spaces)
 	ck_assert_uint_eq(sim_modbus_holding(s, 305, 1), 0x43);
 	seen += 2;
 	ck_assert_int_eq(TM_SIM_STAT(s, requests), seen);
-	close(fd);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	close_pair(&p, fd);
 }
 END_TEST
 
 /* ---- mbpoll ------------------------------------------------------------ */
-
-/* Runs argv with stdout and stderr into out (NUL-terminated) within
- * timeout_ms. Returns the exit status, 128 + N for signal N, or -errno. */
-static int run(const char *const argv[], char *out, size_t cap, int timeout_ms)
-{
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, p[1], 2);
-	pid_t pid;
-	int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, NULL);
-	posix_spawn_file_actions_destroy(&fa);
-	close(p[1]);
-	if (rc != 0) {
-		close(p[0]);
-		return -rc;
-	}
-	size_t len = 0;
-	int64_t deadline = tm_now_ms() + timeout_ms;
-	for (;;) {
-		int64_t left = deadline - tm_now_ms();
-		struct pollfd pfd = { .fd = p[0], .events = POLLIN };
-		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
-			break; /* EINTR: the deadline bounds the retries */
-		char tmp[512];
-		ssize_t r = read(p[0], tmp, sizeof tmp);
-		if (r <= 0)
-			break;
-		size_t k = (size_t)r < cap - 1 - len ? (size_t)r : cap - 1 - len;
-		memcpy(out + len, tmp, k);
-		len += k;
-	}
-	out[len] = '\0';
-	close(p[0]);
-	/* the output ends a moment before the process does */
-	int status;
-	pid_t w;
-	while ((w = waitpid(pid, &status, WNOHANG)) == 0 && tm_now_ms() < deadline)
-		tm_sleep_ms(2);
-	if (w != pid) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
-		return -ETIMEDOUT;
-	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
 
 /* mbpoll -1 (one poll) on table (4 holding registers, 0 coils), reference
  * ref (1-based: address ref - 1), writing values when given. */
@@ -360,7 +254,7 @@ static int mbpoll(int port, const char *table, int ref, const char *v1, const ch
 	snprintf(r, sizeof r, "%d", ref);
 	const char *argv[] = { mbpoll_bin, "-m", "tcp", "-a", "1", "-r", r, "-t", table, "-1", "-o", "5",
 			       "-p", p, "127.0.0.1", v1, v2, NULL };
-	int rc = run(argv, out, cap, MBPOLL_MS);
+	int rc = tm_run_program(NULL, argv, out, cap, MBPOLL_MS);
 	fprintf(stderr, "mbpoll -t %s -r %d %s %s: exit %d\n", table, ref, v1 ? v1 : "", v2 ? v2 : "", rc);
 	return rc;
 }
@@ -372,9 +266,10 @@ START_TEST(test_mbpoll)
 {
 	static const char *const opts[] = { "--modbus-read-only", "--modbus-allow-write", "1:registers:100-109",
 					    NULL };
-	struct sim *s = start_sim(SIM_MODBUS);
-	struct tm_daemon *d = start_daemon(s, opts);
-	int port = tm_daemon_port(d);
+	struct tm_pair pair;
+	int fd = open_pair(&pair, SIM_MODBUS, opts);
+	struct sim *s = pair.sim;
+	int port = pair.port;
 	char out[8192];
 	ck_assert_int_eq(mbpoll(port, "4", 101, "4242", NULL, out, sizeof out), 0);
 	ck_assert_uint_eq(sim_modbus_holding(s, 100, 1), 4242);
@@ -392,33 +287,9 @@ START_TEST(test_mbpoll)
 	/* and reads pass */
 	ck_assert_int_eq(mbpoll(port, "4:hex", 101, NULL, NULL, out, sizeof out), 0);
 	ck_assert_msg(strstr(out, "[101]: \t0x1092") != NULL, "mbpoll said:\n%s", out);
-	ck_assert_int_eq(tm_daemon_stop(d, SIGTERM, 0), 0);
-	sim_stop(s);
+	close_pair(&pair, fd);
 }
 END_TEST
-
-static Suite *policy_suite(int with_mbpoll)
-{
-	Suite *s = suite_create("e2e_policy");
-	TCase *tc = tcase_create("length");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_rtu_hidden_write);
-	tcase_add_test(tc, test_tcp_bad_byte_count);
-	tcase_add_test(tc, test_unknown_function);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("allow_write");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_allow_write_unit_map);
-	tcase_add_test(tc, test_allow_write_spaces);
-	suite_add_tcase(s, tc);
-	if (with_mbpoll) {
-		tc = tcase_create("mbpoll");
-		tcase_set_timeout(tc, 120);
-		tcase_add_test(tc, test_mbpoll);
-		suite_add_tcase(s, tc);
-	}
-	return s;
-}
 
 /* Its own main (libtesting's is not linked then) for the skip. */
 int main(void)
@@ -426,15 +297,14 @@ int main(void)
 	const char *env = getenv("TM_MBPOLL");
 	snprintf(mbpoll_bin, sizeof mbpoll_bin, "%s", env && *env ? env : "/usr/bin/mbpoll");
 	int with_mbpoll = access(mbpoll_bin, X_OK) == 0;
-	SRunner *sr = srunner_create(policy_suite(with_mbpoll));
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	if (failed > 0)
-		return EXIT_FAILURE;
-	if (!with_mbpoll) {
-		printf("SKIP: the mbpoll case needs %s (apt-get install mbpoll); the others passed\n", mbpoll_bin);
-		return 77;
-	}
-	return EXIT_SUCCESS;
+	Suite *s = suite_create("e2e_policy");
+	/* the first two run under the policy (_i 0), then without it */
+	TM_LOOPS(s, "length", 60, { test_rtu_hidden_write, 2 }, { test_tcp_bad_byte_count, 2 },
+		 TM_ONCE(test_unknown_function));
+	TM_CASE(s, "allow_write", 60, test_allow_write_unit_map, test_allow_write_spaces);
+	if (with_mbpoll)
+		TM_CASE(s, "mbpoll", 120, test_mbpoll);
+	else
+		fprintf(stderr, "the mbpoll case needs %s (apt-get install mbpoll)\n", mbpoll_bin);
+	return tm_run_suite(s, with_mbpoll ? NULL : " mbpoll");
 }

@@ -83,10 +83,8 @@ START_TEST(test_coalesce_fifty)
 	}
 	ck_assert_int_eq(TM_SIM_STAT(p.sim, requests), 1);
 
-	size_t mark = tm_daemon_log_mark(p.d);
-	ck_assert_int_eq(tm_daemon_signal(p.d, SIGUSR1), 0);
 	char line[1024];
-	ck_assert(tm_daemon_wait_log(p.d, mark, "stats:", line, sizeof line, 5000));
+	ck_assert(tm_daemon_stats(p.d, line, sizeof line));
 	ck_assert_ptr_nonnull(strstr(line, "coalesced=49"));
 	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
@@ -120,8 +118,7 @@ START_TEST(test_cache_never_hides_a_write)
 	const char *extra[] = { "--cache-ttl", "30s", NULL };
 	struct tm_pair p;
 	ck_assert_int_eq(tm_pair_start(&p, &o, extra), 0);
-	int fd = tm_connect(p.port);
-	ck_assert_int_ge(fd, 0);
+	int fd = tm_pair_client(&p);
 	uint16_t v;
 	uint8_t exc = 0xff;
 	ck_assert_int_eq(tm_modbus_read(fd, 1, 1, 3, 10, 1, &v, &exc), 0);

@@ -135,6 +135,14 @@ static void assert_answer(struct run *r, uint16_t client_tid, uint16_t v)
 	buf_free(&r->out);
 }
 
+/* The target answers tag with v; r ends with it, under its client's tid. */
+static void answer_run(struct run *r, uint16_t tag, uint16_t client_tid, uint16_t v)
+{
+	target_answer(tag, 1, v);
+	run_join(r);
+	assert_answer(r, client_tid, v);
+}
+
 static enum slot_state slot_state(void)
 {
 	pthread_mutex_lock(&pool.lock);
@@ -160,9 +168,7 @@ START_TEST(test_late_answer_dropped)
 	uint16_t tid = target_modbus_req(seen);
 	ck_assert_int_ne(tid, late_tid);
 	target_answer(late_tid, 1, 999); /* the late one first */
-	target_answer(tid, 1, 42);
-	run_join(&b);
-	assert_answer(&b, 0x2222, 42);
+	answer_run(&b, tid, 0x2222, 42);
 	finish();
 }
 END_TEST
@@ -177,16 +183,26 @@ START_TEST(test_wrong_id_dropped)
 	run_start(&a, req, tm_modbus_req_read(req, 7, 1, 3, 0, 1));
 	uint16_t tid = target_modbus_req(seen);
 	target_answer((uint16_t)(tid + 1), 1, 666);
-	target_answer(tid, 1, 7);
-	run_join(&a);
-	assert_answer(&a, 7, 7);
+	answer_run(&a, tid, 7, 7);
 	finish();
 }
 END_TEST
 
-/* Without ids, half an answer and then silence: a timeout, and the
- * connection is closed (its answer could still come, to someone else). */
-START_TEST(test_half_answer)
+/* Without ids, an answer that cannot be trusted closes the connection:
+ * half of one and then silence is a timeout (its answer could still come,
+ * to someone else); bytes beyond the answer in the same read leave nobody
+ * able to tell which frame answers the request, so none is delivered. */
+static const struct {
+	const char *name;
+	const char *sends; /* what the target answers "ping\n" with */
+	size_t len;
+	enum exchange_result want;
+} untrusted[] = {
+	{ "half an answer", "po", 2, EXCH_TIMEOUT },
+	{ "bytes beyond the answer", "pong\nstray\n", 11, EXCH_BAD_GATEWAY },
+};
+
+START_TEST(test_untrusted_answer)
 {
 	setup_for("echo");
 	start();
@@ -194,26 +210,8 @@ START_TEST(test_half_answer)
 	run_start(&a, "ping\n", 5);
 	char got[16];
 	ck_assert_int_eq(tm_line_recv(target, got, sizeof got, IO_MS), 5);
-	ck_assert_int_eq(tm_write_all(target, "po", 2), 0);
-	ck_assert_int_eq(run_join(&a), EXCH_TIMEOUT);
-	ck_assert_int_eq(slot_state(), SLOT_DOWN);
-	buf_free(&a.out);
-	finish();
-}
-END_TEST
-
-/* Without ids, bytes beyond the answer in the same read: nobody can tell
- * which frame answers the request, so none is delivered. */
-START_TEST(test_bytes_beyond_answer)
-{
-	setup_for("echo");
-	start();
-	struct run a = { 0 };
-	run_start(&a, "ping\n", 5);
-	char got[16];
-	ck_assert_int_eq(tm_line_recv(target, got, sizeof got, IO_MS), 5);
-	ck_assert_int_eq(tm_write_all(target, "pong\nstray\n", 11), 0);
-	ck_assert_int_eq(run_join(&a), EXCH_BAD_GATEWAY);
+	ck_assert_int_eq(tm_write_all(target, untrusted[_i].sends, untrusted[_i].len), 0);
+	ck_assert_msg(run_join(&a) == untrusted[_i].want, "%s", untrusted[_i].name);
 	ck_assert_int_eq(slot_state(), SLOT_DOWN);
 	buf_free(&a.out);
 	finish();
@@ -341,9 +339,7 @@ START_TEST(test_handoff_sends_for_waiter)
 	uint16_t tag = (uint16_t)held->next_tag;
 	pool_return(&pool, held, POOL_HEALTHY);
 	ck_assert_int_eq(target_modbus_req(seen), tag); /* sent with the slot's next id */
-	target_answer(tag, 1, 5);
-	run_join(&a);
-	assert_answer(&a, 9, 5);
+	answer_run(&a, tag, 9, 5);
 	finish();
 }
 END_TEST
@@ -367,9 +363,7 @@ START_TEST(test_client_leaves_while_waiting)
 	run_start(&b, req, tm_modbus_req_read(req, 2, 1, 3, 0, 1));
 	uint16_t tid = target_modbus_req(seen);
 	target_answer(late, 1, 1);
-	target_answer(tid, 1, 2);
-	run_join(&b);
-	assert_answer(&b, 2, 2);
+	answer_run(&b, tid, 2, 2);
 	close(sv[0]);
 	close(sv[1]);
 	buf_free(&a.out);
@@ -381,24 +375,10 @@ Suite *make_suite(void);
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("exchange");
-	TCase *tc = tcase_create("answers");
-	tcase_set_timeout(tc, 20);
-	tcase_add_test(tc, test_late_answer_dropped);
-	tcase_add_test(tc, test_wrong_id_dropped);
-	tcase_add_test(tc, test_half_answer);
-	tcase_add_test(tc, test_bytes_beyond_answer);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("timing");
-	tcase_set_timeout(tc, 20);
-	tcase_add_test(tc, test_request_gap);
-	tcase_add_test(tc, test_follower_deadline);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("policy and clients");
-	tcase_set_timeout(tc, 20);
-	tcase_add_test(tc, test_policy_refusal);
-	tcase_add_test(tc, test_client_gone_before_send);
-	tcase_add_test(tc, test_handoff_sends_for_waiter);
-	tcase_add_test(tc, test_client_leaves_while_waiting);
-	suite_add_tcase(s, tc);
+	TM_LOOPS(s, "answers", 20, TM_ONCE(test_late_answer_dropped), TM_ONCE(test_wrong_id_dropped),
+		 TM_LOOP(test_untrusted_answer, untrusted));
+	TM_CASE(s, "timing", 20, test_request_gap, test_follower_deadline);
+	TM_CASE(s, "policy and clients", 20, test_policy_refusal, test_client_gone_before_send,
+		test_handoff_sends_for_waiter, test_client_leaves_while_waiting);
 	return s;
 }

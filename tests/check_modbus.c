@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "modbus.h"
+#include "testing.h"
 
 START_TEST(test_exception)
 {
@@ -394,22 +395,9 @@ Suite *make_suite(void);
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("modbus");
-	TCase *tc = tcase_create("mbap");
-	tcase_add_test(tc, test_exception);
-	tcase_add_test(tc, test_ids_wrap);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("classifier");
-	tcase_add_loop_test(tc, test_pdu_table, 0, (int)(sizeof cases / sizeof cases[0]));
-	tcase_add_test(tc, test_request_check);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("policy");
-	tcase_add_test(tc, test_open);
-	tcase_add_test(tc, test_read_only);
-	tcase_add_test(tc, test_allow_write_counts);
-	tcase_add_test(tc, test_allow_write);
-	tcase_add_test(tc, test_allow_write_spaces);
-	tcase_add_test(tc, test_allow_write_unit_map);
-	tcase_add_test(tc, test_parse_range);
-	suite_add_tcase(s, tc);
+	TM_CASE(s, "mbap", 0, test_exception, test_ids_wrap);
+	TM_LOOPS(s, "classifier", 0, TM_LOOP(test_pdu_table, cases), TM_ONCE(test_request_check));
+	TM_CASE(s, "policy", 0, test_open, test_read_only, test_allow_write_counts, test_allow_write,
+		test_allow_write_spaces, test_allow_write_unit_map, test_parse_range);
 	return s;
 }

@@ -9,6 +9,7 @@
 
 #include "modbus.h"
 #include "modbus_rtu.h"
+#include "testing.h"
 
 /* Appends the CRC, low byte first. */
 static size_t with_crc(uint8_t *p, size_t n)
@@ -159,13 +160,8 @@ Suite *make_suite(void);
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("modbus_rtu");
-	TCase *tc = tcase_create("rtu");
-	tcase_add_test(tc, test_crc);
-	tcase_add_test(tc, test_convert);
-	tcase_add_test(tc, test_refuses_trailing_frame);
-	tcase_add_loop_test(tc, test_answer_lengths, 0, (int)(sizeof answers / sizeof answers[0]));
-	tcase_add_test(tc, test_bad_crc);
-	tcase_add_test(tc, test_unknown_without_crc_match);
-	suite_add_tcase(s, tc);
+	TM_LOOPS(s, "rtu", 0, TM_ONCE(test_crc), TM_ONCE(test_convert),
+		 TM_ONCE(test_refuses_trailing_frame), TM_LOOP(test_answer_lengths, answers),
+		 TM_ONCE(test_bad_crc), TM_ONCE(test_unknown_without_crc_match));
 	return s;
 }

@@ -6,6 +6,7 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -39,6 +40,21 @@ static void connect_all(int nslots, int queue)
 	ck_assert_int_eq(pool_init(&pool, nslots, queue, 64, 1024), 0);
 	for (int i = 0; i < nslots; i++)
 		connect_job(0, &peers[i]);
+}
+
+/* A slot borrowed within a second: the pool has one free. */
+static struct pool_slot *borrow_free(void)
+{
+	struct pool_slot *s;
+	ck_assert_int_eq(pool_borrow(&pool, time_now_ms() + 1000, &s), 0);
+	return s;
+}
+
+/* One slot, up and lent out: requests now wait in a queue of queue. */
+static struct pool_slot *hold_only_slot(int queue)
+{
+	connect_all(1, queue);
+	return borrow_free();
 }
 
 /* Does pool jobs until the pool stops (a supervisor without sockets). */
@@ -76,15 +92,15 @@ START_TEST(test_borrow_return)
 {
 	connect_all(2, 8);
 	struct pool_slot *a, *b, *c;
-	ck_assert_int_eq(pool_borrow(&pool, time_now_ms() + 1000, &a), 0);
-	ck_assert_int_eq(pool_borrow(&pool, time_now_ms() + 1000, &b), 0);
+	a = borrow_free();
+	b = borrow_free();
 	ck_assert_ptr_ne(a, b);
 	int live, busy, waiting;
 	pool_counts(&pool, &live, &busy, &waiting);
 	ck_assert_int_eq(live, 2);
 	ck_assert_int_eq(busy, 2);
 	pool_return(&pool, a, POOL_HEALTHY);
-	ck_assert_int_eq(pool_borrow(&pool, time_now_ms() + 1000, &c), 0);
+	c = borrow_free();
 	ck_assert_ptr_eq(a, c);
 	pool_return(&pool, b, POOL_HEALTHY);
 	pool_return(&pool, c, POOL_HEALTHY);
@@ -94,9 +110,7 @@ END_TEST
 
 START_TEST(test_deadline)
 {
-	connect_all(1, 8);
-	struct pool_slot *a, *b;
-	ck_assert_int_eq(pool_borrow(&pool, time_now_ms() + 1000, &a), 0);
+	struct pool_slot *a = hold_only_slot(8), *b;
 	int64_t t0 = time_now_ms();
 	ck_assert_int_eq(pool_borrow(&pool, t0 + 100, &b), -ETIMEDOUT);
 	int64_t took = time_now_ms() - t0;
@@ -134,25 +148,37 @@ static void *waiter(void *arg)
 	return NULL;
 }
 
-START_TEST(test_fifo)
+/* Starts n waiter threads with a 10 s deadline; in_order: each is in the
+ * queue before the next starts, so the arrival order is known. */
+static void start_waiters(pthread_t t[], struct waiter_arg args[], int n, bool in_order)
 {
-	enum { N = 12 };
-	connect_all(1, N);
-	struct pool_slot *held;
-	ck_assert_int_eq(pool_borrow(&pool, time_now_ms() + 1000, &held), 0);
-	pthread_t t[N];
-	struct waiter_arg args[N];
-	norder = 0;
-	for (int i = 0; i < N; i++) {
+	for (int i = 0; i < n; i++) {
 		args[i] = (struct waiter_arg){ .index = i, .deadline = time_now_ms() + 10000 };
 		ck_assert_int_eq(pthread_create(&t[i], NULL, waiter, &args[i]), 0);
-		wait_for_waiters(i + 1); /* arrival order is now known */
+		if (in_order)
+			wait_for_waiters(i + 1);
 	}
-	pool_return(&pool, held, POOL_HEALTHY);
-	for (int i = 0; i < N; i++) {
+}
+
+/* Joins the n waiters: each got the slot. */
+static void join_waiters(pthread_t t[], struct waiter_arg args[], int n)
+{
+	for (int i = 0; i < n; i++) {
 		pthread_join(t[i], NULL);
 		ck_assert_int_eq(args[i].rc, 0);
 	}
+}
+
+START_TEST(test_fifo)
+{
+	enum { N = 12 };
+	struct pool_slot *held = hold_only_slot(N);
+	pthread_t t[N];
+	struct waiter_arg args[N];
+	norder = 0;
+	start_waiters(t, args, N, true);
+	pool_return(&pool, held, POOL_HEALTHY);
+	join_waiters(t, args, N);
 	ck_assert_int_eq(norder, N);
 	for (int i = 0; i < N; i++)
 		ck_assert_int_eq(order[i], i);
@@ -162,24 +188,16 @@ END_TEST
 
 START_TEST(test_queue_full)
 {
-	connect_all(1, 2);
-	struct pool_slot *held, *s;
-	ck_assert_int_eq(pool_borrow(&pool, time_now_ms() + 1000, &held), 0);
+	struct pool_slot *held = hold_only_slot(2), *s;
 	pthread_t t[2];
 	struct waiter_arg args[2];
-	for (int i = 0; i < 2; i++) {
-		args[i] = (struct waiter_arg){ .index = i, .deadline = time_now_ms() + 10000 };
-		ck_assert_int_eq(pthread_create(&t[i], NULL, waiter, &args[i]), 0);
-	}
+	start_waiters(t, args, 2, false);
 	wait_for_waiters(2);
 	int64_t t0 = time_now_ms();
 	ck_assert_int_eq(pool_borrow(&pool, t0 + 5000, &s), -EAGAIN);
 	ck_assert_int_lt(time_now_ms() - t0, 1000); /* refused at once, not at the deadline */
 	pool_return(&pool, held, POOL_HEALTHY);
-	for (int i = 0; i < 2; i++) {
-		pthread_join(t[i], NULL);
-		ck_assert_int_eq(args[i].rc, 0);
-	}
+	join_waiters(t, args, 2);
 	teardown_all();
 }
 END_TEST
@@ -189,22 +207,14 @@ END_TEST
 START_TEST(test_queue_unlimited)
 {
 	enum { N = 50 };
-	connect_all(1, 0);
-	struct pool_slot *held;
-	ck_assert_int_eq(pool_borrow(&pool, time_now_ms() + 1000, &held), 0);
+	struct pool_slot *held = hold_only_slot(0);
 	pthread_t t[N];
 	struct waiter_arg args[N];
 	norder = 0;
-	for (int i = 0; i < N; i++) {
-		args[i] = (struct waiter_arg){ .index = i, .deadline = time_now_ms() + 10000 };
-		ck_assert_int_eq(pthread_create(&t[i], NULL, waiter, &args[i]), 0);
-	}
+	start_waiters(t, args, N, false);
 	wait_for_waiters(N);
-	pool_return(&pool, held, 1);
-	for (int i = 0; i < N; i++) {
-		pthread_join(t[i], NULL);
-		ck_assert_int_eq(args[i].rc, 0);
-	}
+	pool_return(&pool, held, POOL_HEALTHY);
+	join_waiters(t, args, N);
 	ck_assert_int_eq(norder, N);
 	teardown_all();
 }
@@ -295,7 +305,7 @@ START_TEST(test_target_down)
 	ck_assert(r.was_down && !r.now_down);
 	pthread_join(t, NULL);
 	ck_assert_int_eq(arg.rc, 0);
-	ck_assert_int_eq(pool_borrow(&pool, time_now_ms() + 1000, &s), 0);
+	s = borrow_free();
 	pool_return(&pool, s, POOL_BROKEN); /* closed, to be connected again */
 	ck_assert_int_eq(pool.slots[0].state, SLOT_DOWN);
 	ck_assert_int_eq(pool.slots[0].fd, -1);
@@ -329,9 +339,7 @@ END_TEST
 
 START_TEST(test_stop)
 {
-	connect_all(1, 8);
-	struct pool_slot *held, *s;
-	ck_assert_int_eq(pool_borrow(&pool, time_now_ms() + 1000, &held), 0);
+	struct pool_slot *held = hold_only_slot(8), *s;
 	pthread_t t;
 	struct waiter_arg arg = { .index = 0, .deadline = time_now_ms() + 10000 };
 	ck_assert_int_eq(pthread_create(&t, NULL, waiter, &arg), 0);

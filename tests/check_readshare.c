@@ -9,6 +9,7 @@
 
 #include "readshare.h"
 #include "timeutil.h"
+#include "testing.h"
 
 static size_t read_req(uint8_t *out, uint8_t unit, uint8_t fc, uint16_t addr, uint16_t qty)
 {
@@ -214,17 +215,8 @@ Suite *make_suite(void);
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("readshare");
-	TCase *tc = tcase_create("keys");
-	tcase_add_test(tc, test_keys);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("cache");
-	tcase_add_test(tc, test_cache_ttl_and_writes);
-	tcase_add_test(tc, test_cache_off);
-	tcase_add_test(tc, test_cache_full);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("coalesce");
-	tcase_add_test(tc, test_coalesce);
-	tcase_add_test(tc, test_no_join_across_a_write);
-	suite_add_tcase(s, tc);
+	TM_CASE(s, "keys", 0, test_keys);
+	TM_CASE(s, "cache", 0, test_cache_ttl_and_writes, test_cache_off, test_cache_full);
+	TM_CASE(s, "coalesce", 0, test_coalesce, test_no_join_across_a_write);
 	return s;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "testing.h"
 
 Suite *make_suite(void);
 
@@ -127,5 +128,93 @@ static inline size_t ct_refused_at(frame_fn fn, const struct frame_ctx *base, co
 	}
 	return n + 1;
 }
+
+/* ---- the tests every length-delimited codec shares (codec_test.c) ---- */
+
+/* A message and its name. */
+struct ct_msg {
+	const char *name;
+	const uint8_t *msg;
+	size_t len;
+};
+
+/* A bad message under max_frame max: err for the whole of it, and
+ * refused once refused_at bytes are there (0: not checked). */
+struct ct_bad {
+	const char *name;
+	const uint8_t *msg;
+	size_t len;
+	size_t max;
+	ssize_t err;
+	size_t refused_at;
+};
+
+/* What the framer says for all of msg at once under max_frame max. */
+struct ct_size {
+	const char *name;
+	const uint8_t *msg;
+	size_t len;
+	size_t max;
+	ssize_t want;
+};
+
+/* The codec a suite tests and its tables (a table may be empty). */
+struct ct_codec {
+	const char *name;               /* the suite's */
+	const struct codec *codec;
+	const char *find;               /* codec_find(find) must give codec */
+	int one_framer;                 /* check that request and response are one function */
+	int error_reply;                /* whether it has an error reply */
+	int tagged;
+	size_t buf_exactly;             /* its initial_buf, or 0: at least buf_at_least */
+	size_t buf_at_least;
+	int also_response;              /* frame each whole frame with the response framer too */
+	const struct ct_msg *frames;    /* whole, valid frames that set no flags (one at least) */
+	int n_frames;
+	const struct ct_msg *truncated; /* each needs more bytes, at eof too */
+	int n_truncated;
+	const struct ct_bad *bad;
+	int n_bad;
+	const struct ct_size *sizes;
+	int n_sizes;
+};
+#define CT_TABLE(a) (a), CT_COUNT(a)
+/* The names of codec_X: the suite's, the codec's, the one to find. */
+#define CT_CODEC(x) .name = "codec_" #x, .codec = &codec_##x, .find = #x
+
+/* The whole of msg is one frame, and at eof one byte short is none: for
+ * the longest frames, too long to try every split. */
+static inline void ct_whole_only(frame_fn fn, const uint8_t *msg, size_t n)
+{
+	struct frame_ctx c = ct_ctx(CT_MAX_FRAME);
+	ck_assert_int_eq(ct_call(fn, &c, msg, n - 1, 1), 0);
+	ck_assert_int_eq(ct_call(fn, &c, msg, n, 0), (ssize_t)n);
+}
+
+/* The suite's codec: each suite using ct_suite() defines it. */
+extern const struct ct_codec ct_under_test;
+
+/* Checks b with fn: ct_error, then where it is refused. */
+static inline void ct_check_bad(frame_fn fn, const struct ct_bad *b)
+{
+	struct frame_ctx base = ct_ctx(b->max);
+	ct_error(fn, &base, b->msg, b->len, b->err, b->name);
+	if (b->refused_at != 0) {
+		size_t at = ct_refused_at(fn, &base, b->msg, b->len);
+		ck_assert_msg(at == b->refused_at, "%s: refused at %zu, want %zu", b->name, at,
+			      b->refused_at);
+	}
+}
+
+/*
+ * The suite for ct_under_test: "registered" (codec_find, the framers, the
+ * error reply, tagged and initial_buf as the table says, then the suite's
+ * own test when not NULL),
+ * every split point of each frame (plus the extra tests), two frames in
+ * one buffer, truncated at eof (plus its own test when not NULL), and
+ * refused (the bad messages and the sizes) under the name refused.
+ */
+Suite *ct_suite(const TTest *registered, const TTest *const extra[], size_t n_extra,
+		const TTest *truncated, const char *refused);
 
 #endif

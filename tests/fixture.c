@@ -48,6 +48,16 @@ int tm_pair_start_down(struct tm_pair *p, const struct sim_opts *o, const char *
 	return tm_pair_begin(p, o, extra, true);
 }
 
+int tm_pair_restart(struct tm_pair *p, const char *const extra[])
+{
+	int rc = tm_daemon_stop(p->d, SIGTERM, 0);
+	p->d = tm_daemon_start_sim(p->sim, extra);
+	if (!p->d)
+		return -EIO; /* tm_daemon_start said why */
+	p->port = tm_daemon_port(p->d);
+	return rc;
+}
+
 int tm_pair_stop(struct tm_pair *p)
 {
 	int rc = tm_daemon_stop(p->d, SIGTERM, 0);

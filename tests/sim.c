@@ -791,6 +791,18 @@ static const struct sim_ops sim_ops[] = {
 			     sim_rtu_valid, sim_rtu_busy, sim_rtu_unsolicited },
 };
 
+int sim_cond_init_monotonic(pthread_cond_t *c)
+{
+	pthread_condattr_t ca;
+	int rc = pthread_condattr_init(&ca);
+	if (rc == 0)
+		rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (rc == 0)
+		rc = pthread_cond_init(c, &ca);
+	pthread_condattr_destroy(&ca);
+	return rc;
+}
+
 const char *sim_proto_name(enum sim_proto p)
 {
 	if ((size_t)p >= sizeof(sim_ops) / sizeof(sim_ops[0]))
@@ -1220,11 +1232,7 @@ struct sim *sim_start(const struct sim_opts *opts)
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->slock, NULL);
 	pthread_mutex_init(&s->rlock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&s->wake, &ca);
-	pthread_condattr_destroy(&ca);
+	sim_cond_init_monotonic(&s->wake);
 
 	int rc = s->lfd = sim_listen(opts->port, &s->port);
 	if (rc >= 0)

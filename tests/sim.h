@@ -3,6 +3,7 @@
 #ifndef TCPMUX_SIM_H
 #define TCPMUX_SIM_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -213,6 +214,10 @@ void sim_reverse(const uint8_t *in, uint8_t *out, size_t len);
  * When out is not NULL the chunk data is copied there (it needs len bytes
  * at most) and *outlen set. */
 ssize_t sim_http_dechunk(const uint8_t *p, size_t len, uint8_t *out, size_t *outlen);
+
+/* Initialises c for timed waits on CLOCK_MONOTONIC (the simulators' and
+ * the harness's deadlines). Returns 0 or an errno value, as pthreads do. */
+int sim_cond_init_monotonic(pthread_cond_t *c);
 
 /* "modbus", "echo", ..., "modbus-rtu" <-> enum; sim_proto_parse returns -1 when unknown. */
 const char *sim_proto_name(enum sim_proto p);

@@ -21,6 +21,18 @@ TCase *tm_add_case(Suite *s, const char *name, int timeout_s, const TTest *const
 	return tc;
 }
 
+TCase *tm_add_tests(Suite *s, const char *name, int timeout_s, const struct tm_test t[], size_t n)
+{
+	TCase *tc = tm_add_case(s, name, timeout_s, NULL, 0);
+	for (size_t i = 0; i < n; i++) {
+		if (t[i].loops > 0)
+			tcase_add_loop_test(tc, t[i].test, 0, t[i].loops);
+		else
+			tcase_add_test(tc, t[i].test);
+	}
+	return tc;
+}
+
 void tm_add_each(Suite *s, int timeout_s, const TTest *const tests[], size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -29,6 +41,13 @@ void tm_add_each(Suite *s, int timeout_s, const TTest *const tests[], size_t n)
 			name += 5;
 		tm_add_case(s, name, timeout_s, &tests[i], 1);
 	}
+}
+
+int tm_pair_client(const struct tm_pair *p)
+{
+	int fd = tm_connect(p->port);
+	ck_assert_msg(fd >= 0, "cannot connect to the daemon: %s", strerror(-fd));
+	return fd;
 }
 
 int tm_run_suite(Suite *s, const char *missing)

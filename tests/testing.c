@@ -450,11 +450,7 @@ static struct tm_daemon *tm_daemon_launch(const char *const argv[])
 	const char *q = getenv("TM_QUIET");
 	d->quiet = q && *q && strcmp(q, "0") != 0;
 	pthread_mutex_init(&d->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&d->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	sim_cond_init_monotonic(&d->cond);
 
 	d->pid = tm_spawn_piped(NULL, argv, &d->fd);
 	if (d->pid < 0) {
@@ -989,6 +985,56 @@ const char *tm_http_body(const char *resp)
 {
 	const char *e = strstr(resp, "\r\n\r\n");
 	return e ? e + 4 : NULL;
+}
+
+int tm_http_once(int port, const char *req, char *buf, size_t cap)
+{
+	int fd = tm_connect(port);
+	if (fd < 0)
+		return fd;
+	ssize_t n = tm_write_all(fd, req, strlen(req));
+	if (n == 0)
+		n = tm_http_recv(fd, buf, cap, false, TM_IO_TIMEOUT_MS);
+	close(fd);
+	return n < 0 ? (int)n : tm_http_status(buf);
+}
+
+bool tm_daemon_stats(struct tm_daemon *d, char *line, size_t cap)
+{
+	size_t mark = tm_daemon_log_mark(d);
+	return tm_daemon_signal(d, SIGUSR1) == 0 &&
+	       tm_daemon_wait_log(d, mark, "stats:", line, cap, 5000);
+}
+
+int tm_metrics_port(struct tm_daemon *d)
+{
+	char line[512];
+	if (!tm_daemon_wait_log(d, 0, "serving /metrics on", line, sizeof line, 5000))
+		return -ETIMEDOUT;
+	return atoi(strrchr(line, ':') + 1);
+}
+
+/* The daemon closes the metrics connection after each answer; the request
+ * says so too. */
+ssize_t tm_metrics_scrape(int port, char *buf, size_t cap, int timeout_ms)
+{
+	int fd = tm_connect(port);
+	if (fd < 0)
+		return fd;
+	const char req[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+	ssize_t n = tm_write_all(fd, req, sizeof req - 1);
+	if (n == 0)
+		n = tm_http_recv(fd, buf, cap, false, timeout_ms);
+	close(fd);
+	return n;
+}
+
+long tm_metric(const char *text, const char *name)
+{
+	char key[128];
+	snprintf(key, sizeof key, "\n%s ", name);
+	const char *p = strstr(text, key);
+	return p ? strtol(p + strlen(key), NULL, 10) : -1;
 }
 
 /* The value of header name in the head (NUL-terminated), copied to val. */

@@ -122,6 +122,10 @@ bool tm_daemon_wait_log(struct tm_daemon *d, size_t mark, const char *needle, ch
 /* How many lines after mark contain needle, now. */
 int tm_daemon_log_count(struct tm_daemon *d, size_t mark, const char *needle);
 
+/* Sends SIGUSR1 and waits up to 5 s for the "stats:" line it writes, copied
+ * into line. Returns whether it came. */
+bool tm_daemon_stats(struct tm_daemon *d, char *line, size_t cap);
+
 /* Runs `BINARY ARGS...` (NULL-terminated) to completion, e.g. --help, and
  * captures stdout and stderr together into out (NUL-terminated, cut at
  * cap - 1). Returns the exit status as tm_daemon_stop does. */
@@ -145,6 +149,11 @@ int tm_pair_start(struct tm_pair *p, const struct sim_opts *o, const char *const
 /* The same with the target down (sim_kill) before the daemon starts;
  * sim_revive(p->sim) brings it up on the same port. */
 int tm_pair_start_down(struct tm_pair *p, const struct sim_opts *o, const char *const extra[]);
+/* Stops the daemon with SIGTERM and starts another in front of the same
+ * simulator with extra. Returns the old daemon's exit status as
+ * tm_daemon_stop does (0 for a clean stop), or -EIO when the new one did
+ * not start (p->d is NULL then). */
+int tm_pair_restart(struct tm_pair *p, const char *const extra[]);
 /* Stops the daemon with SIGTERM, then the simulator. Returns the daemon's
  * exit status as tm_daemon_stop does: 0 for a clean stop. */
 int tm_pair_stop(struct tm_pair *p);
@@ -275,10 +284,25 @@ ssize_t tm_mpu_recv(int fd, uint8_t *payload, size_t cap, int timeout_ms);
  * A body with no length ends at close. An interim 1xx response is returned
  * on its own; call again for the final one. */
 ssize_t tm_http_recv(int fd, char *buf, size_t cap, bool head_request, int timeout_ms);
+/* Sends req (a whole request) on a new connection to port and reads one
+ * response into buf (within TM_IO_TIMEOUT_MS), then closes. Returns its
+ * status code (tm_http_status) or -errno. */
+int tm_http_once(int port, const char *req, char *buf, size_t cap);
 /* The status code of a response (0 when malformed). */
 int tm_http_status(const char *resp);
 /* The body of a response: the bytes after the head (NULL when none). */
 const char *tm_http_body(const char *resp);
+
+/* ---- the metrics port (--metrics-listen 127.0.0.1:0) ---------------------- */
+
+/* The port from d's "serving /metrics on ADDR:PORT" line, waited for up to
+ * 5 s; -ETIMEDOUT when there is none. */
+int tm_metrics_port(struct tm_daemon *d);
+/* GET /metrics on port within timeout_ms; the whole response in buf
+ * (NUL-terminated). Returns its length or -errno. */
+ssize_t tm_metrics_scrape(int port, char *buf, size_t cap, int timeout_ms);
+/* The value on the line "NAME VALUE" of a scrape, or -1 when none. */
+long tm_metric(const char *text, const char *name);
 
 /* ---- check suites (where <check.h> was included first) ------------------- */
 
@@ -293,6 +317,9 @@ void tm_add_each(Suite *s, int timeout_s, const TTest *const tests[], size_t n);
 	(const TTest *const[]){ __VA_ARGS__ },                                  \
 		sizeof((const TTest *const[]){ __VA_ARGS__ }) / sizeof(const TTest *)
 /* TM_CASE(s, "sharing", 120, test_a, test_b); TM_EACH(s, 60, test_a, test_b); */
+/* A client connected to p's daemon (tm_connect); the test fails when it
+ * cannot connect. */
+int tm_pair_client(const struct tm_pair *p);
 /* automake's exit status for a skipped test */
 #define TM_SKIP 77
 /* Runs s (and frees it). Returns EXIT_FAILURE when a test failed, else
@@ -301,6 +328,19 @@ void tm_add_each(Suite *s, int timeout_s, const TTest *const tests[], size_t n);
 int tm_run_suite(Suite *s, const char *missing);
 #define TM_CASE(s, name, timeout_s, ...) tm_add_case((s), (name), (timeout_s), TM_TESTS(__VA_ARGS__))
 #define TM_EACH(s, timeout_s, ...) tm_add_each((s), (timeout_s), TM_TESTS(__VA_ARGS__))
+/* One test of a case with loop tests: run once (loops 0), or with _i from
+ * 0 to loops - 1 (a table-driven test, one run per row). */
+struct tm_test {
+	const TTest *test;
+	int loops;
+};
+#define TM_ONCE(test) { (test), 0 }
+#define TM_LOOP(test, table) { (test), (int)(sizeof(table) / sizeof((table)[0])) }
+TCase *tm_add_tests(Suite *s, const char *name, int timeout_s, const struct tm_test t[], size_t n);
+/* TM_LOOPS(s, "splits", 0, TM_LOOP(test_splits, frames), TM_ONCE(test_long)); */
+#define TM_LOOPS(s, name, timeout_s, ...)                                       \
+	tm_add_tests((s), (name), (timeout_s), (const struct tm_test[]){ __VA_ARGS__ }, \
+		     sizeof((const struct tm_test[]){ __VA_ARGS__ }) / sizeof(struct tm_test))
 #endif
 
 #endif

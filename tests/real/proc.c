@@ -93,6 +93,23 @@ int proc_run(const char *const argv[], char *out, size_t cap, int timeout_ms)
 	return tm_run_program(file, argv, out, cap, timeout_ms);
 }
 
+int proc_run_args(const char *prog, const char *first, const char *const args[], char *out,
+		  size_t cap, int timeout_ms)
+{
+	const char *argv[48];
+	size_t n = 0;
+	argv[n++] = prog;
+	if (first)
+		argv[n++] = first;
+	for (size_t i = 0; args[i]; i++) {
+		if (n + 1 >= sizeof(argv) / sizeof(argv[0]))
+			return -E2BIG;
+		argv[n++] = args[i];
+	}
+	argv[n] = NULL;
+	return proc_run(argv, out, cap, timeout_ms);
+}
+
 char *proc_slurp(const char *path, size_t *len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -34,6 +34,10 @@ int proc_stop(pid_t pid, int sig, int timeout_ms);
  * out (NUL-terminated, cut at cap - 1); killed after timeout_ms. Returns
  * the exit code as proc_wait does, -ETIMEDOUT, or -errno. */
 int proc_run(const char *const argv[], char *out, size_t cap, int timeout_ms);
+/* The same for `prog first ARGS...` (args NULL-terminated, at most 45;
+ * first may be NULL), e.g. curl -sS ARGS. -E2BIG for too many. */
+int proc_run_args(const char *prog, const char *first, const char *const args[], char *out,
+		  size_t cap, int timeout_ms);
 
 /* The whole file, NUL-terminated, malloc'd (free it); NULL when unreadable.
  * *len gets the length when len is not NULL. */
