@@ -1,5 +1,5 @@
 /* The identity dialect (echo, http, iso8583, mpu: requests go as they are,
- * the next answer is the awaited one) and the choice of dialect. */
+ * the next answer is the awaited one). */
 #include "config.h"
 #include "dialect.h"
 
@@ -34,7 +34,7 @@ int dialect_restore_copy(const struct dialect *d, const struct dialect_msg *m, c
 	return buf_append(out, ans, n) < 0 ? -EPROTO : 0;
 }
 
-void dialect_init(struct dialect *d, const struct config *cfg)
+void dialect_identity_init(struct dialect *d, const struct config *cfg)
 {
 	memset(d, 0, sizeof *d);
 	d->name = cfg->codec->name;
@@ -54,9 +54,4 @@ void dialect_init(struct dialect *d, const struct config *cfg)
 	 * may reach the client before it is whole */
 	d->settled = cfg->codec->settled;
 	d->shift = cfg->codec->shift;
-	if (cfg->codec->tagged) {
-		d->settled = NULL; /* answers are rewritten (ids): only whole ones */
-		d->shift = NULL;
-		dialect_modbus_init(d, cfg);
-	}
 }

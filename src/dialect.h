@@ -72,6 +72,8 @@ struct dialect {
 
 /* Sets d up for cfg's framing and options. */
 void dialect_init(struct dialect *d, const struct config *cfg);
+/* The identity dialect, which the others start from. */
+void dialect_identity_init(struct dialect *d, const struct config *cfg);
 
 /* The identity dialect's hooks, for dialects that only change some. */
 int dialect_check_none(const struct dialect *d, const uint8_t *req, size_t len, char *why, size_t whycap);
