@@ -626,7 +626,7 @@ static ssize_t http_request(struct frame_ctx *ctx, const uint8_t *buf, size_t le
 		end = len >= s->size ? (ssize_t)s->size : 0;
 	if (end > 0) {
 		ctx->req_head = s->code == METHOD_HEAD;
-		ctx->req_connect = 0;
+		ctx->req_connect = s->code == METHOD_CONNECT; /* refused today: kept as a defence */
 		ctx->close_client = closes(s);
 	} else if (end == 0 && (s->step >= ST_SIZE0 || (s->facts & F_TRAILER)) &&
 		   (s->facts & F_EXPECT) && s->minor >= 1 && ctx->expect == CODEC_EXPECT_NONE) {
