@@ -53,6 +53,10 @@ struct bench_result {
 	long rss_kib;        /* of the daemon at the window's end, -1 when not sampled */
 	long threads;
 	double cpu_us_per_req; /* daemon CPU time (user + system) per answered request, -1 if none */
+	/* CPU time of the load itself per answered request: the client
+	 * threads and the simulated target (both in this process), or wrk and
+	 * nginx; -1 if not sampled */
+	double load_cpu_us_per_req;
 	double host_busy;    /* share of all CPUs of the machine busy during the window, -1 if unknown */
 	long target_requests; /* requests load->target received inside the window, -1 if not sampled */
 	char note[160];      /* set when something went wrong */
@@ -138,6 +142,25 @@ bool bench_child_running(pid_t pid, int *status);
  * or -1. */
 int64_t bench_proc_cpu_us(pid_t pid);
 
+/* The system calls a process makes, counted by strace -f -c attached to
+ * it: the total, and the two largest by name (sendto 20000, ...). */
+struct bench_syscalls {
+	long total;
+	struct {
+		char name[24];
+		long calls;
+	} top[3];
+};
+
+/* Attaches `strace -f -c` to the running process pid (every thread, and
+ * those it starts); *tracer is strace's pid, its summary goes to out_path.
+ * Returns once every thread of pid is traced: 0, -ENOENT when strace is
+ * missing, or -errno. */
+int bench_strace_attach(pid_t pid, const char *out_path, pid_t *tracer);
+/* Detaches strace (SIGINT), waits for it and reads its summary. Returns 0
+ * or -errno. */
+int bench_strace_finish(pid_t tracer, const char *out_path, struct bench_syscalls *sc);
+
 /* Busy and total CPU time of the whole machine so far (/proc/stat, clock
  * ticks over all CPUs); 0 or -errno. */
 int bench_host_cpu(int64_t *busy, int64_t *total);
@@ -174,8 +197,9 @@ int bench_nginx_start(struct bench_nginx *n, const char *nginx_path);
 void bench_nginx_stop(struct bench_nginx *n);
 
 /* Runs wrk with keep-alive connections against url for dur_s seconds and
- * parses its report. Sets res->note when it cannot. */
+ * parses its report. Sets res->note when it cannot. The CPU time of
+ * daemon (when > 0) and of wrk with server (the load) is sampled. */
 int bench_wrk_run(const char *wrk_path, const char *url, int threads, int conns, int dur_s,
-		  pid_t daemon, struct bench_result *res);
+		  pid_t daemon, pid_t server, struct bench_result *res);
 
 #endif

@@ -274,6 +274,7 @@ int bench_modbus_run(const struct bench_load *load, struct bench_result *res)
 	memset(res, 0, sizeof *res);
 	res->rss_kib = res->threads = -1;
 	res->cpu_us_per_req = -1;
+	res->load_cpu_us_per_req = -1;
 	res->host_busy = -1;
 	res->target_requests = -1;
 
@@ -322,6 +323,7 @@ int bench_modbus_run(const struct bench_load *load, struct bench_result *res)
 		release(&plan, load->warm_ms, load->dur_ms);
 		bench_sleep_until(plan.t_window);
 		int64_t cpu0 = load->daemon > 0 ? bench_proc_cpu_us(load->daemon) : -1;
+		int64_t self0 = bench_proc_cpu_us(getpid());
 		int64_t host0[2] = { 0, 0 }, host1[2] = { 0, 0 };
 		long sim0 = load->target ? TM_SIM_STAT(load->target, requests) : -1;
 		bench_host_cpu(&host0[0], &host0[1]);
@@ -332,6 +334,7 @@ int bench_modbus_run(const struct bench_load *load, struct bench_result *res)
 		/* /proc/stat counts in clock ticks: paced load aliases with them */
 		res->host_busy = load->pace_us > 0 ? -1 : bench_host_busy(host0, host1);
 		int64_t cpu1 = load->daemon > 0 ? bench_proc_cpu_us(load->daemon) : -1;
+		int64_t self1 = bench_proc_cpu_us(getpid());
 		if (load->daemon > 0)
 			bench_proc_status(load->daemon, &res->rss_kib, &res->threads);
 		for (int i = 0; i < started; i++)
@@ -360,6 +363,8 @@ int bench_modbus_run(const struct bench_load *load, struct bench_result *res)
 		res->rate = res->requests / (load->dur_ms / 1000.0);
 		if (cpu0 >= 0 && cpu1 >= 0 && res->requests > 0)
 			res->cpu_us_per_req = (double)(cpu1 - cpu0) / (double)res->requests;
+		if (self0 >= 0 && self1 >= 0 && res->requests > 0)
+			res->load_cpu_us_per_req = (double)(self1 - self0) / (double)res->requests;
 		if (first_err != 0)
 			snprintf(res->note, sizeof res->note, "first error: %s", strerror(first_err));
 		res->valid = true;
