@@ -276,13 +276,10 @@ int bench_wrk_run(const char *wrk_path, const char *url, int threads, int conns,
 		snprintf(res->note, sizeof res->note, "wrk exited with status %d", st);
 	if (st != 0)
 		res->valid = false;
-	if (cpu0 >= 0 && cpu1 >= 0 && res->rate > 0) {
-		/* wrk's rate over its whole run stands for the sampled part */
-		double secs = (double)(sampled - t0) / 1e9;
-		res->cpu_us_per_req = (double)(cpu1 - cpu0) / (res->rate * secs);
-	}
-	if (load0 >= 0 && load1 >= 0 && res->rate > 0)
-		res->load_cpu_us_per_req = (double)(load1 - load0) / (res->rate * (double)(sampled - t0) / 1e9);
+	/* wrk's rate over its whole run stands for the sampled part */
+	double reqs = res->rate * (double)(sampled - t0) / 1e9;
+	res->cpu_us_per_req = cpu0 >= 0 && cpu1 >= 0 && reqs > 0 ? (double)(cpu1 - cpu0) / reqs : -1;
+	res->load_cpu_us_per_req = load0 >= 0 && load1 >= 0 && reqs > 0 ? (double)(load1 - load0) / reqs : -1;
 	if (getenv("BENCH_SHOW_WRK"))
 		fputs(out, stderr);
 	return res->valid ? 0 : -EPROTO;
