@@ -48,6 +48,7 @@ struct opts {
 	bool run[8];               /* scenarios 1..7 */
 	bool keep;
 	int soak_s;                /* > 0: --soak SECONDS instead of the scenarios */
+	const char *baseline;      /* another daemon binary measured beside (scenarios 1, 2, 5) */
 };
 
 /* One line of the closing table: a figure measured in this run, the one
@@ -81,6 +82,17 @@ static void goal(int met, const char *what, const char *prev, const char *want, 
 		snprintf(g->want, sizeof g->want, "%s", want);
 		g->met = met;
 	}
+}
+
+/* A result's daemon CPU per request as text into t (for the "before"
+ * column); returns t. */
+static const char *cpu_text(const struct bench_result *r, char *t, size_t cap)
+{
+	if (r->valid && r->cpu_us_per_req >= 0)
+		snprintf(t, cap, "%.1f us", r->cpu_us_per_req);
+	else
+		snprintf(t, cap, "-");
+	return t;
 }
 
 /* The daemon's CPU time per request as a table line (not judged). */
@@ -158,8 +170,8 @@ static struct sim *start_sim(int delay_ms)
 /* The daemon as the benchmark runs it: no -v; big queue and client caps so
  * only the measured limits apply; extra (NULL-terminated, up to 4, may be
  * NULL) after those. */
-static int start_daemon_with(struct bench_daemon *d, const char *proto, int target_port, int conns,
-			     const char *const extra[])
+static int start_daemon_full(struct bench_daemon *d, const char *bin, const char *proto, int target_port,
+			     int conns, const char *const extra[])
 {
 	char target[32], nconn[16];
 	snprintf(target, sizeof target, "127.0.0.1:%d", target_port);
@@ -168,7 +180,19 @@ static int start_daemon_with(struct bench_daemon *d, const char *proto, int targ
 				 "--queue-size", "10000", "--max-clients", "20000", NULL };
 	for (int i = 0, n = 12; extra && i < 4 && extra[i]; i++)
 		args[n++] = extra[i];
-	return bench_daemon_start(d, args);
+	return bench_daemon_start_bin(d, bin, args);
+}
+
+static int start_daemon_with(struct bench_daemon *d, const char *proto, int target_port, int conns,
+			     const char *const extra[])
+{
+	return start_daemon_full(d, NULL, proto, target_port, conns, extra);
+}
+
+static int start_daemon_bin(struct bench_daemon *d, const char *bin, const char *proto, int target_port,
+			    int conns)
+{
+	return start_daemon_full(d, bin, proto, target_port, conns, NULL);
 }
 
 static int start_daemon(struct bench_daemon *d, const char *proto, int target_port, int conns)
@@ -234,7 +258,7 @@ static void scenario_overhead(const struct opts *o)
 		fail_row("simulator", "cannot start");
 		return;
 	}
-	struct bench_result direct, via, viav;
+	struct bench_result direct, via, viav, old;
 	struct bench_load l = load_for(o, sim_port(s), 1, 0);
 	measure(o, &l, &direct);
 	row("direct to the target", &direct);
@@ -250,6 +274,15 @@ static void scenario_overhead(const struct opts *o)
 	} else {
 		fail_row("through the daemon", "the daemon did not start");
 		via.valid = false;
+	}
+	old.valid = false;
+	acc = TM_SIM_STAT(s, accepted);
+	if (o->baseline && start_daemon_bin(&d, o->baseline, "modbus", sim_port(s), 1) == 0) {
+		wait_upstream(s, acc, 1);
+		l = load_for(o, d.port, 1, d.pid);
+		measure(o, &l, &old);
+		row("through the baseline", &old);
+		stop_daemon(&d);
 	}
 
 	/* The harness's way: -v, output read through a pipe by a thread of
@@ -274,43 +307,75 @@ static void scenario_overhead(const struct opts *o)
 		double added = via.p50_us - direct.p50_us;
 		printf("  ratio %.2fx of the direct rate; added per request at p50: %.1f us\n",
 		       via.rate / direct.rate, added);
-		goal(added <= 25.0, "1 one client: added at p50", "+18.4 us (+23..+55)", "<= 25 us", "%+.1f us",
-		     added);
+		char prev[40], t[24];
+		if (old.valid)
+			snprintf(prev, sizeof prev, "%+.1f us; README +18.4", old.p50_us - direct.p50_us);
+		else
+			snprintf(prev, sizeof prev, "+18.4 us (+23..+55)");
+		goal(added <= 25.0, "1 one client: added at p50", prev, "<= 25 us", "%+.1f us", added);
+		cpu_line("1 daemon CPU per request, one client", cpu_text(&old, t, sizeof t), &via);
 	}
-	cpu_line("1 daemon CPU per request, one client", "-", &via);
 	if (via.valid && viav.valid)
 		printf("  -v costs %+.1f us at p50 and %+.1f%% in rate (per-connection log lines only)\n",
 		       viav.p50_us - via.p50_us, 100.0 * (viav.rate - via.rate) / via.rate);
 }
 
 /* Why the rate through one connection cannot reach the direct one on this
- * machine: when the CPUs are the limit, a rate is at most the CPUs' time
- * over the CPU time a request costs everything taking part (the clients,
- * the target, and the daemon). */
+ * machine: a rate is at most the CPUs' time over the CPU time a request
+ * costs everything taking part (the clients, the target, the daemon), and
+ * more so when the direct reference already keeps the CPUs busy. */
 static void one_conn_ceiling(const struct bench_result *direct, const struct bench_result via[3])
 {
-	const struct bench_result *v = &via[2];
-	if (!direct->valid || !v->valid || direct->load_cpu_us_per_req <= 0 || v->load_cpu_us_per_req <= 0 ||
-	    v->cpu_us_per_req < 0)
-		return;
 	double ncpu = (double)sysconf(_SC_NPROCESSORS_ONLN);
-	double cost_direct = direct->load_cpu_us_per_req;
-	double cost_via = v->load_cpu_us_per_req + v->cpu_us_per_req;
-	printf("  CPU per request: direct %.1f us (client and target); 100 clients through the daemon %.1f us "
-	       "(clients and target %.1f + daemon %.1f)\n",
-	       cost_direct, cost_via, v->load_cpu_us_per_req, v->cpu_us_per_req);
-	printf("  with the %.0f CPUs saturated, through the daemon is at most %.0f req/s = %.2fx the direct rate "
-	       "(%.2fx measured); the direct reference used %.0f%% of the host's CPUs\n",
-	       ncpu, ncpu * 1e6 / cost_via, ncpu * 1e6 / cost_via / direct->rate, v->rate / direct->rate,
-	       100 * direct->host_busy);
+	if (!direct->valid || direct->load_cpu_us_per_req <= 0)
+		return;
+	printf("  CPU time per request: direct %.1f us (client and target), the host %.0f%% busy\n",
+	       direct->load_cpu_us_per_req, 100 * direct->host_busy);
+	for (int i = 1; i < 3; i++) {
+		const struct bench_result *v = &via[i];
+		if (!v->valid || v->load_cpu_us_per_req <= 0 || v->cpu_us_per_req < 0)
+			continue;
+		double all = v->load_cpu_us_per_req + v->cpu_us_per_req;
+		printf("  %s clients: %.1f us = clients and target %.1f + daemon %.1f; on %.0f CPUs at most %.0f "
+		       "req/s = %.2fx direct (%.2fx measured); with a daemon that cost nothing %.2fx\n",
+		       i == 1 ? " 10" : "100", all, v->load_cpu_us_per_req, v->cpu_us_per_req, ncpu, ncpu * 1e6 / all,
+		       ncpu * 1e6 / all / direct->rate, v->rate / direct->rate,
+		       ncpu * 1e6 / v->load_cpu_us_per_req / direct->rate);
+	}
 }
 
 /* ---- 2. one upstream connection, many clients ------------------------------ */
 
-static void scenario_one_conn(const struct opts *o)
+/* Scenario 2's series: 1, 10 and 100 clients through one daemon (bin,
+ * NULL for the one under test) in front of s. */
+static void one_conn_series(const struct opts *o, struct sim *s, const char *bin, const char *name,
+			    struct bench_result via[3])
 {
 	static const int nclients[] = { 1, 10, 100 };
-	struct bench_result direct, via[3];
+	struct bench_daemon d;
+	long acc = TM_SIM_STAT(s, accepted);
+	bool ok = start_daemon_bin(&d, bin, "modbus", sim_port(s), 1) == 0;
+	if (ok)
+		wait_upstream(s, acc, 1);
+	for (int i = 0; i < 3; i++) {
+		char label[64];
+		snprintf(label, sizeof label, "%d client%s through %s", nclients[i], nclients[i] == 1 ? "" : "s", name);
+		via[i].valid = false;
+		if (!ok) {
+			fail_row(label, "the daemon did not start");
+			continue;
+		}
+		struct bench_load l = load_for(o, d.port, nclients[i], d.pid);
+		measure(o, &l, &via[i]);
+		row(label, &via[i]);
+	}
+	if (ok)
+		stop_daemon(&d);
+}
+
+static void scenario_one_conn(const struct opts *o)
+{
+	struct bench_result direct, via[3], old[3];
 	header(2, "One upstream connection (--max-connections 1), many clients, target answers at once");
 	struct sim *s = start_sim(0);
 	if (s == NULL) {
@@ -320,47 +385,38 @@ static void scenario_one_conn(const struct opts *o)
 	struct bench_load l = load_for(o, sim_port(s), 1, 0);
 	measure(o, &l, &direct);
 	row("reference: 1 client direct to the target", &direct);
-
-	struct bench_daemon d;
-	long acc = TM_SIM_STAT(s, accepted);
-	bool ok = start_daemon(&d, "modbus", sim_port(s), 1) == 0;
-	for (int i = 0; i < 3; i++) {
-		char label[64];
-		snprintf(label, sizeof label, "%d client%s through the daemon", nclients[i],
-			 nclients[i] == 1 ? "" : "s");
-		if (!ok) {
-			fail_row(label, "the daemon did not start");
-			via[i].valid = false;
-			continue;
-		}
-		if (i == 0)
-			wait_upstream(s, acc, 1);
-		l = load_for(o, d.port, nclients[i], d.pid);
-		measure(o, &l, &via[i]);
-		row(label, &via[i]);
-	}
-	if (ok)
-		stop_daemon(&d);
+	one_conn_series(o, s, NULL, "the daemon", via);
+	if (o->baseline)
+		one_conn_series(o, s, o->baseline, "the baseline", old);
 	sim_stop(s);
 
 	if (direct.valid && via[0].valid && via[1].valid && via[2].valid)
 		printf("  ratios to one direct client: 1 client %.2fx, 10 clients %.2fx, 100 clients %.2fx\n",
 		       via[0].rate / direct.rate, via[1].rate / direct.rate, via[2].rate / direct.rate);
+	if (o->baseline && direct.valid && old[0].valid && old[1].valid && old[2].valid)
+		printf("  the baseline's: 1 client %.2fx, 10 clients %.2fx, 100 clients %.2fx\n",
+		       old[0].rate / direct.rate, old[1].rate / direct.rate, old[2].rate / direct.rate);
 	one_conn_ceiling(&direct, via);
-	static const char *const prev[] = { "0.34x", "0.39x (16016 of 41177)", "0.38x (15462 of 41177)" };
+	static const char *const readme[] = { "0.34x", "0.39x", "0.38x (0.32-0.49x)" };
 	for (int i = 1; i < 3; i++) {
-		char what[64];
-		snprintf(what, sizeof what, "2 %d clients, one connection", nclients[i]);
-		if (direct.valid && via[i].valid) {
-			double r = via[i].rate / direct.rate;
-			goal(r >= 0.8, what, prev[i], ">= 0.8x direct", "%.2fx (%.0f of %.0f/s)", r, via[i].rate,
-			     direct.rate);
-		}
+		char what[64], prev[40];
+		snprintf(what, sizeof what, "2 %d clients, one connection", i == 1 ? 10 : 100);
+		if (o->baseline && old[i].valid && direct.valid)
+			snprintf(prev, sizeof prev, "%.2fx; README %s", old[i].rate / direct.rate, readme[i]);
+		else
+			snprintf(prev, sizeof prev, "%s", readme[i]);
+		if (direct.valid && via[i].valid)
+			goal(via[i].rate / direct.rate >= 0.8, what, prev, ">= 0.8x direct", "%.2fx (%.0f of %.0f/s)",
+			     via[i].rate / direct.rate, via[i].rate, direct.rate);
 	}
-	cpu_line("2 daemon CPU per request, 10 clients", "-", &via[1]);
+	char t[24], prev[64];
+	cpu_line("2 daemon CPU per request, 10 clients", o->baseline ? cpu_text(&old[1], t, sizeof t) : "-",
+		 &via[1]);
+	snprintf(prev, sizeof prev, "%s%s36-54 us", o->baseline ? cpu_text(&old[2], t, sizeof t) : "",
+		 o->baseline ? "; README " : "");
 	if (via[2].valid && via[2].cpu_us_per_req >= 0)
-		goal(via[2].cpu_us_per_req <= 0.6 * PREV_CPU_100_US, "2 daemon CPU per request, 100 clients",
-		     "36-54 us", "<= 21.6 us", "%.1f us", via[2].cpu_us_per_req);
+		goal(via[2].cpu_us_per_req <= 0.6 * PREV_CPU_100_US, "2 daemon CPU per request, 100 clients", prev,
+		     "<= 21.6 us", "%.1f us", via[2].cpu_us_per_req);
 }
 
 /* ---- 3. slow target, more connections -------------------------------------- */
@@ -594,6 +650,26 @@ static void scenario_many(const struct opts *o)
 
 /* ---- 5. HTTP ---------------------------------------------------------------- */
 
+/* wrk through a daemon (bin, NULL for the one under test) in front of n. */
+static void http_via(const struct opts *o, const char *wrk, const struct bench_nginx *n, const char *bin,
+		     const char *label, struct bench_result *r)
+{
+	struct bench_daemon d;
+	char target[32], url[128];
+	snprintf(target, sizeof target, "127.0.0.1:%d", n->port);
+	const char *args[] = { "-p", "http", "-t", target, "--max-connections", HTTP_POOL, "--timeout", "10",
+			       "--queue-size", "10000", "--max-clients", "20000", NULL };
+	r->valid = false;
+	if (bench_daemon_start_bin(&d, bin, args) < 0) {
+		fail_row(label, "the daemon did not start");
+		return;
+	}
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/index.html", d.port);
+	bench_wrk_run(wrk, url, 1, HTTP_CONNS, o->wrk_s, d.pid, n->pid, r);
+	row(label, r);
+	stop_daemon(&d);
+}
+
 static void scenario_http(const struct opts *o)
 {
 	char wrk[PATH_MAX], nginx[PATH_MAX], url[128];
@@ -612,34 +688,29 @@ static void scenario_http(const struct opts *o)
 		bench_nginx_stop(&n);
 		return;
 	}
-	struct bench_result direct, via;
+	struct bench_result direct, via, old;
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/index.html", n.port);
 	bench_wrk_run(wrk, url, 1, HTTP_CONNS, o->wrk_s, 0, n.pid, &direct);
 	row("reference: wrk direct to nginx", &direct);
 
-	struct bench_daemon d;
-	char target[32];
-	snprintf(target, sizeof target, "127.0.0.1:%d", n.port);
-	const char *args[] = { "-p", "http", "-t", target, "--max-connections", HTTP_POOL, "--timeout", "10",
-			       "--queue-size", "10000", "--max-clients", "20000", NULL };
-	if (bench_daemon_start(&d, args) == 0) {
-		snprintf(url, sizeof url, "http://127.0.0.1:%d/index.html", d.port);
-		bench_wrk_run(wrk, url, 1, HTTP_CONNS, o->wrk_s, d.pid, n.pid, &via);
-		row("wrk through the daemon", &via);
-		stop_daemon(&d);
-	} else {
-		fail_row("wrk through the daemon", "the daemon did not start");
-		via.valid = false;
-	}
+	http_via(o, wrk, &n, NULL, "wrk through the daemon", &via);
+	old.valid = false;
+	if (o->baseline)
+		http_via(o, wrk, &n, o->baseline, "wrk through the baseline", &old);
 	bench_nginx_stop(&n);
+	char prev[40], t[24];
+	if (old.valid && direct.valid)
+		snprintf(prev, sizeof prev, "%.2fx; README 0.52x", old.rate / direct.rate);
+	else
+		snprintf(prev, sizeof prev, "0.52x (0.42-0.52x)");
 	if (direct.valid && via.valid) {
 		double r = via.rate / direct.rate;
 		printf("  ratio %.2fx of the direct rate; p50 %+.0f us through the daemon\n", r,
 		       via.p50_us - direct.p50_us);
-		goal(r >= 0.6 && via.errors == 0, "5 HTTP, wrk -c16, --max-connections 4", "0.52x (0.42-0.52x)",
-		     ">= 0.6x, 0 errors", "%.2fx (%.0f of %.0f/s), %ld err", r, via.rate, direct.rate, via.errors);
+		goal(r >= 0.6 && via.errors == 0, "5 HTTP, wrk -c16, --max-connections 4", prev, ">= 0.6x, 0 errors",
+		     "%.2fx (%.0f of %.0f/s), %ld err", r, via.rate, direct.rate, via.errors);
 	}
-	cpu_line("5 daemon CPU per request, HTTP", "-", &via);
+	cpu_line("5 daemon CPU per request, HTTP", cpu_text(&old, t, sizeof t), &via);
 }
 
 /* ---- 6. sharing reads (issue 9) ------------------------------------------- */
@@ -847,7 +918,7 @@ static void summary(void)
 /* ---- main ------------------------------------------------------------------- */
 
 static const char usage[] =
-	"Usage: tcpmux-bench [--quick] [--duration MS] [--repeat N] [--only LIST] [--keep]\n"
+	"Usage: tcpmux-bench [--quick] [--duration MS] [--repeat N] [--only LIST] [--baseline BIN] [--keep]\n"
 	"       tcpmux-bench --soak SECONDS [--keep]\n"
 	"Benchmark the daemon against simulated targets (and nginx with wrk) on 127.0.0.1.\n"
 	"\n"
@@ -860,6 +931,9 @@ static const char usage[] =
 	"                      target under well-behaved and misbehaving clients; report every\n"
 	"                      30 s and judge: no wrong answer, no growth of memory, threads or\n"
 	"                      descriptors, still serving at the end (`make soak`)\n"
+	"  -b, --baseline BIN  also measure the daemon binary BIN (e.g. an older build) in\n"
+	"                      scenarios 1, 2 and 5, beside the one under test (BENCH_BASELINE=BIN\n"
+	"                      with make bench)\n"
 	"  -k, --keep          keep the temporary directory with the daemon logs\n"
 	"  -h, --help          show this help\n"
 	"\n"
@@ -890,6 +964,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "only", required_argument, NULL, 'o' },
 		{ "keep", no_argument, NULL, 'k' },
 		{ "soak", required_argument, NULL, 's' },
+		{ "baseline", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -898,8 +973,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	o->quick = q && *q && strcmp(q, "0") != 0;
 	for (int i = 1; i <= 7; i++)
 		o->run[i] = true;
-	while ((c = getopt_long(argc, argv, "qd:r:o:s:kh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "qd:r:o:s:b:kh", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'b':
+			if (access(optarg, X_OK) < 0) {
+				fprintf(stderr, "tcpmux-bench: --baseline %s: %s\n", optarg, strerror(errno));
+				return -1;
+			}
+			o->baseline = optarg;
+			break;
 		case 'q':
 			o->quick = true;
 			break;

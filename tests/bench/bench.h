@@ -124,6 +124,8 @@ struct bench_daemon {
  * it accepts connections. Returns 0 or -errno (the log tail is printed).
  */
 int bench_daemon_start(struct bench_daemon *d, const char *const args[]);
+/* The same with the daemon binary bin (NULL: the one under test). */
+int bench_daemon_start_bin(struct bench_daemon *d, const char *bin, const char *const args[]);
 /* SIGTERM, wait, SIGKILL if needed. Returns the exit code as bench_reap. */
 int bench_daemon_stop(struct bench_daemon *d);
 /* Warning and error lines in the daemon's log so far. */

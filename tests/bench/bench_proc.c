@@ -130,13 +130,18 @@ int bench_reap(pid_t pid, int sig, int timeout_ms)
 
 int bench_daemon_start(struct bench_daemon *d, const char *const args[])
 {
+	return bench_daemon_start_bin(d, NULL, args);
+}
+
+int bench_daemon_start_bin(struct bench_daemon *d, const char *bin, const char *const args[])
+{
 	const char *argv[MAX_ARGS + 8];
 	char listen[32];
 	size_t n = 0;
 
 	memset(d, 0, sizeof *d);
 	snprintf(d->log, sizeof d->log, "%s/daemon-%d.log", bench_tmp_dir(), daemon_seq++);
-	argv[n++] = tm_daemon_binary();
+	argv[n++] = bin ? bin : tm_daemon_binary();
 	argv[n++] = "server";
 	argv[n++] = "-l";
 	argv[n++] = listen;
