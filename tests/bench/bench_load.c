@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -269,6 +270,17 @@ void bench_percentiles(uint32_t *ns, size_t n, double *p50_us, double *p99_us, d
 	*max_us = ns[n - 1] / 1000.0;
 }
 
+/* CPU time (user + system, us) of this process, the simulated targets'
+ * threads that ended meanwhile included (unlike bench_proc_cpu_us). */
+static int64_t self_cpu_us(void)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		return -1;
+	return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 + ru.ru_utime.tv_usec +
+	       ru.ru_stime.tv_usec;
+}
+
 int bench_modbus_run(const struct bench_load *load, struct bench_result *res)
 {
 	memset(res, 0, sizeof *res);
@@ -323,7 +335,7 @@ int bench_modbus_run(const struct bench_load *load, struct bench_result *res)
 		release(&plan, load->warm_ms, load->dur_ms);
 		bench_sleep_until(plan.t_window);
 		int64_t cpu0 = load->daemon > 0 ? bench_proc_cpu_us(load->daemon) : -1;
-		int64_t self0 = bench_proc_cpu_us(getpid());
+		int64_t self0 = self_cpu_us();
 		int64_t host0[2] = { 0, 0 }, host1[2] = { 0, 0 };
 		long sim0 = load->target ? TM_SIM_STAT(load->target, requests) : -1;
 		bench_host_cpu(&host0[0], &host0[1]);
@@ -334,7 +346,7 @@ int bench_modbus_run(const struct bench_load *load, struct bench_result *res)
 		/* /proc/stat counts in clock ticks: paced load aliases with them */
 		res->host_busy = load->pace_us > 0 ? -1 : bench_host_busy(host0, host1);
 		int64_t cpu1 = load->daemon > 0 ? bench_proc_cpu_us(load->daemon) : -1;
-		int64_t self1 = bench_proc_cpu_us(getpid());
+		int64_t self1 = self_cpu_us();
 		if (load->daemon > 0)
 			bench_proc_status(load->daemon, &res->rss_kib, &res->threads);
 		for (int i = 0; i < started; i++)
