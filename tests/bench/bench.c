@@ -48,7 +48,7 @@ struct opts {
 	bool run[8];               /* scenarios 1..7 */
 	bool keep;
 	int soak_s;                /* > 0: --soak SECONDS instead of the scenarios */
-	const char *baseline;      /* another daemon binary measured beside (scenarios 1, 2, 5) */
+	const char *baseline;      /* another daemon binary measured beside (scenarios 1, 2, 5, 7) */
 };
 
 /* One line of the closing table: a figure measured in this run, the one
@@ -961,7 +961,7 @@ static const char usage[] =
 	"                      30 s and judge: no wrong answer, no growth of memory, threads or\n"
 	"                      descriptors, still serving at the end (`make soak`)\n"
 	"  -b, --baseline BIN  also measure the daemon binary BIN (e.g. an older build) in\n"
-	"                      scenarios 1, 2 and 5, beside the one under test (BENCH_BASELINE=BIN\n"
+	"                      scenarios 1, 2, 5 and 7, beside the one under test (BENCH_BASELINE=BIN\n"
 	"                      with make bench)\n"
 	"  -k, --keep          keep the temporary directory with the daemon logs\n"
 	"  -h, --help          show this help\n"

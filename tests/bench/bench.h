@@ -145,7 +145,7 @@ bool bench_child_running(pid_t pid, int *status);
 int64_t bench_proc_cpu_us(pid_t pid);
 
 /* The system calls a process makes, counted by strace -f -c attached to
- * it: the total, and the two largest by name (sendto 20000, ...). */
+ * it: the total, and the three most frequent (sendto 20000, ...). */
 struct bench_syscalls {
 	long total;
 	struct {

@@ -2,7 +2,7 @@
 # `make bench` builds and runs it (`make bench BENCH_FLAGS=--quick` for a
 # short run, `BENCH_FLAGS="--only 2,3"` for some scenarios;
 # `BENCH_BASELINE=/path/to/old/tcp-multiplexer` measures an older build
-# beside it in scenarios 1, 2 and 5); `make check`
+# beside it in scenarios 1, 2, 5 and 7); `make check`
 # runs it in --quick mode as a smoke test: it must finish with every answer
 # right and no request failed; its timings are not judged. `make soak`
 # runs the daemon for SOAK_SECONDS under faults and judges the end state
