@@ -194,6 +194,19 @@ static void wrk_parse(const char *out, struct bench_result *res)
 			 e3, e4, non2xx);
 }
 
+/* Reaps wrk (killed when it overran) and parses its report into res. */
+static void wrk_finish(pid_t pid, bool overran, const char *out, struct bench_result *res)
+{
+	int st = bench_reap(pid, overran ? SIGKILL : 0, 5000);
+	double busy = res->host_busy;
+	wrk_parse(out, res);
+	res->host_busy = busy;
+	if (st != 0 && res->note[0] == '\0')
+		snprintf(res->note, sizeof res->note, "wrk exited with status %d", st);
+	if (st != 0)
+		res->valid = false;
+}
+
 /* CPU time (us) of wrk and the server together, or -1. */
 static int64_t load_cpu_us(pid_t wrk, pid_t server)
 {
@@ -268,14 +281,7 @@ int bench_wrk_run(const char *wrk_path, const char *url, int threads, int conns,
 	}
 	out[len] = '\0';
 	close(fd);
-	int st = bench_reap(pid, bench_now_ns() >= deadline ? SIGKILL : 0, 5000);
-	double busy = res->host_busy;
-	wrk_parse(out, res);
-	res->host_busy = busy;
-	if (st != 0 && res->note[0] == '\0')
-		snprintf(res->note, sizeof res->note, "wrk exited with status %d", st);
-	if (st != 0)
-		res->valid = false;
+	wrk_finish(pid, bench_now_ns() >= deadline, out, res);
 	/* wrk's rate over its whole run stands for the sampled part */
 	double reqs = res->rate * (double)(sampled - t0) / 1e9;
 	res->cpu_us_per_req = cpu0 >= 0 && cpu1 >= 0 && reqs > 0 ? (double)(cpu1 - cpu0) / reqs : -1;
