@@ -20,7 +20,6 @@
 
 #define POLLERS 10
 #define POLL_PERIOD_US 10000   /* each poller asks every 10 ms, like a busy SCADA */
-#define IDLE_SAMPLE 20         /* idle clients asked once each after a measurement */
 #define SLOW_MS 2
 #define SLOW_CLIENTS 32
 #define HTTP_CONNS 16
@@ -34,6 +33,10 @@
 #define SHARE_QTY 10
 #define SHARE_DUR_MS 3000      /* at least this window in a full run: 50/s needs it */
 #define SHARE_GOAL_X 20.0      /* --coalesce: at least 20x the device's own limit */
+/* The daemon's CPU time per request with 100 clients on one connection
+ * before issue 15 (36-54 us): the goal is 60 % of its low end. */
+#define PREV_CPU_100_US 36.0
+#define STRACE_REQUESTS 10000
 #define SOAK_MIN_S 15
 #define SOAK_MAX_S 86400
 
@@ -42,45 +45,74 @@ struct opts {
 	int warm_ms, dur_ms;
 	int wrk_s;
 	int repeat;                /* measurements per figure; the fastest is shown */
-	bool run[7];               /* scenarios 1..6 */
+	bool run[8];               /* scenarios 1..7 */
 	bool keep;
 	int soak_s;                /* > 0: --soak SECONDS instead of the scenarios */
+	const char *baseline;      /* another daemon binary measured beside (scenarios 1, 2, 5, 7) */
 };
 
+/* One line of the closing table: a figure measured in this run, the one
+ * from before issue 15 (the README's last run; the issue's range where it
+ * quotes one), and the goal. */
 struct goal {
-	char text[200];
-	bool met;
+	char what[64], now[48], prev[40], want[40];
+	int met;                   /* 1 met, 0 not met, -1 printed, not judged */
 };
 
 static struct goal goals[MAX_GOALS];
 static int ngoals;
 static long total_mismatches, total_errors, setup_failures;
 
-static void goal(bool met, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void goal(bool met, const char *fmt, ...)
+static void goal(int met, const char *what, const char *prev, const char *want, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static void goal(int met, const char *what, const char *prev, const char *want, const char *fmt, ...)
 {
 	va_list ap;
-	char text[200];
+	char now[48];
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof text, fmt, ap);
+	vsnprintf(now, sizeof now, fmt, ap);
 	va_end(ap);
-	printf("  => %s: %s\n", text, met ? "MET" : "NOT MET");
+	printf("  => %s: %s (before: %s; goal %s)%s\n", what, now, prev, want,
+	       met < 0 ? "" : met ? ": MET" : ": NOT MET");
 	if (ngoals < MAX_GOALS) {
-		snprintf(goals[ngoals].text, sizeof goals[ngoals].text, "%s", text);
-		goals[ngoals++].met = met;
+		struct goal *g = &goals[ngoals++];
+		snprintf(g->what, sizeof g->what, "%s", what);
+		snprintf(g->now, sizeof g->now, "%s", now);
+		snprintf(g->prev, sizeof g->prev, "%s", prev);
+		snprintf(g->want, sizeof g->want, "%s", want);
+		g->met = met;
 	}
+}
+
+/* A result's daemon CPU per request as text into t (for the "before"
+ * column); returns t. */
+static const char *cpu_text(const struct bench_result *r, char *t, size_t cap)
+{
+	if (r->valid && r->cpu_us_per_req >= 0)
+		snprintf(t, cap, "%.1f us", r->cpu_us_per_req);
+	else
+		snprintf(t, cap, "-");
+	return t;
+}
+
+/* The daemon's CPU time per request as a table line (not judged). */
+static void cpu_line(const char *what, const char *prev, const struct bench_result *r)
+{
+	if (r->valid && r->cpu_us_per_req >= 0)
+		goal(-1, what, prev, "-", "%.1f us", r->cpu_us_per_req);
 }
 
 static void header(int n, const char *title)
 {
 	printf("\n%d. %s\n", n, title);
-	printf("  %-40s %9s %8s %8s %9s %7s %6s %7s %5s %5s\n", "run", "req/s", "p50 us", "p99 us", "max us",
-	       "RSS MiB", "thr", "cpu/req", "host", "bad");
+	printf("  %-40s %9s %8s %8s %9s %7s %6s %7s %8s %5s %5s\n", "run", "req/s", "p50 us", "p99 us", "max us",
+	       "RSS MiB", "thr", "cpu/req", "load/req", "host", "bad");
 	fflush(stdout);
 }
 
 /* One table line. "bad" is mismatches/errors; cpu/req is the daemon's CPU
- * time (user + system, in us) per answered request. */
+ * time (user + system, in us) per answered request, load/req the same for
+ * the clients and the target. */
 static void row(const char *label, const struct bench_result *r)
 {
 	total_mismatches += r->mismatches;
@@ -100,6 +132,10 @@ static void row(const char *label, const struct bench_result *r)
 		printf(" %7.1f", r->cpu_us_per_req);
 	else
 		printf(" %7s", "-");
+	if (r->load_cpu_us_per_req >= 0)
+		printf(" %8.1f", r->load_cpu_us_per_req);
+	else
+		printf(" %8s", "-");
 	if (r->host_busy >= 0)
 		printf(" %4.0f%%", 100 * r->host_busy);
 	else
@@ -134,8 +170,8 @@ static struct sim *start_sim(int delay_ms)
 /* The daemon as the benchmark runs it: no -v; big queue and client caps so
  * only the measured limits apply; extra (NULL-terminated, up to 4, may be
  * NULL) after those. */
-static int start_daemon_with(struct bench_daemon *d, const char *proto, int target_port, int conns,
-			     const char *const extra[])
+static int start_daemon_full(struct bench_daemon *d, const char *bin, const char *proto, int target_port,
+			     int conns, const char *const extra[])
 {
 	char target[32], nconn[16];
 	snprintf(target, sizeof target, "127.0.0.1:%d", target_port);
@@ -144,7 +180,19 @@ static int start_daemon_with(struct bench_daemon *d, const char *proto, int targ
 				 "--queue-size", "10000", "--max-clients", "20000", NULL };
 	for (int i = 0, n = 12; extra && i < 4 && extra[i]; i++)
 		args[n++] = extra[i];
-	return bench_daemon_start(d, args);
+	return bench_daemon_start_bin(d, bin, args);
+}
+
+static int start_daemon_with(struct bench_daemon *d, const char *proto, int target_port, int conns,
+			     const char *const extra[])
+{
+	return start_daemon_full(d, NULL, proto, target_port, conns, extra);
+}
+
+static int start_daemon_bin(struct bench_daemon *d, const char *bin, const char *proto, int target_port,
+			    int conns)
+{
+	return start_daemon_full(d, bin, proto, target_port, conns, NULL);
 }
 
 static int start_daemon(struct bench_daemon *d, const char *proto, int target_port, int conns)
@@ -210,7 +258,7 @@ static void scenario_overhead(const struct opts *o)
 		fail_row("simulator", "cannot start");
 		return;
 	}
-	struct bench_result direct, via, viav;
+	struct bench_result direct, via, viav, old;
 	struct bench_load l = load_for(o, sim_port(s), 1, 0);
 	measure(o, &l, &direct);
 	row("direct to the target", &direct);
@@ -226,6 +274,15 @@ static void scenario_overhead(const struct opts *o)
 	} else {
 		fail_row("through the daemon", "the daemon did not start");
 		via.valid = false;
+	}
+	old.valid = false;
+	acc = TM_SIM_STAT(s, accepted);
+	if (o->baseline && start_daemon_bin(&d, o->baseline, "modbus", sim_port(s), 1) == 0) {
+		wait_upstream(s, acc, 1);
+		l = load_for(o, d.port, 1, d.pid);
+		measure(o, &l, &old);
+		row("through the baseline", &old);
+		stop_daemon(&d);
 	}
 
 	/* The harness's way: -v, output read through a pipe by a thread of
@@ -250,19 +307,75 @@ static void scenario_overhead(const struct opts *o)
 		double added = via.p50_us - direct.p50_us;
 		printf("  ratio %.2fx of the direct rate; added per request at p50: %.1f us\n",
 		       via.rate / direct.rate, added);
-		goal(added <= 30.0, "1. overhead: added p50 %.1f us (goal <= 30 us)", added);
+		char prev[40], t[24];
+		if (old.valid)
+			snprintf(prev, sizeof prev, "%+.1f us; README +18.4", old.p50_us - direct.p50_us);
+		else
+			snprintf(prev, sizeof prev, "+18.4 us (+23..+55)");
+		goal(added <= 25.0, "1 one client: added at p50", prev, "<= 25 us", "%+.1f us", added);
+		cpu_line("1 daemon CPU per request, one client", cpu_text(&old, t, sizeof t), &via);
 	}
 	if (via.valid && viav.valid)
 		printf("  -v costs %+.1f us at p50 and %+.1f%% in rate (per-connection log lines only)\n",
 		       viav.p50_us - via.p50_us, 100.0 * (viav.rate - via.rate) / via.rate);
 }
 
+/* Why the rate through one connection cannot reach the direct one on this
+ * machine: a rate is at most the CPUs' time over the CPU time a request
+ * costs everything taking part (the clients, the target, the daemon), and
+ * more so when the direct reference already keeps the CPUs busy. */
+static void one_conn_ceiling(const struct bench_result *direct, const struct bench_result via[3])
+{
+	double ncpu = (double)sysconf(_SC_NPROCESSORS_ONLN);
+	if (!direct->valid || direct->load_cpu_us_per_req <= 0)
+		return;
+	printf("  CPU time per request: direct %.1f us (client and target), the host %.0f%% busy\n",
+	       direct->load_cpu_us_per_req, 100 * direct->host_busy);
+	for (int i = 1; i < 3; i++) {
+		const struct bench_result *v = &via[i];
+		if (!v->valid || v->load_cpu_us_per_req <= 0 || v->cpu_us_per_req < 0)
+			continue;
+		double all = v->load_cpu_us_per_req + v->cpu_us_per_req;
+		printf("  %s clients: %.1f us = clients and target %.1f + daemon %.1f; on %.0f CPUs at most %.0f "
+		       "req/s = %.2fx direct (%.2fx measured); with a daemon that cost nothing %.2fx\n",
+		       i == 1 ? " 10" : "100", all, v->load_cpu_us_per_req, v->cpu_us_per_req, ncpu, ncpu * 1e6 / all,
+		       ncpu * 1e6 / all / direct->rate, v->rate / direct->rate,
+		       ncpu * 1e6 / v->load_cpu_us_per_req / direct->rate);
+	}
+}
+
 /* ---- 2. one upstream connection, many clients ------------------------------ */
+
+/* Scenario 2's series: 1, 10 and 100 clients through one daemon (bin,
+ * NULL for the one under test) in front of s. */
+static void one_conn_series(const struct opts *o, struct sim *s, const char *bin, const char *name,
+			    struct bench_result via[3])
+{
+	static const int nclients[] = { 1, 10, 100 };
+	struct bench_daemon d;
+	long acc = TM_SIM_STAT(s, accepted);
+	bool ok = start_daemon_bin(&d, bin, "modbus", sim_port(s), 1) == 0;
+	if (ok)
+		wait_upstream(s, acc, 1);
+	for (int i = 0; i < 3; i++) {
+		char label[64];
+		snprintf(label, sizeof label, "%d client%s through %s", nclients[i], nclients[i] == 1 ? "" : "s", name);
+		via[i].valid = false;
+		if (!ok) {
+			fail_row(label, "the daemon did not start");
+			continue;
+		}
+		struct bench_load l = load_for(o, d.port, nclients[i], d.pid);
+		measure(o, &l, &via[i]);
+		row(label, &via[i]);
+	}
+	if (ok)
+		stop_daemon(&d);
+}
 
 static void scenario_one_conn(const struct opts *o)
 {
-	static const int nclients[] = { 1, 10, 100 };
-	struct bench_result direct, via[3];
+	struct bench_result direct, via[3], old[3];
 	header(2, "One upstream connection (--max-connections 1), many clients, target answers at once");
 	struct sim *s = start_sim(0);
 	if (s == NULL) {
@@ -272,42 +385,38 @@ static void scenario_one_conn(const struct opts *o)
 	struct bench_load l = load_for(o, sim_port(s), 1, 0);
 	measure(o, &l, &direct);
 	row("reference: 1 client direct to the target", &direct);
-
-	struct bench_daemon d;
-	long acc = TM_SIM_STAT(s, accepted);
-	bool ok = start_daemon(&d, "modbus", sim_port(s), 1) == 0;
-	for (int i = 0; i < 3; i++) {
-		char label[64];
-		snprintf(label, sizeof label, "%d client%s through the daemon", nclients[i],
-			 nclients[i] == 1 ? "" : "s");
-		if (!ok) {
-			fail_row(label, "the daemon did not start");
-			via[i].valid = false;
-			continue;
-		}
-		if (i == 0)
-			wait_upstream(s, acc, 1);
-		l = load_for(o, d.port, nclients[i], d.pid);
-		measure(o, &l, &via[i]);
-		row(label, &via[i]);
-	}
-	if (ok)
-		stop_daemon(&d);
+	one_conn_series(o, s, NULL, "the daemon", via);
+	if (o->baseline)
+		one_conn_series(o, s, o->baseline, "the baseline", old);
 	sim_stop(s);
 
 	if (direct.valid && via[0].valid && via[1].valid && via[2].valid)
 		printf("  ratios to one direct client: 1 client %.2fx, 10 clients %.2fx, 100 clients %.2fx\n",
 		       via[0].rate / direct.rate, via[1].rate / direct.rate, via[2].rate / direct.rate);
-	if (direct.valid && via[2].valid) {
-		double r = via[2].rate / direct.rate;
-		goal(r >= 1.3, "2. one connection: 100 clients at %.2fx one direct client (goal >= 1.3x)", r);
+	if (o->baseline && direct.valid && old[0].valid && old[1].valid && old[2].valid)
+		printf("  the baseline's: 1 client %.2fx, 10 clients %.2fx, 100 clients %.2fx\n",
+		       old[0].rate / direct.rate, old[1].rate / direct.rate, old[2].rate / direct.rate);
+	one_conn_ceiling(&direct, via);
+	static const char *const readme[] = { "0.34x", "0.39x", "0.38x (0.32-0.49x)" };
+	for (int i = 1; i < 3; i++) {
+		char what[64], prev[40];
+		snprintf(what, sizeof what, "2 %d clients, one connection", i == 1 ? 10 : 100);
+		if (o->baseline && old[i].valid && direct.valid)
+			snprintf(prev, sizeof prev, "%.2fx; README %s", old[i].rate / direct.rate, readme[i]);
+		else
+			snprintf(prev, sizeof prev, "%s", readme[i]);
+		if (direct.valid && via[i].valid)
+			goal(via[i].rate / direct.rate >= 0.8, what, prev, ">= 0.8x direct", "%.2fx (%.0f of %.0f/s)",
+			     via[i].rate / direct.rate, via[i].rate, direct.rate);
 	}
-	if (via[0].valid && via[1].valid && via[2].valid) {
-		double lo = via[1].rate < via[2].rate ? via[1].rate : via[2].rate;
-		goal(lo >= via[0].rate,
-		     "2. one connection: 10 and 100 clients at >= the 1-client rate (lowest %.2fx of it)",
-		     lo / via[0].rate);
-	}
+	char t[24], prev[64];
+	cpu_line("2 daemon CPU per request, 10 clients", o->baseline ? cpu_text(&old[1], t, sizeof t) : "-",
+		 &via[1]);
+	snprintf(prev, sizeof prev, "%s%s36-54 us", o->baseline ? cpu_text(&old[2], t, sizeof t) : "",
+		 o->baseline ? "; README " : "");
+	if (via[2].valid && via[2].cpu_us_per_req >= 0)
+		goal(via[2].cpu_us_per_req <= 0.6 * PREV_CPU_100_US, "2 daemon CPU per request, 100 clients", prev,
+		     "<= 21.6 us", "%.1f us", via[2].cpu_us_per_req);
 }
 
 /* ---- 3. slow target, more connections -------------------------------------- */
@@ -351,20 +460,21 @@ static void scenario_slow(const struct opts *o)
 		if (!r[i].valid)
 			continue;
 		double ratio = r[i].rate / (conns[i] * r[0].rate);
-		goal(ratio >= 0.9,
-		     "3. slow target N=%d: %.2fx of N x the 1-connection rate (goal >= 0.9x; %.2fx of N x 500/s)",
-		     conns[i], ratio, r[i].rate / (conns[i] * 500.0));
+		char what[64];
+		snprintf(what, sizeof what, "3 N=%d connections, 2 ms target", conns[i]);
+		goal(ratio >= 0.9, what, i == 1 ? "1.00x" : "1.01x", ">= 0.9x N x one", "%.2fx N x one", ratio);
 	}
+	cpu_line("3 daemon CPU per request, N=8", "-", &r[3]);
 }
 
 /* ---- 4. many clients ------------------------------------------------------- */
 
-/* Asks up to IDLE_SAMPLE of the idle clients, spread over all of them, for
- * one read each. Returns how many answered correctly; counts the rest. */
+/* Asks every idle client for one read, so every one is shown served.
+ * Returns how many answered correctly; counts the rest. */
 static int ask_idle(const int *fds, int n, struct bench_result *r)
 {
-	int step = n / IDLE_SAMPLE > 0 ? n / IDLE_SAMPLE : 1, ok = 0, asked = 0;
-	for (int i = 0; i < n && asked < IDLE_SAMPLE; i += step, asked++) {
+	int ok = 0;
+	for (int i = 0; i < n; i++) {
 		int rc = bench_modbus_once(fds[i], (uint16_t)(7000 + i), (uint16_t)(i % 60000), 4);
 		if (rc == 0)
 			ok++;
@@ -373,7 +483,97 @@ static int ask_idle(const int *fds, int n, struct bench_result *r)
 		else
 			r->errors++;
 	}
-	return asked == 0 ? 0 : ok;
+	return ok;
+}
+
+/* Waits until the daemon is back to threads (its client thread ended). */
+static void wait_threads(pid_t pid, long threads)
+{
+	int64_t deadline = bench_now_ns() + (int64_t)BENCH_START_TIMEOUT_MS * 1000000;
+	long rss, thr = -1;
+	while (bench_proc_status(pid, &rss, &thr) == 0 && thr > threads && bench_now_ns() < deadline)
+		poll(NULL, 0, 5);
+}
+
+/* The daemon's RSS and threads at rest. The probe connection of
+ * bench_daemon_start may hold a thread for a moment, or get one only now:
+ * the fewest threads seen over 100 ms is the daemon at rest. */
+static void rest_status(pid_t pid, long *rss0, long *thr0)
+{
+	*thr0 = LONG_MAX;
+	*rss0 = -1;
+	for (int i = 0; i < 20; i++) {
+		long rss, thr;
+		if (bench_proc_status(pid, &rss, &thr) == 0 && thr < *thr0) {
+			*thr0 = thr;
+			*rss0 = rss;
+		}
+		poll(NULL, 0, 5);
+	}
+}
+
+/* Scenario 4's daemon with the issue's settings: --max-clients raised,
+ * every other option at its default (queue, timeouts, one connection).
+ * Returns its simulator, or NULL (said). *rss0 and *thr0: at rest. */
+static struct sim *many_start(struct bench_daemon *d, long *rss0, long *thr0)
+{
+	struct sim *s = start_sim(0);
+	if (s == NULL) {
+		fail_row("simulator", "cannot start");
+		return NULL;
+	}
+	char target[32];
+	snprintf(target, sizeof target, "127.0.0.1:%d", sim_port(s));
+	const char *args[] = { "-p", "modbus", "-t", target, "--max-clients", "10000", NULL };
+	long acc = TM_SIM_STAT(s, accepted);
+	if (bench_daemon_start(d, args) < 0) {
+		fail_row("daemon", "did not start");
+		sim_stop(s);
+		return NULL;
+	}
+	wait_upstream(s, acc, 1);
+	rest_status(d->pid, rss0, thr0);
+	return s;
+}
+
+/* Scenario 4's closing lines: memory per client and the goals. */
+static void many_goals(const int *levels, int nlevels, const long *rss_at, const double *p99_at, long rss0,
+		       bool answered_all, long idle_asked)
+{
+	for (int li = 1; li < nlevels; li++)
+		if (rss_at[li] >= 0 && p99_at[li] >= 0 && p99_at[0] > 0)
+			printf("  %d clients: %.1f KiB RSS per client over the daemon at rest; pollers' p99 %.2fx "
+			       "the p99 with no idle client\n",
+			       levels[li], (double)(rss_at[li] - rss0) / levels[li], p99_at[li] / p99_at[0]);
+	for (int li = 0; li < nlevels; li++) {
+		double cap = levels[li] == 2000 ? 24 : levels[li] == 5000 ? 60 : 0;
+		char what[64], want[16];
+		snprintf(what, sizeof what, "4 %d clients: daemon RSS", levels[li]);
+		snprintf(want, sizeof want, "<= %.0f MiB", cap);
+		if (cap > 0 && rss_at[li] >= 0)
+			goal(rss_at[li] / 1024.0 <= cap, what, cap < 50 ? "20.6 MiB" : "48.6 MiB", want, "%.1f MiB",
+			     rss_at[li] / 1024.0);
+		else if (cap > 0)
+			goal(0, what, cap < 50 ? "20.6 MiB" : "48.6 MiB", want, "not measured");
+	}
+	goal(answered_all, "4 every client served (idle ones asked once)", "20 of each asked", "all",
+	     "%s (%ld idle asked)", answered_all ? "all" : "NOT all", idle_asked);
+}
+
+/* One level of scenario 4: the pollers' measurement, then every idle
+ * client asked once. Returns whether every one was served. */
+static bool many_level(const struct opts *o, const struct bench_daemon *d, const int *fds, int nidle,
+		       const char *label, struct bench_result *r)
+{
+	struct bench_load l = load_for(o, d->port, POLLERS, d->pid);
+	l.pace_us = POLL_PERIOD_US;
+	bench_modbus_run(&l, r);
+	int ok = ask_idle(fds, nidle, r);
+	if (nidle > 0 && r->valid)
+		snprintf(r->note + strlen(r->note), sizeof r->note - strlen(r->note),
+			 "%severy idle client asked once: %d of %d answered", r->note[0] ? "; " : "", ok, nidle);
+	row(label, r);
+	return ok == nidle && r->valid && r->clients_answered >= POLLERS && !r->errors && !r->mismatches;
 }
 
 static void scenario_many(const struct opts *o)
@@ -392,27 +592,11 @@ static void scenario_many(const struct opts *o)
 		       "measured at that size instead. Raise the hard limit (ulimit -Hn, as root) for them.\n",
 		       limit, limit - FD_SPARE);
 	}
-	struct sim *s = start_sim(0);
-	if (s == NULL) {
-		fail_row("simulator", "cannot start");
-		return;
-	}
 	struct bench_daemon d;
-	long acc = TM_SIM_STAT(s, accepted);
-	if (start_daemon(&d, "modbus", sim_port(s), 1) < 0) {
-		fail_row("daemon", "did not start");
-		sim_stop(s);
+	long rss0 = -1, thr0 = -1;
+	struct sim *s = many_start(&d, &rss0, &thr0);
+	if (s == NULL)
 		return;
-	}
-	wait_upstream(s, acc, 1);
-	long rss0, thr0;
-	/* the probe connection of bench_daemon_start may still hold a thread */
-	for (int i = 0; i < 200; i++) {
-		bench_proc_status(d.pid, &rss0, &thr0);
-		if (thr0 <= 3)
-			break;
-		poll(NULL, 0, 5);
-	}
 	printf("  %-40s %9s %8s %8s %9s %7.1f %6ld\n", "daemon at rest, no client", "-", "-", "-", "-",
 	       rss0 / 1024.0, thr0);
 
@@ -421,6 +605,7 @@ static void scenario_many(const struct opts *o)
 	long rss_at[4] = { -1, -1, -1, -1 };
 	double p99_at[4] = { -1, -1, -1, -1 };
 	bool answered_all = fds != NULL;
+	long idle_asked = 0;
 	int done_total = -1;
 	for (int li = 0; li < nlevels && fds; li++) {
 		int total = levels[li];
@@ -450,17 +635,9 @@ static void scenario_many(const struct opts *o)
 			break;
 		}
 		struct bench_result r;
-		struct bench_load l = load_for(o, d.port, POLLERS, d.pid);
-		l.pace_us = POLL_PERIOD_US;
-		bench_modbus_run(&l, &r);
-		int ok = ask_idle(fds, nidle, &r);
-		if (nidle > 0 && r.valid)
-			snprintf(r.note + strlen(r.note), sizeof r.note - strlen(r.note),
-				 "%sidle clients asked once: %d of %d answered", r.note[0] ? "; " : "", ok,
-				 nidle < IDLE_SAMPLE ? nidle : IDLE_SAMPLE);
-		row(label, &r);
-		if (!r.valid || r.clients_answered < POLLERS || r.errors || r.mismatches)
+		if (!many_level(o, &d, fds, nidle, label, &r))
 			answered_all = false;
+		idle_asked += nidle;
 		if (clamped) {
 			printf("    note: %d clients wanted, %d measured: RLIMIT_NOFILE is %ld\n", levels[li], total,
 			       limit);
@@ -474,23 +651,30 @@ static void scenario_many(const struct opts *o)
 	stop_daemon(&d);
 	sim_stop(s);
 
-	for (int li = 1; li < nlevels; li++)
-		if (rss_at[li] >= 0 && p99_at[li] >= 0 && p99_at[0] > 0)
-			printf("  %d clients: %.1f KiB RSS per client over the daemon at rest; pollers' p99 %.2fx "
-			       "the p99 with no idle client\n",
-			       levels[li], (double)(rss_at[li] - rss0) / levels[li], p99_at[li] / p99_at[0]);
-	for (int li = 0; li < nlevels; li++) {
-		double cap = levels[li] == 2000 ? 24 : levels[li] == 5000 ? 60 : 0;
-		if (cap > 0 && rss_at[li] >= 0)
-			goal(rss_at[li] / 1024.0 <= cap, "4. %d clients in %.1f MiB RSS, %.2fx the budget (goal <= %.0f MiB)",
-			     levels[li], rss_at[li] / 1024.0, rss_at[li] / 1024.0 / cap, cap);
-		else if (cap > 0)
-			goal(false, "4. %d clients: not measured", levels[li]);
-	}
-	goal(answered_all, "4. every poller (and every idle client asked) answered at every level");
+	many_goals(levels, nlevels, rss_at, p99_at, rss0, answered_all, idle_asked);
 }
 
 /* ---- 5. HTTP ---------------------------------------------------------------- */
+
+/* wrk through a daemon (bin, NULL for the one under test) in front of n. */
+static void http_via(const struct opts *o, const char *wrk, const struct bench_nginx *n, const char *bin,
+		     const char *label, struct bench_result *r)
+{
+	struct bench_daemon d;
+	char target[32], url[128];
+	snprintf(target, sizeof target, "127.0.0.1:%d", n->port);
+	const char *args[] = { "-p", "http", "-t", target, "--max-connections", HTTP_POOL, "--timeout", "10",
+			       "--queue-size", "10000", "--max-clients", "20000", NULL };
+	r->valid = false;
+	if (bench_daemon_start_bin(&d, bin, args) < 0) {
+		fail_row(label, "the daemon did not start");
+		return;
+	}
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/index.html", d.port);
+	bench_wrk_run(wrk, url, 1, HTTP_CONNS, o->wrk_s, d.pid, n->pid, r);
+	row(label, r);
+	stop_daemon(&d);
+}
 
 static void scenario_http(const struct opts *o)
 {
@@ -510,33 +694,29 @@ static void scenario_http(const struct opts *o)
 		bench_nginx_stop(&n);
 		return;
 	}
-	struct bench_result direct, via;
+	struct bench_result direct, via, old;
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/index.html", n.port);
-	bench_wrk_run(wrk, url, 1, HTTP_CONNS, o->wrk_s, 0, &direct);
+	bench_wrk_run(wrk, url, 1, HTTP_CONNS, o->wrk_s, 0, n.pid, &direct);
 	row("reference: wrk direct to nginx", &direct);
 
-	struct bench_daemon d;
-	char target[32];
-	snprintf(target, sizeof target, "127.0.0.1:%d", n.port);
-	const char *args[] = { "-p", "http", "-t", target, "--max-connections", HTTP_POOL, "--timeout", "10",
-			       "--queue-size", "10000", "--max-clients", "20000", NULL };
-	if (bench_daemon_start(&d, args) == 0) {
-		snprintf(url, sizeof url, "http://127.0.0.1:%d/index.html", d.port);
-		bench_wrk_run(wrk, url, 1, HTTP_CONNS, o->wrk_s, d.pid, &via);
-		row("wrk through the daemon", &via);
-		stop_daemon(&d);
-	} else {
-		fail_row("wrk through the daemon", "the daemon did not start");
-		via.valid = false;
-	}
+	http_via(o, wrk, &n, NULL, "wrk through the daemon", &via);
+	old.valid = false;
+	if (o->baseline)
+		http_via(o, wrk, &n, o->baseline, "wrk through the baseline", &old);
 	bench_nginx_stop(&n);
+	char prev[40], t[24];
+	if (old.valid && direct.valid)
+		snprintf(prev, sizeof prev, "%.2fx; README 0.52x", old.rate / direct.rate);
+	else
+		snprintf(prev, sizeof prev, "0.52x (0.42-0.52x)");
 	if (direct.valid && via.valid) {
 		double r = via.rate / direct.rate;
 		printf("  ratio %.2fx of the direct rate; p50 %+.0f us through the daemon\n", r,
 		       via.p50_us - direct.p50_us);
-		goal(r >= 0.5 && via.errors == 0, "5. http: %.2fx the direct rate, %ld errors (goal >= 0.5x, 0 errors)",
-		     r, via.errors);
+		goal(r >= 0.6 && via.errors == 0, "5 HTTP, wrk -c16, --max-connections 4", prev, ">= 0.6x, 0 errors",
+		     "%.2fx (%.0f of %.0f/s), %ld err", r, via.rate, direct.rate, via.errors);
 	}
+	cpu_line("5 daemon CPU per request, HTTP", cpu_text(&old, t, sizeof t), &via);
 }
 
 /* ---- 6. sharing reads (issue 9) ------------------------------------------- */
@@ -628,10 +808,8 @@ static void scenario_share(const struct opts *o)
 			printf("  (goal not judged at --quick sizes: %d clients; --coalesce at %.1fx the limit)\n", clients,
 			       x);
 		else
-			goal(x >= SHARE_GOAL_X && r[1].mismatches == 0,
-			     "6. with --coalesce %.0f req/s, %.1fx the device's limit (goal >= %.0fx, >= %.0f req/s; "
-			     "0 mismatches)",
-			     r[1].rate, x, SHARE_GOAL_X, SHARE_GOAL_X * limit);
+			goal(x >= SHARE_GOAL_X && r[1].mismatches == 0, "6 --coalesce, 100 clients, 20 ms device",
+			     "94.7x", ">= 20x its limit", "%.1fx its limit", x);
 	}
 	if (!o->quick && r[2].valid && r[3].valid && r[2].target_requests >= 0 && r[3].target_requests >= 0)
 		printf("  when the cached answer expires: --cache-ttl alone sent %ld requests to the device in the "
@@ -639,10 +817,137 @@ static void scenario_share(const struct opts *o)
 		       r[2].target_requests, r[2].max_us / 1000.0, r[3].target_requests, r[3].max_us / 1000.0);
 }
 
+/* ---- 7. system calls per request ----------------------------------------- */
+
+/* The daemon's own arrival and departure of the one client (accept, the
+ * thread's start and end) and the supervisor's timers, allowed on top of
+ * 4 calls a request. */
+#define STRACE_FIXED_CALLS 100
+
+/* Sends n checked reads over one connection to port. Returns how many
+ * were answered right. */
+static int sequential_reads(int port, int n, struct bench_result *r)
+{
+	int fd = tm_connect(port), ok = 0;
+	if (fd < 0) {
+		r->errors++;
+		return 0;
+	}
+	for (int i = 0; i < n; i++) {
+		int rc = bench_modbus_once(fd, (uint16_t)i, (uint16_t)((i * 8) % 60000), 8);
+		if (rc == 1)
+			r->mismatches++;
+		else if (rc < 0)
+			r->errors++;
+		if (rc != 0)
+			break;
+		ok++;
+	}
+	close(fd);
+	return ok;
+}
+
+/* Issue 15: the uncontended Modbus path costs at most 4 system calls a
+ * request (read the request, send it, read the answer, send it back),
+ * counted by strace -f -c attached to the daemon. */
+/* Counts the system calls of a daemon (bin, NULL for the one under test)
+ * over n sequential reads from one client and prints them. Returns the
+ * calls per answered read, or -1 (said); *within: at most 4 a read plus
+ * the client's arrival and departure. */
+static double count_syscalls(const char *bin, const char *name, int n, bool *within)
+{
+	*within = false;
+	struct sim *s = start_sim(0);
+	struct bench_daemon d;
+	if (s == NULL || start_daemon_bin(&d, bin, "modbus", sim_port(s), 1) < 0) {
+		printf("  %s: did not run: the %s did not start\n", name, s ? "daemon" : "simulator");
+		setup_failures++;
+		if (s)
+			sim_stop(s);
+		return -1;
+	}
+	wait_upstream(s, 0, 1);
+	long rss, thr0;
+	rest_status(d.pid, &rss, &thr0);
+	char out[PATH_MAX];
+	snprintf(out, sizeof out, "%s/strace.txt", bench_tmp_dir());
+	pid_t tracer;
+	int rc = bench_strace_attach(d.pid, out, &tracer);
+	struct bench_result r = { .valid = true };
+	struct bench_syscalls sc;
+	int ok = 0;
+	if (rc == 0) {
+		ok = sequential_reads(d.port, n, &r);
+		wait_threads(d.pid, thr0);
+	}
+	int frc = bench_strace_finish(tracer, out, &sc);
+	total_mismatches += r.mismatches;
+	total_errors += r.errors;
+	stop_daemon(&d);
+	sim_stop(s);
+	if (rc < 0 || frc < 0 || ok == 0) {
+		printf("  %s: did not run: %s\n", name,
+		       rc < 0 ? strerror(-rc) : frc < 0 ? "no strace summary" : "no answer");
+		return -1;
+	}
+	printf("  %s: %d reads answered, %ld system calls, %.3f a request (%s %ld, %s %ld, %s %ld; the client's "
+	       "accept, thread start and end are among them)\n",
+	       name, ok, sc.total, (double)sc.total / ok, sc.top[0].name, sc.top[0].calls, sc.top[1].name,
+	       sc.top[1].calls, sc.top[2].name[0] ? sc.top[2].name : "-", sc.top[2].calls);
+	*within = sc.total <= 4L * ok + STRACE_FIXED_CALLS;
+	return (double)sc.total / ok;
+}
+
+/* Issue 15: the uncontended Modbus path costs at most 4 system calls a
+ * request (read the request, send it, read the answer, send it back),
+ * counted by strace -f -c attached to the daemon. */
+static void scenario_syscalls(const struct opts *o)
+{
+	int n = o->quick ? STRACE_REQUESTS / 10 : STRACE_REQUESTS;
+	printf("\n7. System calls per request: %d sequential reads from one client, --max-connections 1, the "
+	       "daemon under strace -f -c\n", n);
+	char strace[PATH_MAX], prev[40];
+	const char *what = "7 system calls per request, one client";
+	if (!bench_find_program("strace", strace, sizeof strace)) {
+		printf("  skipped: strace not installed (apt-get install strace)\n");
+		goal(-1, what, "about 7 + a futex wake", "<= 4", "no strace");
+		return;
+	}
+	bool within, old_within;
+	double now = count_syscalls(NULL, "the daemon", n, &within);
+	double old = o->baseline ? count_syscalls(o->baseline, "the baseline", n, &old_within) : -1;
+	if (old > 0)
+		snprintf(prev, sizeof prev, "%.3f", old);
+	else
+		snprintf(prev, sizeof prev, "about 7 + a futex wake");
+	if (now < 0)
+		goal(-1, what, prev, "<= 4", "not measured");
+	else
+		goal(within, what, prev, "<= 4", "%.3f", now);
+}
+
+/* The closing table: every figure beside the one from before and the goal. */
+static void summary(void)
+{
+	printf("\nsummary: this run beside the figures before issue 15 (README, one run; the issues' range "
+	       "across runs in brackets)\n");
+	printf("  %-42s %-32s %-24s %-18s %s\n", "figure", "now", "before", "goal", "");
+	int met = 0, judged = 0;
+	for (int i = 0; i < ngoals; i++) {
+		const struct goal *g = &goals[i];
+		printf("  %-42s %-32s %-24s %-18s %s\n", g->what, g->now, g->prev, g->want,
+		       g->met < 0 ? "" : g->met ? "MET" : "NOT MET");
+		judged += g->met >= 0;
+		met += g->met > 0;
+	}
+	printf("  goals met: %d of %d; mismatches: %ld; errors: %ld; runs that failed to start: %ld\n", met,
+	       judged, total_mismatches, total_errors, setup_failures);
+}
+
 /* ---- main ------------------------------------------------------------------- */
 
 static const char usage[] =
-	"Usage: tcpmux-bench [--quick] [--duration MS] [--repeat N] [--only LIST] [--keep]\n"
+	"Usage: tcpmux-bench [--quick] [--duration MS] [--repeat N] [--only LIST] [--baseline BIN] [--keep]\n"
 	"       tcpmux-bench --soak SECONDS [--keep]\n"
 	"Benchmark the daemon against simulated targets (and nginx with wrk) on 127.0.0.1.\n"
 	"\n"
@@ -650,11 +955,14 @@ static const char usage[] =
 	"  -d, --duration MS   recorded time per measurement (default 2000; quick 200)\n"
 	"  -r, --repeat N      run each measurement of scenarios 1-3 and 6 N times, show the\n"
 	"                      fastest (default 1; for a machine that other work disturbs)\n"
-	"  -o, --only LIST     scenarios to run, e.g. 1,3 (default all: 1-6)\n"
+	"  -o, --only LIST     scenarios to run, e.g. 1,3 (default all: 1-7)\n"
 	"  -s, --soak SECONDS  instead: run the daemon that long (%d..%d) in front of a faulty\n"
 	"                      target under well-behaved and misbehaving clients; report every\n"
 	"                      30 s and judge: no wrong answer, no growth of memory, threads or\n"
 	"                      descriptors, still serving at the end (`make soak`)\n"
+	"  -b, --baseline BIN  also measure the daemon binary BIN (e.g. an older build) in\n"
+	"                      scenarios 1, 2, 5 and 7, beside the one under test (BENCH_BASELINE=BIN\n"
+	"                      with make bench)\n"
 	"  -k, --keep          keep the temporary directory with the daemon logs\n"
 	"  -h, --help          show this help\n"
 	"\n"
@@ -685,16 +993,24 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "only", required_argument, NULL, 'o' },
 		{ "keep", no_argument, NULL, 'k' },
 		{ "soak", required_argument, NULL, 's' },
+		{ "baseline", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *q = getenv("BENCH_QUICK");
 	int dur = -1, c;
 	o->quick = q && *q && strcmp(q, "0") != 0;
-	for (int i = 1; i <= 6; i++)
+	for (int i = 1; i <= 7; i++)
 		o->run[i] = true;
-	while ((c = getopt_long(argc, argv, "qd:r:o:s:kh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "qd:r:o:s:b:kh", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'b':
+			if (access(optarg, X_OK) < 0) {
+				fprintf(stderr, "tcpmux-bench: --baseline %s: %s\n", optarg, strerror(errno));
+				return -1;
+			}
+			o->baseline = optarg;
+			break;
 		case 'q':
 			o->quick = true;
 			break;
@@ -707,13 +1023,13 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 				return -1;
 			break;
 		case 'o':
-			for (int i = 1; i <= 6; i++)
+			for (int i = 1; i <= 7; i++)
 				o->run[i] = false;
 			for (const char *p = optarg; *p; p++) {
-				if (*p >= '1' && *p <= '6')
+				if (*p >= '1' && *p <= '7')
 					o->run[*p - '0'] = true;
 				else if (*p != ',') {
-					fprintf(stderr, "tcpmux-bench: --only wants scenario numbers 1-6\n");
+					fprintf(stderr, "tcpmux-bench: --only wants scenario numbers 1-7\n");
 					return -1;
 				}
 			}
@@ -772,31 +1088,27 @@ int main(int argc, char **argv)
 	if (o.repeat > 1)
 		printf("repeat: each figure of scenarios 1-3 is the fastest of %d runs\n", o.repeat);
 	printf("daemon flags: -p modbus -t 127.0.0.1:PORT --max-connections N --timeout 10 "
-	       "--queue-size 10000 --max-clients 20000 (no -v); %ld CPUs online; RLIMIT_NOFILE %ld\n",
+	       "--queue-size 10000 --max-clients 20000 (no -v; scenario 4: --max-clients 10000, the rest "
+	       "default); %ld CPUs online; RLIMIT_NOFILE %ld\n",
 	       sysconf(_SC_NPROCESSORS_ONLN), nofile);
 	printf("client: one send + one blocking recv per read of 8 registers, each answer checked "
 	       "against sim_modbus_value\n");
 	printf("columns: latency percentiles in us; the daemon's VmRSS and Threads at the end of the "
-	       "window; cpu/req = the daemon's CPU time (us) per answered request; host = share of "
+	       "window; cpu/req = the daemon's CPU time (us) per answered request; load/req = the same "
+	       "for the load: the client threads and the simulated target (this process), or wrk and "
+	       "nginx; host = share of "
 	       "all CPUs busy (everything on the machine); bad = mismatches/errors\n");
 
 	/* scenario n of --only is scenarios[n] */
 	static void (*const scenarios[])(const struct opts *) = {
 		NULL, scenario_overhead, scenario_one_conn, scenario_slow,
-		scenario_many, scenario_http, scenario_share,
+		scenario_many, scenario_http, scenario_share, scenario_syscalls,
 	};
-	for (int i = 1; i <= 6; i++)
+	for (int i = 1; i <= 7; i++)
 		if (o.run[i])
 			scenarios[i](&o);
 
-	printf("\nsummary\n");
-	int met = 0;
-	for (int i = 0; i < ngoals; i++) {
-		printf("  %-7s %s\n", goals[i].met ? "MET" : "NOT MET", goals[i].text);
-		met += goals[i].met;
-	}
-	printf("  goals met: %d of %d; mismatches: %ld; errors: %ld; runs that failed to start: %ld\n", met,
-	       ngoals, total_mismatches, total_errors, setup_failures);
+	summary();
 	if (o.keep)
 		printf("  logs kept in %s\n", bench_tmp_dir());
 	else

@@ -53,6 +53,10 @@ struct bench_result {
 	long rss_kib;        /* of the daemon at the window's end, -1 when not sampled */
 	long threads;
 	double cpu_us_per_req; /* daemon CPU time (user + system) per answered request, -1 if none */
+	/* CPU time of the load itself per answered request: the client
+	 * threads and the simulated target (both in this process), or wrk and
+	 * nginx; -1 if not sampled */
+	double load_cpu_us_per_req;
 	double host_busy;    /* share of all CPUs of the machine busy during the window, -1 if unknown */
 	long target_requests; /* requests load->target received inside the window, -1 if not sampled */
 	char note[160];      /* set when something went wrong */
@@ -120,6 +124,8 @@ struct bench_daemon {
  * it accepts connections. Returns 0 or -errno (the log tail is printed).
  */
 int bench_daemon_start(struct bench_daemon *d, const char *const args[]);
+/* The same with the daemon binary bin (NULL: the one under test). */
+int bench_daemon_start_bin(struct bench_daemon *d, const char *bin, const char *const args[]);
 /* SIGTERM, wait, SIGKILL if needed. Returns the exit code as bench_reap. */
 int bench_daemon_stop(struct bench_daemon *d);
 /* Warning and error lines in the daemon's log so far. */
@@ -137,6 +143,25 @@ bool bench_child_running(pid_t pid, int *status);
 /* CPU time (user + system) of the process's live threads in microseconds,
  * or -1. */
 int64_t bench_proc_cpu_us(pid_t pid);
+
+/* The system calls a process makes, counted by strace -f -c attached to
+ * it: the total, and the three most frequent (sendto 20000, ...). */
+struct bench_syscalls {
+	long total;
+	struct {
+		char name[24];
+		long calls;
+	} top[3];
+};
+
+/* Attaches `strace -f -c` to the running process pid (every thread, and
+ * those it starts); *tracer is strace's pid, its summary goes to out_path.
+ * Returns once every thread of pid is traced: 0, -ENOENT when strace is
+ * missing, or -errno. */
+int bench_strace_attach(pid_t pid, const char *out_path, pid_t *tracer);
+/* Detaches strace (SIGINT), waits for it and reads its summary. Returns 0
+ * or -errno. */
+int bench_strace_finish(pid_t tracer, const char *out_path, struct bench_syscalls *sc);
 
 /* Busy and total CPU time of the whole machine so far (/proc/stat, clock
  * ticks over all CPUs); 0 or -errno. */
@@ -174,8 +199,9 @@ int bench_nginx_start(struct bench_nginx *n, const char *nginx_path);
 void bench_nginx_stop(struct bench_nginx *n);
 
 /* Runs wrk with keep-alive connections against url for dur_s seconds and
- * parses its report. Sets res->note when it cannot. */
+ * parses its report. Sets res->note when it cannot. The CPU time of
+ * daemon (when > 0) and of wrk with server (the load) is sampled. */
 int bench_wrk_run(const char *wrk_path, const char *url, int threads, int conns, int dur_s,
-		  pid_t daemon, struct bench_result *res);
+		  pid_t daemon, pid_t server, struct bench_result *res);
 
 #endif

@@ -194,13 +194,34 @@ static void wrk_parse(const char *out, struct bench_result *res)
 			 e3, e4, non2xx);
 }
 
+/* Reaps wrk (killed when it overran) and parses its report into res. */
+static void wrk_finish(pid_t pid, bool overran, const char *out, struct bench_result *res)
+{
+	int st = bench_reap(pid, overran ? SIGKILL : 0, 5000);
+	double busy = res->host_busy;
+	wrk_parse(out, res);
+	res->host_busy = busy;
+	if (st != 0 && res->note[0] == '\0')
+		snprintf(res->note, sizeof res->note, "wrk exited with status %d", st);
+	if (st != 0)
+		res->valid = false;
+}
+
+/* CPU time (us) of wrk and the server together, or -1. */
+static int64_t load_cpu_us(pid_t wrk, pid_t server)
+{
+	int64_t a = bench_proc_cpu_us(wrk), b = server > 0 ? bench_proc_cpu_us(server) : 0;
+	return a < 0 || b < 0 ? -1 : a + b;
+}
+
 int bench_wrk_run(const char *wrk_path, const char *url, int threads, int conns, int dur_s,
-		  pid_t daemon, struct bench_result *res)
+		  pid_t daemon, pid_t server, struct bench_result *res)
 {
 	char t[16], c[16], d[16];
 	memset(res, 0, sizeof *res);
 	res->rss_kib = res->threads = -1;
 	res->cpu_us_per_req = -1;
+	res->load_cpu_us_per_req = -1;
 	res->host_busy = -1;
 	snprintf(t, sizeof t, "-t%d", threads);
 	snprintf(c, sizeof c, "-c%d", conns);
@@ -216,6 +237,7 @@ int bench_wrk_run(const char *wrk_path, const char *url, int threads, int conns,
 	int64_t t0 = bench_now_ns();
 	int64_t deadline = t0 + (int64_t)(dur_s + WRK_GRACE_S) * 1000000000;
 	int64_t cpu0 = daemon > 0 ? bench_proc_cpu_us(daemon) : -1, cpu1 = -1;
+	int64_t load0 = load_cpu_us(pid, server), load1 = -1;
 	int64_t host0[2] = { 0, 0 }, host1[2] = { 0, 0 };
 	bench_host_cpu(&host0[0], &host0[1]);
 	const int64_t sample_at = t0 + (int64_t)dur_s * 1000000000 * 9 / 10;
@@ -234,6 +256,7 @@ int bench_wrk_run(const char *wrk_path, const char *url, int threads, int conns,
 				cpu1 = bench_proc_cpu_us(daemon);
 				bench_proc_status(daemon, &res->rss_kib, &res->threads);
 			}
+			load1 = load_cpu_us(pid, server);
 			sampled = now;
 		}
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
@@ -258,19 +281,11 @@ int bench_wrk_run(const char *wrk_path, const char *url, int threads, int conns,
 	}
 	out[len] = '\0';
 	close(fd);
-	int st = bench_reap(pid, bench_now_ns() >= deadline ? SIGKILL : 0, 5000);
-	double busy = res->host_busy;
-	wrk_parse(out, res);
-	res->host_busy = busy;
-	if (st != 0 && res->note[0] == '\0')
-		snprintf(res->note, sizeof res->note, "wrk exited with status %d", st);
-	if (st != 0)
-		res->valid = false;
-	if (cpu0 >= 0 && cpu1 >= 0 && res->rate > 0) {
-		/* wrk's rate over its whole run stands for the sampled part */
-		double secs = (double)(sampled - t0) / 1e9;
-		res->cpu_us_per_req = (double)(cpu1 - cpu0) / (res->rate * secs);
-	}
+	wrk_finish(pid, bench_now_ns() >= deadline, out, res);
+	/* wrk's rate over its whole run stands for the sampled part */
+	double reqs = res->rate * (double)(sampled - t0) / 1e9;
+	res->cpu_us_per_req = cpu0 >= 0 && cpu1 >= 0 && reqs > 0 ? (double)(cpu1 - cpu0) / reqs : -1;
+	res->load_cpu_us_per_req = load0 >= 0 && load1 >= 0 && reqs > 0 ? (double)(load1 - load0) / reqs : -1;
 	if (getenv("BENCH_SHOW_WRK"))
 		fputs(out, stderr);
 	return res->valid ? 0 : -EPROTO;

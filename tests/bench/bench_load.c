@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -269,11 +270,76 @@ void bench_percentiles(uint32_t *ns, size_t n, double *p50_us, double *p99_us, d
 	*max_us = ns[n - 1] / 1000.0;
 }
 
+/* CPU time (user + system, us) of this process, the simulated targets'
+ * threads that ended meanwhile included (unlike bench_proc_cpu_us). */
+static int64_t self_cpu_us(void)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		return -1;
+	return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 + ru.ru_utime.tv_usec +
+	       ru.ru_stime.tv_usec;
+}
+
+/* Samples the recorded window of a released plan: the host's busy share,
+ * the target's requests, the daemon's RSS and threads at its end into res;
+ * cpu[0] the daemon's CPU time (us) in it, cpu[1] this process's (-1 when
+ * unknown). */
+static void watch_window(const struct bench_load *load, const struct plan *plan, struct bench_result *res,
+			 int64_t cpu[2])
+{
+	bench_sleep_until(plan->t_window);
+	int64_t cpu0 = load->daemon > 0 ? bench_proc_cpu_us(load->daemon) : -1;
+	int64_t self0 = self_cpu_us();
+	int64_t host0[2] = { 0, 0 }, host1[2] = { 0, 0 };
+	long sim0 = load->target ? TM_SIM_STAT(load->target, requests) : -1;
+	bench_host_cpu(&host0[0], &host0[1]);
+	bench_sleep_until(plan->t_end);
+	bench_host_cpu(&host1[0], &host1[1]);
+	if (load->target)
+		res->target_requests = TM_SIM_STAT(load->target, requests) - sim0;
+	/* /proc/stat counts in clock ticks: paced load aliases with them */
+	res->host_busy = load->pace_us > 0 ? -1 : bench_host_busy(host0, host1);
+	int64_t cpu1 = load->daemon > 0 ? bench_proc_cpu_us(load->daemon) : -1;
+	int64_t self1 = self_cpu_us();
+	if (load->daemon > 0)
+		bench_proc_status(load->daemon, &res->rss_kib, &res->threads);
+	cpu[0] = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
+	cpu[1] = self0 >= 0 && self1 >= 0 ? self1 - self0 : -1;
+}
+
+/* Adds up the clients' counts and latencies into res. */
+static void merge_clients(const struct client *cl, int n, struct bench_result *res)
+{
+	size_t total = 0, k = 0;
+	for (int i = 0; i < n; i++)
+		total += cl[i].nlat;
+	uint32_t *all = malloc((total ? total : 1) * sizeof *all);
+	int first_err = 0;
+	for (int i = 0; i < n; i++) {
+		if (all)
+			memcpy(all + k, cl[i].lat, cl[i].nlat * sizeof *all);
+		k += cl[i].nlat;
+		res->requests += cl[i].answered;
+		res->mismatches += cl[i].mismatches;
+		res->errors += cl[i].errors;
+		res->clients_answered += cl[i].answered > 0;
+		if (first_err == 0)
+			first_err = cl[i].first_err;
+	}
+	if (all)
+		bench_percentiles(all, total, &res->p50_us, &res->p99_us, &res->max_us);
+	free(all);
+	if (first_err != 0)
+		snprintf(res->note, sizeof res->note, "first error: %s", strerror(first_err));
+}
+
 int bench_modbus_run(const struct bench_load *load, struct bench_result *res)
 {
 	memset(res, 0, sizeof *res);
 	res->rss_kib = res->threads = -1;
 	res->cpu_us_per_req = -1;
+	res->load_cpu_us_per_req = -1;
 	res->host_busy = -1;
 	res->target_requests = -1;
 
@@ -320,48 +386,17 @@ int bench_modbus_run(const struct bench_load *load, struct bench_result *res)
 	}
 	if (rc == 0) {
 		release(&plan, load->warm_ms, load->dur_ms);
-		bench_sleep_until(plan.t_window);
-		int64_t cpu0 = load->daemon > 0 ? bench_proc_cpu_us(load->daemon) : -1;
-		int64_t host0[2] = { 0, 0 }, host1[2] = { 0, 0 };
-		long sim0 = load->target ? TM_SIM_STAT(load->target, requests) : -1;
-		bench_host_cpu(&host0[0], &host0[1]);
-		bench_sleep_until(plan.t_end);
-		bench_host_cpu(&host1[0], &host1[1]);
-		if (load->target)
-			res->target_requests = TM_SIM_STAT(load->target, requests) - sim0;
-		/* /proc/stat counts in clock ticks: paced load aliases with them */
-		res->host_busy = load->pace_us > 0 ? -1 : bench_host_busy(host0, host1);
-		int64_t cpu1 = load->daemon > 0 ? bench_proc_cpu_us(load->daemon) : -1;
-		if (load->daemon > 0)
-			bench_proc_status(load->daemon, &res->rss_kib, &res->threads);
+		int64_t cpu[2];
+		watch_window(load, &plan, res, cpu);
 		for (int i = 0; i < started; i++)
 			pthread_join(cl[i].thread, NULL);
 
-		size_t total = 0;
-		for (int i = 0; i < started; i++)
-			total += cl[i].nlat;
-		uint32_t *all = malloc((total ? total : 1) * sizeof *all);
-		size_t k = 0;
-		int first_err = 0;
-		for (int i = 0; i < started; i++) {
-			if (all)
-				memcpy(all + k, cl[i].lat, cl[i].nlat * sizeof *all);
-			k += cl[i].nlat;
-			res->requests += cl[i].answered;
-			res->mismatches += cl[i].mismatches;
-			res->errors += cl[i].errors;
-			res->clients_answered += cl[i].answered > 0;
-			if (first_err == 0)
-				first_err = cl[i].first_err;
-		}
-		if (all)
-			bench_percentiles(all, total, &res->p50_us, &res->p99_us, &res->max_us);
-		free(all);
+		merge_clients(cl, started, res);
 		res->rate = res->requests / (load->dur_ms / 1000.0);
-		if (cpu0 >= 0 && cpu1 >= 0 && res->requests > 0)
-			res->cpu_us_per_req = (double)(cpu1 - cpu0) / (double)res->requests;
-		if (first_err != 0)
-			snprintf(res->note, sizeof res->note, "first error: %s", strerror(first_err));
+		if (cpu[0] >= 0 && res->requests > 0)
+			res->cpu_us_per_req = (double)cpu[0] / (double)res->requests;
+		if (cpu[1] >= 0 && res->requests > 0)
+			res->load_cpu_us_per_req = (double)cpu[1] / (double)res->requests;
 		res->valid = true;
 	}
 	pthread_attr_destroy(&attr);

@@ -130,13 +130,18 @@ int bench_reap(pid_t pid, int sig, int timeout_ms)
 
 int bench_daemon_start(struct bench_daemon *d, const char *const args[])
 {
+	return bench_daemon_start_bin(d, NULL, args);
+}
+
+int bench_daemon_start_bin(struct bench_daemon *d, const char *bin, const char *const args[])
+{
 	const char *argv[MAX_ARGS + 8];
 	char listen[32];
 	size_t n = 0;
 
 	memset(d, 0, sizeof *d);
 	snprintf(d->log, sizeof d->log, "%s/daemon-%d.log", bench_tmp_dir(), daemon_seq++);
-	argv[n++] = tm_daemon_binary();
+	argv[n++] = bin ? bin : tm_daemon_binary();
 	argv[n++] = "server";
 	argv[n++] = "-l";
 	argv[n++] = listen;
@@ -293,6 +298,116 @@ int64_t bench_proc_cpu_us(pid_t pid)
 	}
 	closedir(dir);
 	return n > 0 ? (int64_t)(sum / 1000) : -1;
+}
+
+/* ---- strace ------------------------------------------------------------- */
+
+#define STRACE_ATTACH_MS 10000
+
+/* Whether every thread of pid has a tracer (TracerPid in its status). */
+static bool all_traced(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	DIR *dir = opendir(path);
+	if (dir == NULL)
+		return false;
+	bool all = true;
+	int n = 0;
+	struct dirent *e;
+	while (all && (e = readdir(dir)) != NULL) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		char p[128], line[128];
+		snprintf(p, sizeof p, "/proc/%d/task/%.20s/status", (int)pid, e->d_name);
+		FILE *f = fopen(p, "r");
+		long tracer = 0;
+		while (f && fgets(line, sizeof line, f))
+			if (strncmp(line, "TracerPid:", 10) == 0)
+				tracer = strtol(line + 10, NULL, 10);
+		if (f)
+			fclose(f);
+		all = tracer != 0;
+		n++;
+	}
+	closedir(dir);
+	return all && n > 0;
+}
+
+int bench_strace_attach(pid_t pid, const char *out_path, pid_t *tracer)
+{
+	char strace[PATH_MAX], spid[16], log[PATH_MAX];
+	*tracer = 0;
+	if (!bench_find_program("strace", strace, sizeof strace))
+		return -ENOENT;
+	snprintf(spid, sizeof spid, "%d", (int)pid);
+	snprintf(log, sizeof log, "%s.log", out_path);
+	const char *argv[] = { strace, "-f", "-c", "-o", out_path, "-p", spid, NULL };
+	pid_t t = bench_spawn(argv, log, NULL);
+	if (t < 0)
+		return (int)t;
+	*tracer = t;
+	int64_t deadline = bench_now_ns() + (int64_t)STRACE_ATTACH_MS * 1000000;
+	while (!all_traced(pid)) {
+		if (!bench_child_running(t, NULL)) {
+			*tracer = 0;
+			return -ECHILD; /* e.g. ptrace not permitted here */
+		}
+		if (bench_now_ns() >= deadline)
+			return -ETIMEDOUT;
+		poll(NULL, 0, 5);
+	}
+	return 0;
+}
+
+/* Reads strace -c's table: "% time seconds usecs/call calls [errors]
+ * syscall" rows, then a "total" row. */
+static int strace_parse(FILE *f, struct bench_syscalls *sc)
+{
+	char line[256];
+	memset(sc, 0, sizeof *sc);
+	sc->total = -1;
+	while (fgets(line, sizeof line, f)) {
+		char *tok[8], *save = NULL;
+		int n = 0;
+		for (char *t = strtok_r(line, " \t\n", &save); t && n < 8; t = strtok_r(NULL, " \t\n", &save))
+			tok[n++] = t;
+		if (n < 5 || tok[0][0] < '0' || tok[0][0] > '9')
+			continue;
+		long calls = strtol(tok[3], NULL, 10);
+		const char *name = tok[n - 1];
+		if (strcmp(name, "total") == 0) {
+			sc->total = calls;
+			continue;
+		}
+		/* keep the three largest (rows come sorted by time, not calls) */
+		for (int i = 0; i < 3; i++) {
+			if (calls > sc->top[i].calls) {
+				memmove(&sc->top[i + 1], &sc->top[i], (size_t)(2 - i) * sizeof sc->top[0]);
+				snprintf(sc->top[i].name, sizeof sc->top[i].name, "%s", name);
+				sc->top[i].calls = calls;
+				break;
+			}
+		}
+	}
+	return sc->total >= 0 ? 0 : -EPROTO;
+}
+
+int bench_strace_finish(pid_t tracer, const char *out_path, struct bench_syscalls *sc)
+{
+	char log[PATH_MAX];
+	memset(sc, 0, sizeof *sc);
+	sc->total = -1;
+	if (tracer > 0)
+		bench_reap(tracer, SIGINT, 10000); /* SIGINT: detach and write the summary */
+	FILE *f = fopen(out_path, "r");
+	int rc = f ? strace_parse(f, sc) : -errno;
+	if (f)
+		fclose(f);
+	unlink(out_path);
+	snprintf(log, sizeof log, "%s.log", out_path);
+	unlink(log);
+	return rc;
 }
 
 int bench_host_cpu(int64_t *busy, int64_t *total)

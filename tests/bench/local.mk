@@ -1,6 +1,8 @@
 # automake fragment included by Makefile.am: the benchmark.
 # `make bench` builds and runs it (`make bench BENCH_FLAGS=--quick` for a
-# short run, `BENCH_FLAGS="--only 2,3"` for some scenarios); `make check`
+# short run, `BENCH_FLAGS="--only 2,3"` for some scenarios;
+# `BENCH_BASELINE=/path/to/old/tcp-multiplexer` measures an older build
+# beside it in scenarios 1, 2, 5 and 7); `make check`
 # runs it in --quick mode as a smoke test: it must finish with every answer
 # right and no request failed; its timings are not judged. `make soak`
 # runs the daemon for SOAK_SECONDS under faults and judges the end state
@@ -21,7 +23,7 @@ EXTRA_DIST += tests/bench/smoke.sh
 
 .PHONY: bench
 bench: tests/bench/tcpmux-bench tests/bench/tcpmux-bench-serial src/tcp-multiplexer
-	./tests/bench/tcpmux-bench $(BENCH_FLAGS)
+	./tests/bench/tcpmux-bench $(BENCH_FLAGS) $${BENCH_BASELINE:+--baseline "$$BENCH_BASELINE"}
 	./tests/bench/tcpmux-bench-serial $(BENCH_FLAGS)
 
 # The serial scenario (a 9600-baud line, tests/bench/bench_serial.c); it
