@@ -11,9 +11,9 @@
  * (RFC 4291 §2.5.5.2), so a rule written either way matches a client
  * seen either way: 127.0.0.1 and ::ffff:127.0.0.1 are one address. */
 struct acl_entry {
-	int family;          /* as written: AF_INET or AF_INET6 */
-	uint8_t addr[16];    /* IPv6 form, network byte order */
-	int prefix;          /* 0..128, over the IPv6 form (IPv4 /24 is /120) */
+	int family;	  /* as written: AF_INET or AF_INET6 */
+	uint8_t addr[16]; /* IPv6 form, network byte order */
+	int prefix;	  /* 0..128, over the IPv6 form (IPv4 /24 is /120) */
 };
 
 /* "192.0.2.0/24", "192.0.2.7" (a /32), "2001:db8::/32", "::1",

@@ -168,8 +168,8 @@ int buf_append(struct buf *b, const void *p, size_t n)
 	return 0;
 }
 
-ssize_t buf_read_frame(struct buf *b, int fd, frame_fn fn, struct frame_ctx *ctx,
-		       int64_t first_deadline, int64_t deadline)
+ssize_t buf_read_frame(struct buf *b, int fd, frame_fn fn, struct frame_ctx *ctx, int64_t first_deadline,
+		       int64_t deadline)
 {
 	for (;;) {
 		if (buf_len(b) > 0 || b->eof) {
@@ -184,8 +184,9 @@ ssize_t buf_read_frame(struct buf *b, int fd, frame_fn fn, struct frame_ctx *ctx
 			}
 		}
 		int rc = make_room(b);
-		ssize_t r = rc < 0 ? rc : net_read(fd, b->data + b->end, b->cap - b->end,
-						   buf_len(b) ? deadline : first_deadline);
+		ssize_t r = rc < 0 ? rc
+				   : net_read(fd, b->data + b->end, b->cap - b->end,
+					      buf_len(b) ? deadline : first_deadline);
 		if (r < 0) {
 			/* the frame is given up: the ctx may frame another one next */
 			codec_restart(ctx);
@@ -202,8 +203,9 @@ ssize_t buf_fill(struct buf *b, int fd, int64_t deadline)
 	int rc = make_room(b);
 	if (rc < 0)
 		return rc;
-	ssize_t r = deadline == BUF_SOCKET_TIMEOUT ? net_recv_wait(fd, b->data + b->end, b->cap - b->end)
-						  : net_read(fd, b->data + b->end, b->cap - b->end, deadline);
+	ssize_t r = deadline == BUF_SOCKET_TIMEOUT
+			    ? net_recv_wait(fd, b->data + b->end, b->cap - b->end)
+			    : net_read(fd, b->data + b->end, b->cap - b->end, deadline);
 	if (r == 0)
 		b->eof = 1;
 	if (r > 0)

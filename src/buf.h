@@ -13,12 +13,12 @@
 
 struct buf {
 	uint8_t *data;
-	size_t start;   /* first unread byte */
-	size_t end;     /* one past the last byte */
+	size_t start; /* first unread byte */
+	size_t end;   /* one past the last byte */
 	size_t cap;
 	size_t initial; /* the size it starts with and shrinks back to */
-	size_t max;     /* never grows beyond this */
-	int eof;        /* the peer closed */
+	size_t max;	/* never grows beyond this */
+	int eof;	/* the peer closed */
 };
 
 /* The ceiling on the bytes all buffers together hold beyond their initial
@@ -29,8 +29,14 @@ size_t buf_budget_used(void);
 
 int buf_init(struct buf *b, size_t initial, size_t max);
 void buf_free(struct buf *b);
-static inline size_t buf_len(const struct buf *b) { return b->end - b->start; }
-static inline const uint8_t *buf_head(const struct buf *b) { return b->data + b->start; }
+static inline size_t buf_len(const struct buf *b)
+{
+	return b->end - b->start;
+}
+static inline const uint8_t *buf_head(const struct buf *b)
+{
+	return b->data + b->start;
+}
 /* Drops n bytes from the front; once the rest fits the initial size, the
  * memory grown beyond it is given back. */
 void buf_consume(struct buf *b, size_t n);
@@ -51,8 +57,8 @@ int buf_append(struct buf *b, const void *p, size_t n);
  * to CODEC_EXPECT_WANTED: the caller answers (codec->expect_reply), sets
  * CODEC_EXPECT_ANSWERED and calls again, and the framer goes on where it
  * stopped. */
-ssize_t buf_read_frame(struct buf *b, int fd, frame_fn fn, struct frame_ctx *ctx,
-		       int64_t first_deadline, int64_t deadline);
+ssize_t buf_read_frame(struct buf *b, int fd, frame_fn fn, struct frame_ctx *ctx, int64_t first_deadline,
+		       int64_t deadline);
 
 /* Reads what fd has (at least one byte) into the buffer, waiting until
  * deadline, or with BUF_SOCKET_TIMEOUT in one blocking read bounded by the

@@ -15,20 +15,28 @@
 
 /* The options whose value needs code of its own (CLI_SPECIAL rows). */
 enum {
-	SP_PROTOCOL = 1, SP_TARGET, SP_LISTEN, SP_ALLOW, SP_METRICS, SP_WRITE_RANGE, SP_UNIT_MAP,
+	SP_PROTOCOL = 1,
+	SP_TARGET,
+	SP_LISTEN,
+	SP_ALLOW,
+	SP_METRICS,
+	SP_WRITE_RANGE,
+	SP_UNIT_MAP,
 	SP_SERIAL_FORMAT,
 };
 
 #define OFF(field) offsetof(struct config, field)
 #define DUR_MAX ((int64_t)86400000 * 365) /* what cli_parse_duration accepts */
-#define SIZE_MAX_OPT ((int64_t)1 << 30)   /* what cli_parse_size accepts */
+#define SIZE_MAX_OPT ((int64_t)1 << 30)	  /* what cli_parse_size accepts */
 
-static const int upstream_values[] = { 0, 1 };  /* tcp, rtu: cfg->modbus_rtu */
+static const int upstream_values[] = { 0, 1 };	/* tcp, rtu: cfg->modbus_rtu */
 static const int tid_check_values[] = { 1, 0 }; /* strict, off: cfg->modbus_tid_check */
 /* The termios rates a serial Modbus line uses (B1200...B921600). */
-static const int serial_speeds[] = { 1200, 1800, 2400, 4800, 9600, 19200, 38400, 57600, 115200,
-				     230400, 460800, 921600, 0 };
+static const int serial_speeds[] = { 1200,  1800,   2400,   4800,   9600,   19200, 38400,
+				     57600, 115200, 230400, 460800, 921600, 0 };
 
+/* one row an option reads better than one field a line */
+/* clang-format off */
 static const struct cli_opt opts[] = {
 	{ .name = "applicationProtocol", .shortopt = 'p', .kind = CLI_SPECIAL, .special = SP_PROTOCOL,
 	  .def = "echo", .arg = "PROTO", .group = "Target and clients",
@@ -129,11 +137,16 @@ static const struct cli_opt opts[] = {
 	{ .name = "help", .shortopt = 'h', .kind = CLI_HELPOPT, .help = "show this help and exit" },
 	{ .name = NULL },
 };
+/* clang-format on */
 
 #define N_OPTS (sizeof opts / sizeof opts[0])
 
 /* The commands, for the top-level help and for the error naming them. */
-static const struct { const char *name; enum cli_cmd cmd; const char *summary; } commands[] = {
+static const struct {
+	const char *name;
+	enum cli_cmd cmd;
+	const char *summary;
+} commands[] = {
 	{ "server", CLI_SERVER, "run the multiplexer (see 'tcp-multiplexer server --help')" },
 	{ "list", CLI_LIST, "print the supported framings" },
 	{ "version", CLI_VERSION, "print the version (also --version, -V)" },
@@ -149,8 +162,14 @@ const struct cli_opt *cli_server_options(void)
 
 int cli_parse_duration(const char *s, int64_t *ms)
 {
-	static const struct { const char *unit; double ms; } units[] = {
-		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
+	static const struct {
+		const char *unit;
+		double ms;
+	} units[] = {
+		{ "ms", 1 },
+		{ "s", 1000 },
+		{ "m", 60000 },
+		{ "h", 3600000 },
 	};
 	double total = 0;
 	const char *p = s;
@@ -246,8 +265,13 @@ static const struct cli_opt *find_opt(const char *name)
 /* "16 bytes", "64k", "1G": a bound as the user would write it. */
 static void format_size(char *out, size_t cap, int64_t v)
 {
-	static const struct { int64_t unit; const char *suffix; } units[] = {
-		{ (int64_t)1 << 30, "G" }, { (int64_t)1 << 20, "M" }, { 1024, "k" },
+	static const struct {
+		int64_t unit;
+		const char *suffix;
+	} units[] = {
+		{ (int64_t)1 << 30, "G" },
+		{ (int64_t)1 << 20, "M" },
+		{ 1024, "k" },
 	};
 	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
 		if (v >= units[i].unit && v % units[i].unit == 0) {
@@ -289,7 +313,8 @@ static int set_count(struct config *cfg, const struct cli_opt *o, const char *ar
 			size_t n = 0;
 			list[0] = '\0';
 			for (i = 0; o->values[i] != 0 && n < sizeof list; i++)
-				n += (size_t)snprintf(list + n, sizeof list - n, "%s%d", i ? ", " : "", o->values[i]);
+				n += (size_t)snprintf(list + n, sizeof list - n, "%s%d", i ? ", " : "",
+						      o->values[i]);
 			return fail(err, cap, "--%s: '%s' is not one of %s", o->name, arg, list);
 		}
 	}
@@ -356,17 +381,21 @@ static int parse_target(struct config *cfg, const char *arg, char *err, size_t c
 {
 	if (arg[0] == '/') {
 		if (strlen(arg) >= sizeof cfg->serial_path || strlen(arg) >= sizeof cfg->target)
-			return fail(err, cap, "--targetServer: the serial port path '%.40s...' is too long", arg);
+			return fail(err, cap, "--targetServer: the serial port path '%.40s...' is too long",
+				    arg);
 		strcpy(cfg->serial_path, arg);
 		strcpy(cfg->target, arg);
 		cfg->target_host[0] = cfg->target_port[0] = '\0';
 		return 0;
 	}
 	if (net_split_hostport(arg, cfg->target_host, sizeof cfg->target_host, cfg->target_port,
-			       sizeof cfg->target_port) < 0 || cfg->target_host[0] == '\0' ||
-	    strcmp(cfg->target_port, "0") == 0 || strlen(arg) >= sizeof cfg->target)
-		return fail(err, cap, "--targetServer: '%s' is not HOST:PORT (e.g. 192.0.2.10:502, [fd00::5]:502) "
-			    "or a serial port (/dev/ttyUSB0)", arg);
+			       sizeof cfg->target_port) < 0 ||
+	    cfg->target_host[0] == '\0' || strcmp(cfg->target_port, "0") == 0 ||
+	    strlen(arg) >= sizeof cfg->target)
+		return fail(err, cap,
+			    "--targetServer: '%s' is not HOST:PORT (e.g. 192.0.2.10:502, [fd00::5]:502) "
+			    "or a serial port (/dev/ttyUSB0)",
+			    arg);
 	strcpy(cfg->target, arg);
 	cfg->serial_path[0] = '\0';
 	return 0;
@@ -375,8 +404,10 @@ static int parse_target(struct config *cfg, const char *arg, char *err, size_t c
 static int parse_listen(struct config *cfg, const char *arg, char *err, size_t cap)
 {
 	if (net_split_hostport(arg, cfg->listen_host, sizeof cfg->listen_host, cfg->listen_port,
-			       sizeof cfg->listen_port) < 0 || strlen(arg) >= sizeof cfg->listen)
-		return fail(err, cap, "--listen: '%s' is not [HOST:]PORT (e.g. 8000, 127.0.0.1:5020, [::1]:5020)", arg);
+			       sizeof cfg->listen_port) < 0 ||
+	    strlen(arg) >= sizeof cfg->listen)
+		return fail(err, cap,
+			    "--listen: '%s' is not [HOST:]PORT (e.g. 8000, 127.0.0.1:5020, [::1]:5020)", arg);
 	strcpy(cfg->listen, arg);
 	return 0;
 }
@@ -386,7 +417,9 @@ static int parse_allow(struct config *cfg, const char *arg, char *err, size_t ca
 	if (cfg->nallow >= ACL_MAX)
 		return fail(err, cap, "--allow: at most %d networks", ACL_MAX);
 	if (acl_parse(arg, &cfg->allow[cfg->nallow]) < 0)
-		return fail(err, cap, "--allow: '%s' is not an address or CIDR network (e.g. 192.0.2.0/24, fd00::/8)", arg);
+		return fail(err, cap,
+			    "--allow: '%s' is not an address or CIDR network (e.g. 192.0.2.0/24, fd00::/8)",
+			    arg);
 	cfg->nallow++;
 	return 0;
 }
@@ -397,7 +430,10 @@ static int parse_write_range(struct config *cfg, const char *arg, char *err, siz
 	if (mp->nallow >= MODBUS_MAX_WRITE_RANGES)
 		return fail(err, cap, "--modbus-allow-write: at most %d ranges", MODBUS_MAX_WRITE_RANGES);
 	if (modbus_parse_write_range(arg, &mp->allow[mp->nallow]) < 0)
-		return fail(err, cap, "--modbus-allow-write: '%s' is not UNIT:[coils:|registers:]ADDR[-LAST] (e.g. 1:40100-40110)", arg);
+		return fail(err, cap,
+			    "--modbus-allow-write: '%s' is not UNIT:[coils:|registers:]ADDR[-LAST] (e.g. "
+			    "1:40100-40110)",
+			    arg);
 	mp->nallow++;
 	return 0;
 }
@@ -408,12 +444,14 @@ static int parse_unit_map(struct config *cfg, const char *arg, char *err, size_t
 	char a[8], b[8];
 	const char *eq = strchr(arg, '=');
 	if (eq == NULL || (size_t)(eq - arg) >= sizeof a || strlen(eq + 1) >= sizeof b)
-		return fail(err, cap, "--modbus-unit-map: '%s' is not FROM=TO (unit ids 0-255, e.g. 1=0)", arg);
+		return fail(err, cap, "--modbus-unit-map: '%s' is not FROM=TO (unit ids 0-255, e.g. 1=0)",
+			    arg);
 	memcpy(a, arg, (size_t)(eq - arg));
 	a[eq - arg] = '\0';
 	strcpy(b, eq + 1);
 	if (parse_int(a, 0, 255, &from) < 0 || parse_int(b, 0, 255, &to) < 0)
-		return fail(err, cap, "--modbus-unit-map: '%s' is not FROM=TO (unit ids 0-255, e.g. 1=0)", arg);
+		return fail(err, cap, "--modbus-unit-map: '%s' is not FROM=TO (unit ids 0-255, e.g. 1=0)",
+			    arg);
 	cfg->unit_map[from] = (uint8_t)to;
 	cfg->unit_map_used = 1;
 	return 0;
@@ -427,8 +465,10 @@ static int parse_serial_format(struct config *cfg, const char *arg, char *err, s
 		parity = (char)(parity - 'a' + 'A');
 	if (strlen(arg) != 3 || arg[0] < '5' || arg[0] > '8' || strchr("NEO", parity) == NULL ||
 	    parity == '\0' || (arg[2] != '1' && arg[2] != '2'))
-		return fail(err, cap, "--serial-format: '%s' is not like 8N1 (data bits 5-8, parity N, E or O, "
-			    "stop bits 1 or 2)", arg);
+		return fail(err, cap,
+			    "--serial-format: '%s' is not like 8N1 (data bits 5-8, parity N, E or O, "
+			    "stop bits 1 or 2)",
+			    arg);
 	cfg->serial_data_bits = arg[0] - '0';
 	cfg->serial_parity = parity;
 	cfg->serial_stop_bits = arg[2] - '0';
@@ -438,18 +478,26 @@ static int parse_serial_format(struct config *cfg, const char *arg, char *err, s
 static int set_special(struct config *cfg, const struct cli_opt *o, const char *arg, char *err, size_t cap)
 {
 	switch (o->special) {
-	case SP_PROTOCOL: return parse_protocol(cfg, arg, err, cap);
-	case SP_TARGET: return parse_target(cfg, arg, err, cap);
-	case SP_LISTEN: return parse_listen(cfg, arg, err, cap);
-	case SP_ALLOW: return parse_allow(cfg, arg, err, cap);
+	case SP_PROTOCOL:
+		return parse_protocol(cfg, arg, err, cap);
+	case SP_TARGET:
+		return parse_target(cfg, arg, err, cap);
+	case SP_LISTEN:
+		return parse_listen(cfg, arg, err, cap);
+	case SP_ALLOW:
+		return parse_allow(cfg, arg, err, cap);
 	case SP_METRICS:
 		if (net_split_hostport(arg, cfg->metrics_host, sizeof cfg->metrics_host, cfg->metrics_port,
 				       sizeof cfg->metrics_port) < 0)
-			return fail(err, cap, "--metrics-listen: '%s' is not [HOST:]PORT (e.g. 127.0.0.1:9502)", arg);
+			return fail(err, cap,
+				    "--metrics-listen: '%s' is not [HOST:]PORT (e.g. 127.0.0.1:9502)", arg);
 		return 0;
-	case SP_WRITE_RANGE: return parse_write_range(cfg, arg, err, cap);
-	case SP_UNIT_MAP: return parse_unit_map(cfg, arg, err, cap);
-	case SP_SERIAL_FORMAT: return parse_serial_format(cfg, arg, err, cap);
+	case SP_WRITE_RANGE:
+		return parse_write_range(cfg, arg, err, cap);
+	case SP_UNIT_MAP:
+		return parse_unit_map(cfg, arg, err, cap);
+	case SP_SERIAL_FORMAT:
+		return parse_serial_format(cfg, arg, err, cap);
 	}
 	return fail(err, cap, "internal: --%s has no parser", o->name);
 }
@@ -458,11 +506,16 @@ static int set_special(struct config *cfg, const struct cli_opt *o, const char *
 static int set_option(struct config *cfg, const struct cli_opt *o, const char *arg, char *err, size_t cap)
 {
 	switch (o->kind) {
-	case CLI_DURATION: return set_duration(cfg, o, arg, err, cap);
-	case CLI_COUNT: return set_count(cfg, o, arg, err, cap);
-	case CLI_SIZE: return set_size(cfg, o, arg, err, cap);
-	case CLI_CHOICE: return set_choice(cfg, o, arg, err, cap);
-	case CLI_SPECIAL: return set_special(cfg, o, arg, err, cap);
+	case CLI_DURATION:
+		return set_duration(cfg, o, arg, err, cap);
+	case CLI_COUNT:
+		return set_count(cfg, o, arg, err, cap);
+	case CLI_SIZE:
+		return set_size(cfg, o, arg, err, cap);
+	case CLI_CHOICE:
+		return set_choice(cfg, o, arg, err, cap);
+	case CLI_SPECIAL:
+		return set_special(cfg, o, arg, err, cap);
 	case CLI_FLAG:
 		*(int *)(void *)((char *)cfg + o->off) = 1;
 		return 0;
@@ -531,14 +584,17 @@ static int check_combinations(struct config *cfg, const unsigned char *given, ch
 {
 	int modbus = strcmp(cfg->codec->name, "modbus") == 0;
 	if (cfg->modbus_policy.nallow > 0 && !cfg->modbus_policy.read_only)
-		return fail(err, cap, "--modbus-allow-write needs --modbus-read-only (without it every write passes)");
+		return fail(err, cap,
+			    "--modbus-allow-write needs --modbus-read-only (without it every write passes)");
 	if (cfg->serial_path[0] != '\0' && !modbus)
-		return fail(err, cap, "--targetServer %s: a serial port target needs -p modbus", cfg->serial_path);
+		return fail(err, cap, "--targetServer %s: a serial port target needs -p modbus",
+			    cfg->serial_path);
 	for (size_t i = 0; opts[i].name != NULL; i++) {
 		if (given[i] && (opts[i].needs & CLI_NEEDS_MODBUS) && !modbus)
 			return fail(err, cap, "--%s needs -p modbus", opts[i].name);
 		if (given[i] && (opts[i].needs & CLI_NEEDS_SERIAL) && cfg->serial_path[0] == '\0')
-			return fail(err, cap, "--%s needs a serial port target (e.g. -t /dev/ttyUSB0)", opts[i].name);
+			return fail(err, cap, "--%s needs a serial port target (e.g. -t /dev/ttyUSB0)",
+				    opts[i].name);
 	}
 	if (cfg->serial_path[0] != '\0') {
 		/* One bus, one master: a serial line cannot carry parallel exchanges. */
@@ -567,8 +623,11 @@ static int parse_server(int argc, char **argv, struct config *cfg, enum cli_cmd 
 			break;
 		if (c == '?') {
 			if (optopt != 0 && optopt < 256)
-				return fail(err, cap, "unknown option '-%c' (see 'tcp-multiplexer server --help')", optopt);
-			return fail(err, cap, "unknown option '%s' (see 'tcp-multiplexer server --help')", argv[optind - 1]);
+				return fail(err, cap,
+					    "unknown option '-%c' (see 'tcp-multiplexer server --help')",
+					    optopt);
+			return fail(err, cap, "unknown option '%s' (see 'tcp-multiplexer server --help')",
+				    argv[optind - 1]);
 		}
 		if (c == ':')
 			return fail(err, cap, "option '%s' needs a value", argv[optind - 1]);
@@ -585,7 +644,8 @@ static int parse_server(int argc, char **argv, struct config *cfg, enum cli_cmd 
 			return rc;
 	}
 	if (optind < argc)
-		return fail(err, cap, "unexpected argument '%s' (see 'tcp-multiplexer server --help')", argv[optind]);
+		return fail(err, cap, "unexpected argument '%s' (see 'tcp-multiplexer server --help')",
+			    argv[optind]);
 	return check_combinations(cfg, given, err, cap);
 }
 
@@ -616,8 +676,8 @@ static int find_command(const char *name, enum cli_cmd *out)
 	return -ENOENT;
 }
 
-int cli_parse(int argc, char **argv, struct config *cfg, enum cli_cmd *cmd, enum cli_cmd *help_for,
-	      char *err, size_t errcap)
+int cli_parse(int argc, char **argv, struct config *cfg, enum cli_cmd *cmd, enum cli_cmd *help_for, char *err,
+	      size_t errcap)
 {
 	char names[64];
 	enum cli_cmd which;
@@ -726,7 +786,8 @@ void cli_help(FILE *out, enum cli_cmd which)
 {
 	switch (which) {
 	case CLI_LIST:
-		fprintf(out, "Usage: tcp-multiplexer list\n\nPrints the framings the server understands, one a line.\n");
+		fprintf(out, "Usage: tcp-multiplexer list\n\nPrints the framings the server understands, one "
+			     "a line.\n");
 		return;
 	case CLI_VERSION:
 		fprintf(out, "Usage: tcp-multiplexer version (or --version, -V)\n\nPrints the version.\n");
@@ -737,10 +798,11 @@ void cli_help(FILE *out, enum cli_cmd which)
 	case CLI_HELP:
 		break;
 	}
-	fprintf(out, "Usage: tcp-multiplexer COMMAND [OPTION]...\n\n"
-		     "Lets many TCP clients share a few connections to one target server, request by\n"
-		     "request (e.g. several Modbus/TCP masters and an inverter that takes one connection).\n\n"
-		     "Commands:\n");
+	fprintf(out,
+		"Usage: tcp-multiplexer COMMAND [OPTION]...\n\n"
+		"Lets many TCP clients share a few connections to one target server, request by\n"
+		"request (e.g. several Modbus/TCP masters and an inverter that takes one connection).\n\n"
+		"Commands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
 }

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define HTTP_HEAD_MAX (64 * 1024)  /* start line, field lines and the empty line */
+#define HTTP_HEAD_MAX (64 * 1024)     /* start line, field lines and the empty line */
 #define HTTP_CL_BIG (UINT64_MAX / 10) /* Content-Length saturates here: far over any frame */
 
 /* Kinds of method (scan.code in a request). */
@@ -15,45 +15,45 @@ enum { METHOD_OTHER, METHOD_HEAD, METHOD_CONNECT, METHOD_NO_BODY };
 
 /* What the head said (scan.facts). */
 enum {
-	F_TE = 1 << 0,         /* Transfer-Encoding present */
-	F_CHUNKED = 1 << 1,    /* ...and chunked is its final coding */
-	F_CL = 1 << 2,         /* Content-Length present (scan.length) */
-	F_CLOSE = 1 << 3,      /* Connection: close */
-	F_KEEPALIVE = 1 << 4,  /* Connection: keep-alive */
-	F_UPGRADE = 1 << 5,    /* Upgrade present */
-	F_EXPECT = 1 << 6,     /* Expect: 100-continue */
-	F_TRAILER = 1 << 7,    /* the field lines being read are the trailer section */
+	F_TE = 1 << 0,	      /* Transfer-Encoding present */
+	F_CHUNKED = 1 << 1,   /* ...and chunked is its final coding */
+	F_CL = 1 << 2,	      /* Content-Length present (scan.length) */
+	F_CLOSE = 1 << 3,     /* Connection: close */
+	F_KEEPALIVE = 1 << 4, /* Connection: keep-alive */
+	F_UPGRADE = 1 << 5,   /* Upgrade present */
+	F_EXPECT = 1 << 6,    /* Expect: 100-continue */
+	F_TRAILER = 1 << 7,   /* the field lines being read are the trailer section */
 };
 
 /* The steps of the parser (scan.step): what the next byte may be. One
  * byte moves it by one step, so it can stop anywhere and resume there. */
 enum {
-	ST_START,       /* nothing read yet */
-	ST_LEADING_LF,  /* request: an empty line before the request line, CR read */
+	ST_START,      /* nothing read yet */
+	ST_LEADING_LF, /* request: an empty line before the request line, CR read */
 	ST_METHOD,
-	ST_TARGET0,     /* the request-target's first byte */
+	ST_TARGET0, /* the request-target's first byte */
 	ST_TARGET,
-	ST_VERSION,     /* "HTTP/1.x", from scan.mark */
-	ST_LINE_CR,     /* request line: its CR */
+	ST_VERSION, /* "HTTP/1.x", from scan.mark */
+	ST_LINE_CR, /* request line: its CR */
 	ST_STATUS_SP,
-	ST_CODE,        /* three digits, from scan.mark */
+	ST_CODE, /* three digits, from scan.mark */
 	ST_AFTER_CODE,
 	ST_REASON,
-	ST_LINE_LF,     /* start line: CR read */
-	ST_FIELD0,      /* a field line's first byte, or the empty line */
+	ST_LINE_LF, /* start line: CR read */
+	ST_FIELD0,  /* a field line's first byte, or the empty line */
 	ST_NAME,
 	ST_VALUE,
-	ST_FIELD_LF,    /* field line: CR read */
-	ST_END_LF,      /* the empty line: CR read */
-	ST_SIZE0,       /* chunk-size: its first digit */
+	ST_FIELD_LF, /* field line: CR read */
+	ST_END_LF,   /* the empty line: CR read */
+	ST_SIZE0,    /* chunk-size: its first digit */
 	ST_SIZE,
-	ST_SIZE_WS,     /* BWS after the size */
-	ST_EXT,         /* chunk-ext */
-	ST_SIZE_LF,     /* chunk-size line: CR read */
-	ST_DATA,        /* chunk-data: scan.size bytes, skipped at once */
+	ST_SIZE_WS, /* BWS after the size */
+	ST_EXT,	    /* chunk-ext */
+	ST_SIZE_LF, /* chunk-size line: CR read */
+	ST_DATA,    /* chunk-data: scan.size bytes, skipped at once */
 	ST_DATA_CR,
 	ST_DATA_LF,
-	ST_KNOWN,       /* the frame ends at scan.size */
+	ST_KNOWN,	/* the frame ends at scan.size */
 	ST_UNTIL_CLOSE, /* the frame ends when the target closes */
 };
 
@@ -573,7 +573,7 @@ static ssize_t scan_byte(struct frame_ctx *ctx, const uint8_t *p, int request)
 		r = request_line_byte(s, p, i, p[i]);
 	else if ((r = status_line_byte(s, i, p[i])) == 1)
 		r = 2; /* a bare LF ended it */
-	if (r == 2) { /* the start line ended */
+	if (r == 2) {  /* the start line ended */
 		s->step = ST_FIELD0;
 		s->line = i + 1;
 		return 0;
@@ -593,7 +593,7 @@ static ssize_t scan(struct frame_ctx *ctx, const uint8_t *p, size_t len, int req
 	struct frame_scan *s = &ctx->scan;
 	if (len < s->pos)
 		codec_restart(ctx); /* not the frame it was reading: start over */
-	for (;;) { /* each pass takes a byte or a run of chunk data: bounded by len */
+	for (;;) {		    /* each pass takes a byte or a run of chunk data: bounded by len */
 		size_t cap = scan_cap(ctx, request);
 		size_t n = len < cap ? len : cap;
 		if (s->step == ST_KNOWN || s->step == ST_UNTIL_CLOSE)
@@ -628,8 +628,8 @@ static ssize_t http_request(struct frame_ctx *ctx, const uint8_t *buf, size_t le
 		ctx->req_head = s->code == METHOD_HEAD;
 		ctx->req_connect = s->code == METHOD_CONNECT; /* refused today: kept as a defence */
 		ctx->close_client = closes(s);
-	} else if (end == 0 && (s->step >= ST_SIZE0 || (s->facts & F_TRAILER)) &&
-		   (s->facts & F_EXPECT) && s->minor >= 1 && ctx->expect == CODEC_EXPECT_NONE) {
+	} else if (end == 0 && (s->step >= ST_SIZE0 || (s->facts & F_TRAILER)) && (s->facts & F_EXPECT) &&
+		   s->minor >= 1 && ctx->expect == CODEC_EXPECT_NONE) {
 		/* RFC 9110 §10.1.1: the client waits for 100 (Continue) before
 		 * it sends the content (an HTTP/1.0 one is not to be answered):
 		 * the server answers it, as the target only sees the request
@@ -658,8 +658,8 @@ static ssize_t http_response(struct frame_ctx *ctx, const uint8_t *buf, size_t l
 	 * one delimited by the close has no other end. A target that sends
 	 * both Transfer-Encoding and Content-Length is not to be trusted
 	 * with framing: neither connection goes on. */
-	if (end > 0 && (until_close || closes(s) ||
-			((s->facts & F_TE) && ((s->facts & F_CL) || s->minor == 0)))) {
+	if (end > 0 &&
+	    (until_close || closes(s) || ((s->facts & F_TE) && ((s->facts & F_CL) || s->minor == 0)))) {
 		ctx->close_upstream = 1;
 		ctx->close_client = 1;
 	}
@@ -719,18 +719,16 @@ static const struct {
 } http_errors[] = {
 	[CODEC_ERR_BAD_REQUEST] = { 400, "Bad Request", "malformed request", 1 },
 	[CODEC_ERR_TOO_LARGE] = { 413, "Content Too Large", "request too large", 1 },
-	[CODEC_ERR_UNSUPPORTED] = { 501, "Not Implemented",
-				    "Upgrade and CONNECT are not supported", 1 },
-	[CODEC_ERR_NO_UPSTREAM] = { 503, "Service Unavailable",
-				    "no upstream connection available", 0 },
+	[CODEC_ERR_UNSUPPORTED] = { 501, "Not Implemented", "Upgrade and CONNECT are not supported", 1 },
+	[CODEC_ERR_NO_UPSTREAM] = { 503, "Service Unavailable", "no upstream connection available", 0 },
 	[CODEC_ERR_TIMEOUT] = { 504, "Gateway Timeout", "the target did not answer in time", 0 },
 	[CODEC_ERR_BAD_GATEWAY] = { 502, "Bad Gateway",
 				    "the target closed the connection or answered garbage", 0 },
 	[CODEC_ERR_POLICY] = { 403, "Forbidden", "request refused by policy", 1 },
 };
 
-static size_t http_error(const struct frame_ctx *ctx, const uint8_t *req, size_t reqlen,
-			 enum codec_err err, uint8_t *out, size_t cap)
+static size_t http_error(const struct frame_ctx *ctx, const uint8_t *req, size_t reqlen, enum codec_err err,
+			 uint8_t *out, size_t cap)
 {
 	char reply[512], body[128];
 	(void)req;

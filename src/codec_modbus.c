@@ -25,8 +25,8 @@ static ssize_t modbus_frame(struct frame_ctx *ctx, const uint8_t *buf, size_t le
 	return len >= 6 + n ? (ssize_t)(6 + n) : 0;
 }
 
-static size_t modbus_error(const struct frame_ctx *ctx, const uint8_t *req, size_t reqlen,
-			   enum codec_err err, uint8_t *out, size_t cap)
+static size_t modbus_error(const struct frame_ctx *ctx, const uint8_t *req, size_t reqlen, enum codec_err err,
+			   uint8_t *out, size_t cap)
 {
 	(void)ctx;
 	if (req == NULL || reqlen < 8 || cap < MODBUS_EXC_LEN)

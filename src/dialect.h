@@ -12,19 +12,19 @@
 #include "codec.h"
 #include "readshare.h"
 
-#define DIALECT_WIRE_MAX 260   /* room for a rewritten request (the largest Modbus ADU) */
+#define DIALECT_WIRE_MAX 260 /* room for a rewritten request (the largest Modbus ADU) */
 
 /* One request on its way to the target. */
 struct dialect_msg {
-	const uint8_t *req;   /* the client's request, as read */
+	const uint8_t *req; /* the client's request, as read */
 	size_t reqlen;
-	const uint8_t *wire;  /* as it goes to the target: req itself, or buf */
+	const uint8_t *wire; /* as it goes to the target: req itself, or buf */
 	size_t wirelen;
-	unsigned tag;         /* the id its answer must carry (dialects with ids) */
-	int answerless;       /* no answer will come (an RTU broadcast): restore(d, m, NULL, 0, out)
-			       * gives the client's */
-	int64_t line_ms;      /* a serial line's time for the request and its answer, waited on
-			       * top of --answer-timeout */
+	unsigned tag;	 /* the id its answer must carry (dialects with ids) */
+	int answerless;	 /* no answer will come (an RTU broadcast): restore(d, m, NULL, 0, out)
+			  * gives the client's */
+	int64_t line_ms; /* a serial line's time for the request and its answer, waited on
+			  * top of --answer-timeout */
 	uint8_t buf[DIALECT_WIRE_MAX];
 };
 
@@ -34,12 +34,12 @@ enum dialect_share { DIALECT_SHARE_NONE, DIALECT_SHARE_READ, DIALECT_SHARE_WRITE
 struct dialect {
 	const char *name;
 	const struct config *cfg;
-	frame_fn response;        /* where an answer from the target ends */
-	int ids;                  /* answers carry our tag: a late one is dropped, the connection kept */
-	int half_close_leaves;    /* a client that shuts its side while it waits has left */
-	int self_evident;         /* without ids, the awaited answer is still known by its content (a
-				   * serial line): bytes after it belong to no request, the line is kept */
-	int64_t min_gap_ms;       /* silence between an answer and the next request */
+	frame_fn response;     /* where an answer from the target ends */
+	int ids;	       /* answers carry our tag: a late one is dropped, the connection kept */
+	int half_close_leaves; /* a client that shuts its side while it waits has left */
+	int self_evident;      /* without ids, the awaited answer is still known by its content (a
+				* serial line): bytes after it belong to no request, the line is kept */
+	int64_t min_gap_ms;    /* silence between an answer and the next request */
 	/* Whether the request may be sent: CODEC_ERR_NONE, or the error to
 	 * answer with (an enum codec_err) after writing why into a log line's why. */
 	int (*check)(const struct dialect *d, const uint8_t *req, size_t len, char *why, size_t whycap);

@@ -38,10 +38,13 @@ static uint16_t get16(const uint8_t *p)
 static size_t broadcast_answer_pdu(uint8_t fc)
 {
 	switch (fc) {
-	case 5: case 6: case 15: case 16:
-		return 5;  /* function, address, value or quantity */
+	case 5:
+	case 6:
+	case 15:
+	case 16:
+		return 5; /* function, address, value or quantity */
 	case 22:
-		return 7;  /* function, address, AND mask, OR mask */
+		return 7; /* function, address, AND mask, OR mask */
 	default:
 		return 0;
 	}
@@ -53,7 +56,8 @@ static int modbus_check(const struct dialect *d, const uint8_t *req, size_t len,
 {
 	const struct config *cfg = d->cfg;
 	if (on_line(cfg) && device_unit(d, req) == 0 && broadcast_answer_pdu(modbus_function(req)) == 0) {
-		snprintf(why, whycap, "refused function %u for unit 0: only writes can be broadcast on a serial line",
+		snprintf(why, whycap,
+			 "refused function %u for unit 0: only writes can be broadcast on a serial line",
 			 modbus_function(req));
 		return CODEC_ERR_POLICY;
 	}
@@ -61,8 +65,9 @@ static int modbus_check(const struct dialect *d, const uint8_t *req, size_t len,
 	if (rc == 0)
 		return CODEC_ERR_NONE;
 	snprintf(why, whycap, "refused function %u for unit %u: %s", modbus_function(req), modbus_unit(req),
-		 rc == -EBADMSG ? "its length does not match its function"
-		 : rc == -EOPNOTSUPP ? "unknown function, cannot be framed as RTU" : "--modbus-read-only");
+		 rc == -EBADMSG	     ? "its length does not match its function"
+		 : rc == -EOPNOTSUPP ? "unknown function, cannot be framed as RTU"
+				     : "--modbus-read-only");
 	return rc == -EBADMSG ? CODEC_ERR_BAD_VALUE : CODEC_ERR_POLICY;
 }
 
@@ -77,11 +82,19 @@ static size_t answer_bytes(const uint8_t *req, size_t len)
 {
 	uint16_t qty = len >= 12 ? get16(req + 10) : 0;
 	switch (modbus_function(req)) {
-	case 1: case 2:
+	case 1:
+	case 2:
 		return 5 + (qty + 7u) / 8;
-	case 3: case 4: case 23:
+	case 3:
+	case 4:
+	case 23:
 		return 5 + 2u * qty;
-	case 5: case 6: case 8: case 11: case 15: case 16:
+	case 5:
+	case 6:
+	case 8:
+	case 11:
+	case 15:
+	case 16:
 		return 8;
 	case 7:
 		return 5;
@@ -224,7 +237,8 @@ static enum dialect_share modbus_share_key(const struct dialect *d, const uint8_
 static int modbus_idempotent(const struct dialect *d, const uint8_t *req, size_t len)
 {
 	(void)d;
-	return len > MODBUS_MBAP_LEN && modbus_access_of(req + MODBUS_MBAP_LEN, len - MODBUS_MBAP_LEN) == MODBUS_READ;
+	return len > MODBUS_MBAP_LEN &&
+	       modbus_access_of(req + MODBUS_MBAP_LEN, len - MODBUS_MBAP_LEN) == MODBUS_READ;
 }
 
 static int modbus_shareable(const uint8_t *ans, size_t n)

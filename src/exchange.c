@@ -45,13 +45,13 @@ struct pending {
 	const struct exchange_env *env;
 	const struct exchange_req *r;
 	struct dialect_msg m;
-	int idempotent;     /* it may be sent twice, and its answer is known by id */
-	int sent;           /* on the wire (rc = the write's result) */
-	int gone;           /* its client left before it was sent */
-	int unsendable;     /* the dialect could not put it on the wire */
-	int unchecked;      /* sent over a connection not checked since its last answer */
-	int streaming;      /* the client may have part of the answer (the sink was called) */
-	int sink_rc;        /* why the sink failed (-errno), else 0 */
+	int idempotent; /* it may be sent twice, and its answer is known by id */
+	int sent;	/* on the wire (rc = the write's result) */
+	int gone;	/* its client left before it was sent */
+	int unsendable; /* the dialect could not put it on the wire */
+	int unchecked;	/* sent over a connection not checked since its last answer */
+	int streaming;	/* the client may have part of the answer (the sink was called) */
+	int sink_rc;	/* why the sink failed (-errno), else 0 */
 	int rc;
 	int64_t sent_at;
 };
@@ -116,8 +116,8 @@ static int borrow_checked(struct pending *p, int recheck, struct pool_slot **out
 			return 0;
 		int fresh = !recheck && p->idempotent && buf_len(&s->rbuf) == 0 && s->last_answer_at != 0 &&
 			    time_now_ms() - s->last_answer_at < FRESH_MS;
-		enum pool_health health = fresh ? upstream_check_age(env->upstream, s)
-						: upstream_check_idle(env->upstream, s);
+		enum pool_health health =
+			fresh ? upstream_check_age(env->upstream, s) : upstream_check_idle(env->upstream, s);
 		p->unchecked = fresh;
 		if (health == POOL_HEALTHY)
 			return 0;
@@ -126,14 +126,15 @@ static int borrow_checked(struct pending *p, int recheck, struct pool_slot **out
 	return -ETIMEDOUT;
 }
 
-static enum exchange_result borrow_failed(const struct exchange_env *env, const struct exchange_req *r, int rc)
+static enum exchange_result borrow_failed(const struct exchange_env *env, const struct exchange_req *r,
+					  int rc)
 {
 	if (rc == -ESHUTDOWN)
 		return EXCH_SHUTDOWN;
 	if (rc == -EAGAIN) {
 		STAT_INC(req_queue_full);
-		log_info("%s: refused: %d clients already wait for an upstream connection (--queue-size)", r->who,
-			 env->cfg->queue_size);
+		log_info("%s: refused: %d clients already wait for an upstream connection (--queue-size)",
+			 r->who, env->cfg->queue_size);
 	} else {
 		STAT_INC(req_no_upstream);
 		log_info("%s: no upstream connection: %s", r->who,
@@ -245,8 +246,8 @@ static ssize_t read_answer(struct pending *p, struct pool_slot *s, struct frame_
 		}
 		if (n < 0 || d->awaited(d, &p->m, buf_head(b), (size_t)n))
 			return n;
-		log_info("%s: upstream #%d: discarding an answer to another request (a late answer)", p->r->who,
-			 s->id);
+		log_info("%s: upstream #%d: discarding an answer to another request (a late answer)",
+			 p->r->who, s->id);
 		log_hex("discarded", buf_head(b), (size_t)n);
 		buf_consume(b, (size_t)n);
 		s->timeouts = 0; /* a late answer is an answer: the target is alive */
@@ -257,12 +258,13 @@ static ssize_t read_answer(struct pending *p, struct pool_slot *s, struct frame_
 
 /* What becomes of the slot after an answer error n, having waited
  * waited_ms for it; sets *res. */
-static enum pool_health answer_failed(const struct pending *p, struct pool_slot *s, ssize_t n, int64_t waited_ms,
-				      enum exchange_result *res)
+static enum pool_health answer_failed(const struct pending *p, struct pool_slot *s, ssize_t n,
+				      int64_t waited_ms, enum exchange_result *res)
 {
 	const struct exchange_req *r = p->r;
 	if (n == -ECONNABORTED) {
-		log_info("%s: left while its answer was awaited; upstream #%d goes back (a late answer is dropped by id)",
+		log_info("%s: left while its answer was awaited; upstream #%d goes back (a late answer is "
+			 "dropped by id)",
 			 r->who, s->id);
 		*res = EXCH_CLIENT_GONE;
 		return POOL_HEALTHY;
@@ -282,7 +284,8 @@ static enum pool_health answer_failed(const struct pending *p, struct pool_slot 
 	if (n == 0 || n == -ECONNRESET)
 		log_warn("%s: upstream #%d: the target closed the connection mid-exchange", r->who, s->id);
 	else
-		log_warn("%s: upstream #%d: bad answer from the target: %s", r->who, s->id, strerror((int)-n));
+		log_warn("%s: upstream #%d: bad answer from the target: %s", r->who, s->id,
+			 strerror((int)-n));
 	return POOL_BROKEN;
 }
 
@@ -296,15 +299,16 @@ static enum pool_health stream_failed(const struct pending *p, const struct pool
 	size_t sent = r->sink->forwarded;
 	*res = EXCH_CUT;
 	if (n == -ECANCELED) {
-		log_info("%s: did not take the answer (%s) after %zu bytes; closing it and upstream #%d", r->who,
-			 strerror(-p->sink_rc), sent, s->id);
+		log_info("%s: did not take the answer (%s) after %zu bytes; closing it and upstream #%d",
+			 r->who, strerror(-p->sink_rc), sent, s->id);
 		return POOL_BROKEN;
 	}
 	if (n == -ETIMEDOUT)
 		STAT_INC(req_timeout);
 	else
 		STAT_INC(req_bad_gateway);
-	log_warn("%s: upstream #%d: the answer stopped after %zu bytes had reached the client (%s); closing both",
+	log_warn("%s: upstream #%d: the answer stopped after %zu bytes had reached the client (%s); closing "
+		 "both",
 		 r->who, s->id, sent,
 		 n == 0 || n == -ECONNRESET ? "the target closed the connection" : strerror((int)-n));
 	return POOL_BROKEN;
@@ -312,8 +316,8 @@ static enum pool_health stream_failed(const struct pending *p, const struct pool
 
 /* Turns the answer (n bytes at the head of s->rbuf) into the client's; the
  * end of a streamed one goes to the client at once. */
-static enum pool_health take_answer(struct pending *p, struct pool_slot *s, size_t n, const struct frame_ctx *ctx,
-				    struct buf *out, enum exchange_result *res)
+static enum pool_health take_answer(struct pending *p, struct pool_slot *s, size_t n,
+				    const struct frame_ctx *ctx, struct buf *out, enum exchange_result *res)
 {
 	const struct dialect *d = p->env->dialect;
 	log_hex("from target", buf_head(&s->rbuf), n);
@@ -328,7 +332,8 @@ static enum pool_health take_answer(struct pending *p, struct pool_slot *s, size
 	if (rc == -ECANCELED)
 		return stream_failed(p, s, rc, res);
 	if (rc < 0) {
-		log_warn("%s: upstream #%d: the answer does not fit the request; reconnecting", p->r->who, s->id);
+		log_warn("%s: upstream #%d: the answer does not fit the request; reconnecting", p->r->who,
+			 s->id);
 		*res = EXCH_BAD_GATEWAY;
 		return POOL_BROKEN;
 	}
@@ -336,8 +341,8 @@ static enum pool_health take_answer(struct pending *p, struct pool_slot *s, size
 	if (!d->ids && !d->self_evident && buf_len(&s->rbuf) > 0) {
 		/* More bytes came with the answer than were asked for: without
 		 * ids nobody can tell which frame answers this request. */
-		log_warn("%s: upstream #%d: %zu bytes beyond the answer; not delivered, reconnecting", p->r->who,
-			 s->id, buf_len(&s->rbuf));
+		log_warn("%s: upstream #%d: %zu bytes beyond the answer; not delivered, reconnecting",
+			 p->r->who, s->id, buf_len(&s->rbuf));
 		*res = EXCH_BAD_GATEWAY;
 		return POOL_BROKEN;
 	}
@@ -373,7 +378,8 @@ static enum pool_health converse(struct pending *p, struct pool_slot *s, struct 
 		return POOL_BROKEN;
 	}
 	if (p->m.answerless) {
-		*res = p->env->dialect->restore(p->env->dialect, &p->m, NULL, 0, out) < 0 ? EXCH_BAD_GATEWAY : EXCH_OK;
+		*res = p->env->dialect->restore(p->env->dialect, &p->m, NULL, 0, out) < 0 ? EXCH_BAD_GATEWAY
+											  : EXCH_OK;
 		return POOL_HEALTHY;
 	}
 	/* --answer-timeout caps how long one unanswered request holds the
@@ -392,8 +398,8 @@ static enum pool_health converse(struct pending *p, struct pool_slot *s, struct 
 		return stream_failed(p, s, n, res);
 	*retry = died_before(p, s, n);
 	if (*retry) {
-		log_info("%s: upstream #%d was closed by the target since its last answer; sending again", r->who,
-			 s->id);
+		log_info("%s: upstream #%d was closed by the target since its last answer; sending again",
+			 r->who, s->id);
 		*res = EXCH_BAD_GATEWAY;
 		return POOL_BROKEN;
 	}
@@ -402,8 +408,8 @@ static enum pool_health converse(struct pending *p, struct pool_slot *s, struct 
 
 /* One try: borrow (or be handed) a slot, send, read the answer, give the
  * slot back. *retry when the request may go again over another connection. */
-static enum exchange_result try_exchange(struct pending *p, int recheck, struct frame_ctx *ctx, struct buf *out,
-					 int *retry)
+static enum exchange_result try_exchange(struct pending *p, int recheck, struct frame_ctx *ctx,
+					 struct buf *out, int *retry)
 {
 	const struct exchange_env *env = p->env;
 	struct pool_slot *s;
@@ -469,8 +475,8 @@ static enum exchange_result lead_read(const struct exchange_env *env, const stru
 	enum exchange_result res = upstream_exchange(env, r, ctx, out);
 	int good = res == EXCH_OK && env->dialect->shareable(buf_head(out), buf_len(out));
 	if (f != NULL) {
-		readshare_finish(rs, f, res, res == EXCH_OK ? buf_head(out) : NULL, res == EXCH_OK ? buf_len(out) : 0,
-				 good, time_now_ms());
+		readshare_finish(rs, f, res, res == EXCH_OK ? buf_head(out) : NULL,
+				 res == EXCH_OK ? buf_len(out) : 0, good, time_now_ms());
 		readshare_leave(rs, f);
 	} else if (good) {
 		readshare_store(rs, k, gen, buf_head(out), buf_len(out), time_now_ms());

@@ -18,14 +18,14 @@
 
 enum exchange_result {
 	EXCH_OK,
-	EXCH_NO_UPSTREAM,   /* no connection in time, target down, or queue full */
-	EXCH_TIMEOUT,       /* the target did not answer in time */
-	EXCH_BAD_GATEWAY,   /* the target closed, failed, or answered garbage */
-	EXCH_SHUTDOWN,      /* the daemon is stopping */
-	EXCH_CLIENT_GONE,   /* the client left before its answer mattered */
-	EXCH_CUT,           /* part of a streamed answer reached the client, then
-			     * the target or the client failed: no error answer
-			     * can follow, the client is closed */
+	EXCH_NO_UPSTREAM, /* no connection in time, target down, or queue full */
+	EXCH_TIMEOUT,	  /* the target did not answer in time */
+	EXCH_BAD_GATEWAY, /* the target closed, failed, or answered garbage */
+	EXCH_SHUTDOWN,	  /* the daemon is stopping */
+	EXCH_CLIENT_GONE, /* the client left before its answer mattered */
+	EXCH_CUT,	  /* part of a streamed answer reached the client, then
+			   * the target or the client failed: no error answer
+			   * can follow, the client is closed */
 };
 
 /* Where an answer goes as it comes (dialects whose answers may stream:
@@ -36,7 +36,7 @@ enum exchange_result {
 struct exchange_sink {
 	/* Returns 0 or -errno (the client is gone or too slow). */
 	int (*forward)(struct exchange_sink *k, const uint8_t *p, size_t n);
-	size_t forwarded;   /* bytes of the current answer given to forward */
+	size_t forwarded; /* bytes of the current answer given to forward */
 };
 
 /* What an exchange needs besides the request. */
@@ -45,7 +45,7 @@ struct exchange_env {
 	const struct config *cfg;
 	const struct dialect *dialect;
 	const struct upstream *upstream;
-	struct readshare *share;   /* NULL unless the dialect shares reads and they are on */
+	struct readshare *share; /* NULL unless the dialect shares reads and they are on */
 };
 
 /* One request: its bytes, its one deadline (--timeout from its first
@@ -54,9 +54,9 @@ struct exchange_req {
 	const uint8_t *req;
 	size_t len;
 	int64_t deadline;
-	int client_fd;      /* -1: not watched */
+	int client_fd;		    /* -1: not watched */
 	const atomic_int *stopping; /* the daemon's stop shuts clients' sides: that is not leaving */
-	const char *who;    /* names the client in log lines */
+	const char *who;	    /* names the client in log lines */
 	struct exchange_sink *sink; /* NULL: answers are only ever taken whole */
 };
 

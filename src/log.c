@@ -76,9 +76,8 @@ static void write_line(const char *p, size_t n)
 
 /* Formats one line for stderr: "<N>text" for the journal (the priority says
  * the level, so no "warn:" beside it), else "TIME LEVEL: text". */
-__attribute__((format(printf, 5, 0)))
-static size_t format_line(char *line, size_t size, int journal, enum log_level level, const char *fmt,
-			  va_list ap)
+__attribute__((format(printf, 5, 0))) static size_t
+format_line(char *line, size_t size, int journal, enum log_level level, const char *fmt, va_list ap)
 {
 	size_t n;
 	if (journal) {
@@ -103,8 +102,7 @@ static size_t format_line(char *line, size_t size, int journal, enum log_level l
 	return n;
 }
 
-__attribute__((format(printf, 2, 0)))
-static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
 	char line[1024];
 	int sink = atomic_load(&log_sink);

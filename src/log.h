@@ -34,7 +34,7 @@ void log_hex(const char *what, const uint8_t *p, size_t n);
 /* Lets one line through per interval and counts the rest, so a dead target
  * or a flood of rejected clients cannot flood the log. */
 struct log_ratelimit {
-	_Atomic int64_t next;       /* time_now_ms() when the next line may pass */
+	_Atomic int64_t next; /* time_now_ms() when the next line may pass */
 	atomic_uint suppressed;
 };
 /* Returns nonzero when a line may be logged now; *suppressed gets how many

@@ -18,16 +18,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define METRICS_CONNS 8           /* open at once; a new one evicts the oldest */
-#define METRICS_READ_MS 5000      /* for the whole request head, per connection */
-#define METRICS_WRITE_MS 250      /* the answer fits a socket buffer; a peer that
-				     does not take it is not waited for long */
-#define METRICS_TICK_MS 500       /* notice metrics_stop without a wake-up */
+#define METRICS_CONNS 8	     /* open at once; a new one evicts the oldest */
+#define METRICS_READ_MS 5000 /* for the whole request head, per connection */
+#define METRICS_WRITE_MS                                                                                     \
+	250		    /* the answer fits a socket buffer; a peer that                                  \
+			       does not take it is not waited for long */
+#define METRICS_TICK_MS 500 /* notice metrics_stop without a wake-up */
 #define METRICS_BUF 16384
 #define METRICS_REQ 2048
 
 struct mconn {
-	int fd;                   /* -1: free */
+	int fd; /* -1: free */
 	int64_t deadline;
 	size_t len;
 	char req[METRICS_REQ];
@@ -50,9 +51,10 @@ void metrics_pool_state(struct pool *pool, struct stats_pool *out)
 static void reply(int fd, const char *status, const char *type, const char *body, size_t len)
 {
 	char head[256];
-	int n = snprintf(head, sizeof head,
-			 "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-			 status, type, len);
+	int n = snprintf(
+		head, sizeof head,
+		"HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", status,
+		type, len);
 	int64_t dl = time_now_ms() + METRICS_WRITE_MS;
 	if (net_write_all(fd, head, (size_t)n, dl) == 0 && len > 0)
 		net_write_all(fd, body, len, dl);
@@ -121,7 +123,8 @@ static void accept_ready(struct mstate *st)
 	struct net_addr peer;
 	int fd = net_accept(st->m->lfd, &peer);
 	if (fd < 0) {
-		if (fd != -EAGAIN && fd != -EWOULDBLOCK && fd != -ECONNABORTED && !atomic_load(&st->m->stopping)) {
+		if (fd != -EAGAIN && fd != -EWOULDBLOCK && fd != -ECONNABORTED &&
+		    !atomic_load(&st->m->stopping)) {
 			log_warn("metrics: accept failed: %s", strerror(-fd));
 			poll(NULL, 0, 100); /* EMFILE and friends: do not spin */
 		}
@@ -132,7 +135,8 @@ static void accept_ready(struct mstate *st)
 		unsigned suppressed;
 		net_addr_str(&peer, addr, sizeof addr);
 		if (log_ratelimit_ok(&st->reject_rl, 10000, &suppressed))
-			log_warn("metrics: rejected %s: not in --allow (%u more rejected since the last such line)",
+			log_warn("metrics: rejected %s: not in --allow (%u more rejected since the last such "
+				 "line)",
 				 addr, suppressed);
 		close(fd);
 		return;
@@ -214,8 +218,8 @@ int metrics_start(struct metrics *m, const char *host, const char *port, struct 
 		close(m->lfd);
 		return -rc;
 	}
-	log_info("metrics: serving /metrics on %s%s%s:%d", strchr(host, ':') ? "[" : "",
-		 host[0] ? host : "*", strchr(host, ':') ? "]" : "", net_local_port(m->lfd));
+	log_info("metrics: serving /metrics on %s%s%s:%d", strchr(host, ':') ? "[" : "", host[0] ? host : "*",
+		 strchr(host, ':') ? "]" : "", net_local_port(m->lfd));
 	return 0;
 }
 

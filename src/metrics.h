@@ -15,7 +15,7 @@ struct metrics {
 	int lfd;
 	pthread_t thread;
 	struct pool *pool;
-	const struct acl_entry *allow;   /* --allow applies here too */
+	const struct acl_entry *allow; /* --allow applies here too */
 	int nallow;
 	atomic_int stopping;
 };

@@ -72,7 +72,10 @@ static int parse_u16(const char *s, const char *end, unsigned long max, unsigned
  * MODBUS_RANGE_* bits and moves *s past "coils:" or "registers:". */
 static uint8_t parse_space(const char **s)
 {
-	static const struct { const char *name; uint8_t bits; } spaces[] = {
+	static const struct {
+		const char *name;
+		uint8_t bits;
+	} spaces[] = {
 		{ "coils:", MODBUS_RANGE_COILS },
 		{ "registers:", MODBUS_RANGE_REGISTERS },
 	};
@@ -126,9 +129,24 @@ static uint16_t be16(const uint8_t *p)
 enum modbus_access modbus_access_of(const uint8_t *pdu, size_t len)
 {
 	switch (pdu[0]) {
-	case 1: case 2: case 3: case 4: case 7: case 11: case 12: case 17: case 20: case 24:
+	case 1:
+	case 2:
+	case 3:
+	case 4:
+	case 7:
+	case 11:
+	case 12:
+	case 17:
+	case 20:
+	case 24:
 		return MODBUS_READ;
-	case 5: case 6: case 15: case 16: case 21: case 22: case 23:
+	case 5:
+	case 6:
+	case 15:
+	case 16:
+	case 21:
+	case 22:
+	case 23:
 		return MODBUS_WRITE;
 	case 8:
 		return MODBUS_CONTROL;
@@ -227,13 +245,15 @@ static int check_diagnostics(const uint8_t *pdu, size_t len)
 static int check_layout(const uint8_t *pdu, size_t len, struct modbus_class *c)
 {
 	switch (pdu[0]) {
-	case 1: case 2:
+	case 1:
+	case 2:
 		return check_read(pdu, len, 0x7D0);
-	case 3: case 4:
+	case 3:
+	case 4:
 		return check_read(pdu, len, 0x7D);
 	case 5:
 		if (len != 5 || (be16(pdu + 3) != 0x0000 && be16(pdu + 3) != 0xFF00))
-			return -EBADMSG;   /* 6.5: any other value is illegal */
+			return -EBADMSG; /* 6.5: any other value is illegal */
 		wrote(c, MODBUS_SPACE_COILS, pdu + 1, 1);
 		return 0;
 	case 6:
@@ -241,24 +261,29 @@ static int check_layout(const uint8_t *pdu, size_t len, struct modbus_class *c)
 			return -EBADMSG;
 		wrote(c, MODBUS_SPACE_REGISTERS, pdu + 1, 1);
 		return 0;
-	case 7: case 11: case 12: case 17:
-		return len == 1 ? 0 : -EBADMSG;   /* the function code alone */
+	case 7:
+	case 11:
+	case 12:
+	case 17:
+		return len == 1 ? 0 : -EBADMSG; /* the function code alone */
 	case 8:
 		return check_diagnostics(pdu, len);
-	case 15: case 16:
+	case 15:
+	case 16:
 		return check_write_multi(pdu, len, c);
-	case 20: case 21:
+	case 20:
+	case 21:
 		c->space = pdu[0] == 21 ? MODBUS_SPACE_FILES : MODBUS_SPACE_NONE;
 		return check_file(pdu, len);
 	case 22:
 		if (len != 7)
-			return -EBADMSG;   /* 6.16: address, AND mask, OR mask */
+			return -EBADMSG; /* 6.16: address, AND mask, OR mask */
 		wrote(c, MODBUS_SPACE_REGISTERS, pdu + 1, 1);
 		return 0;
 	case 23:
 		return check_read_write(pdu, len, c);
 	case 24:
-		return len == 3 ? 0 : -EBADMSG;   /* FIFO pointer address */
+		return len == 3 ? 0 : -EBADMSG; /* FIFO pointer address */
 	case 43:
 		/* 6.21: MEI type 0x0E, read device id code 1..4, object id */
 		return len == 4 && pdu[2] >= 1 && pdu[2] <= 4 ? 0 : -EBADMSG;
@@ -317,7 +342,8 @@ int modbus_admit(const struct modbus_policy *p, const uint8_t unit_map[256], int
 		return p->read_only ? -EPERM : rtu ? -EOPNOTSUPP : 0;
 	/* the spec's order (section 7 state diagrams): an unsupported function
 	 * (here: one the policy never lets through) before a bad value */
-	if (p->read_only && c.access != MODBUS_READ && (c.access != MODBUS_WRITE || c.space == MODBUS_SPACE_FILES))
+	if (p->read_only && c.access != MODBUS_READ &&
+	    (c.access != MODBUS_WRITE || c.space == MODBUS_SPACE_FILES))
 		return -EPERM;
 	if (rc < 0)
 		return rc;

@@ -7,20 +7,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MODBUS_MBAP_LEN 7        /* tid, pid, length, unit id */
-#define MODBUS_MAX_ADU 260       /* 7-byte MBAP + 253-byte PDU */
-#define MODBUS_EXC_LEN 9         /* MBAP + function | 0x80 + code */
+#define MODBUS_MBAP_LEN 7  /* tid, pid, length, unit id */
+#define MODBUS_MAX_ADU 260 /* 7-byte MBAP + 253-byte PDU */
+#define MODBUS_EXC_LEN 9   /* MBAP + function | 0x80 + code */
 
 /* Exception codes (Modbus Application Protocol v1.1b3, section 7). */
 #define MODBUS_EXC_ILLEGAL_FUNCTION 0x01
-#define MODBUS_EXC_ILLEGAL_VALUE 0x03     /* illegal data value: lengths, counts */
-#define MODBUS_EXC_GATEWAY_PATH 0x0A      /* gateway path unavailable */
-#define MODBUS_EXC_GATEWAY_TARGET 0x0B    /* gateway target failed to respond */
+#define MODBUS_EXC_ILLEGAL_VALUE 0x03  /* illegal data value: lengths, counts */
+#define MODBUS_EXC_GATEWAY_PATH 0x0A   /* gateway path unavailable */
+#define MODBUS_EXC_GATEWAY_TARGET 0x0B /* gateway target failed to respond */
 
-static inline uint16_t modbus_tid(const uint8_t *adu) { return (uint16_t)(adu[0] << 8 | adu[1]); }
-static inline void modbus_set_tid(uint8_t *adu, uint16_t tid) { adu[0] = (uint8_t)(tid >> 8); adu[1] = (uint8_t)tid; }
-static inline uint8_t modbus_unit(const uint8_t *adu) { return adu[6]; }
-static inline uint8_t modbus_function(const uint8_t *adu) { return adu[7]; }
+static inline uint16_t modbus_tid(const uint8_t *adu)
+{
+	return (uint16_t)(adu[0] << 8 | adu[1]);
+}
+static inline void modbus_set_tid(uint8_t *adu, uint16_t tid)
+{
+	adu[0] = (uint8_t)(tid >> 8);
+	adu[1] = (uint8_t)tid;
+}
+static inline uint8_t modbus_unit(const uint8_t *adu)
+{
+	return adu[6];
+}
+static inline uint8_t modbus_function(const uint8_t *adu)
+{
+	return adu[7];
+}
 
 /* Builds the exception reply to the request req (at least 8 bytes: MBAP and
  * function code) into out (MODBUS_EXC_LEN bytes). Returns MODBUS_EXC_LEN. */
@@ -50,24 +63,24 @@ void modbus_answer_for(uint8_t *ans, const uint8_t *req);
  * section 6): what a request does, and the exact length its PDU must have.
  * The request check, the read-only policy and read sharing all use it. */
 enum modbus_access {
-	MODBUS_UNKNOWN,   /* vendor, reserved, other MEI types: no known layout */
-	MODBUS_READ,      /* 1-4, 7, 11, 12, 17, 20, 24, 43/14: reads only */
-	MODBUS_WRITE,     /* 5, 6, 15, 16, 21, 22, 23: writes the data model */
-	MODBUS_CONTROL,   /* 8 (diagnostics): can restart or silence the device */
+	MODBUS_UNKNOWN, /* vendor, reserved, other MEI types: no known layout */
+	MODBUS_READ,	/* 1-4, 7, 11, 12, 17, 20, 24, 43/14: reads only */
+	MODBUS_WRITE,	/* 5, 6, 15, 16, 21, 22, 23: writes the data model */
+	MODBUS_CONTROL, /* 8 (diagnostics): can restart or silence the device */
 };
 
 /* The separate address spaces a write lands in (section 4.3). */
 enum modbus_space {
 	MODBUS_SPACE_NONE,
-	MODBUS_SPACE_COILS,       /* 5, 15 */
-	MODBUS_SPACE_REGISTERS,   /* holding registers: 6, 16, 22, 23's write part */
-	MODBUS_SPACE_FILES,       /* 21: file records */
+	MODBUS_SPACE_COILS,	/* 5, 15 */
+	MODBUS_SPACE_REGISTERS, /* holding registers: 6, 16, 22, 23's write part */
+	MODBUS_SPACE_FILES,	/* 21: file records */
 };
 
 struct modbus_class {
 	enum modbus_access access;
-	enum modbus_space space;  /* writes only */
-	uint32_t first, last;     /* coils or registers written, inclusive (last may pass 65535) */
+	enum modbus_space space; /* writes only */
+	uint32_t first, last;	 /* coils or registers written, inclusive (last may pass 65535) */
 };
 
 /* What the function code (and for 43 its MEI type) of the PDU (len >= 1
@@ -92,14 +105,14 @@ int modbus_request_check(const uint8_t *adu, size_t len);
 #define MODBUS_RANGE_REGISTERS (1u << MODBUS_SPACE_REGISTERS)
 
 struct modbus_write_range {
-	uint8_t unit;           /* the device's unit id (after --modbus-unit-map) */
-	uint8_t spaces;         /* MODBUS_RANGE_*: coils, holding registers or both */
-	uint16_t first, last;   /* inclusive */
+	uint8_t unit;	      /* the device's unit id (after --modbus-unit-map) */
+	uint8_t spaces;	      /* MODBUS_RANGE_*: coils, holding registers or both */
+	uint16_t first, last; /* inclusive */
 };
 
 struct modbus_policy {
-	int read_only;          /* only reads pass... */
-	int nallow;             /* ...and writes wholly inside one of these */
+	int read_only; /* only reads pass... */
+	int nallow;    /* ...and writes wholly inside one of these */
 	struct modbus_write_range allow[MODBUS_MAX_WRITE_RANGES];
 };
 

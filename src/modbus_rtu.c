@@ -57,23 +57,34 @@ static int crc_ok(const uint8_t *buf, size_t n)
 static ssize_t answer_length(uint8_t fc, const uint8_t *buf, size_t len)
 {
 	if (fc & 0x80)
-		return 5;                          /* unit, fc, exception code, CRC */
+		return 5; /* unit, fc, exception code, CRC */
 	switch (fc) {
-	case 1: case 2: case 3: case 4:        /* reads: byte count */
-	case 12: case 17: case 20: case 21: case 23:
+	case 1:
+	case 2:
+	case 3:
+	case 4: /* reads: byte count */
+	case 12:
+	case 17:
+	case 20:
+	case 21:
+	case 23:
 		return len < 3 ? 0 : 3 + buf[2] + 2;
-	case 8:                                    /* 6.8: sub-function 0 echoes data of any length */
+	case 8: /* 6.8: sub-function 0 echoes data of any length */
 		return len < 4 ? 0 : (buf[2] == 0 && buf[3] == 0) ? -1 : 8;
-	case 5: case 6: case 11: case 15: case 16:
-		return 8;                          /* echo of address and value/quantity */
+	case 5:
+	case 6:
+	case 11:
+	case 15:
+	case 16:
+		return 8; /* echo of address and value/quantity */
 	case 7:
-		return 5;                          /* one status byte */
+		return 5; /* one status byte */
 	case 22:
-		return 10;                         /* mask write: address, AND, OR */
-	case 24:                                   /* FIFO queue: 2-byte byte count */
+		return 10; /* mask write: address, AND, OR */
+	case 24:	   /* FIFO queue: 2-byte byte count */
 		return len < 4 ? 0 : 4 + ((size_t)buf[2] << 8 | buf[3]) + 2;
 	default:
-		return -1;                         /* 43 and vendor codes */
+		return -1; /* 43 and vendor codes */
 	}
 }
 

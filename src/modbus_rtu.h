@@ -9,7 +9,7 @@
 
 #include "codec.h"
 
-#define RTU_MAX_ADU 256   /* unit + 253-byte PDU + CRC */
+#define RTU_MAX_ADU 256 /* unit + 253-byte PDU + CRC */
 
 /* CRC-16/MODBUS (polynomial 0xA001 reflected, initial 0xFFFF); sent low byte first. */
 uint16_t rtu_crc16(const uint8_t *p, size_t n);

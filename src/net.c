@@ -73,7 +73,8 @@ static int gai_errno(int rc)
 
 int net_listen(const char *host, const char *port, int backlog)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+				  .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
 	struct addrinfo *res, *ai;
 	int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
@@ -165,7 +166,8 @@ static int connect_one(const struct addrinfo *ai, int64_t deadline)
 
 int net_connect(const char *host, const char *port, int64_t deadline)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+				  .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_NUMERICSERV };
 	struct addrinfo *res;
 	int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);

@@ -27,9 +27,9 @@ struct pool_waiter {
 	pthread_mutex_t m;
 	pthread_cond_t c;
 	int posted;
-	struct pool_slot *slot;   /* set by the thread that hands it a slot */
-	int err;                  /* or an error: -ENOTCONN, -ESHUTDOWN */
-	struct pool_handoff *h;   /* NULL, or what to do for it before it wakes */
+	struct pool_slot *slot; /* set by the thread that hands it a slot */
+	int err;		/* or an error: -ENOTCONN, -ESHUTDOWN */
+	struct pool_handoff *h; /* NULL, or what to do for it before it wakes */
 	struct pool_waiter *next;
 };
 
@@ -48,7 +48,8 @@ static int wait_post(struct pool_waiter *w, int64_t deadline)
 	int rc = 0;
 	pthread_mutex_lock(&w->m);
 	while (!w->posted && rc != ETIMEDOUT)
-		rc = deadline < 0 ? pthread_cond_wait(&w->c, &w->m) : pthread_cond_timedwait(&w->c, &w->m, &ts);
+		rc = deadline < 0 ? pthread_cond_wait(&w->c, &w->m)
+				  : pthread_cond_timedwait(&w->c, &w->m, &ts);
 	rc = w->posted ? 0 : ETIMEDOUT;
 	pthread_mutex_unlock(&w->m);
 	return rc;

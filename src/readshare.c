@@ -89,8 +89,8 @@ size_t readshare_cache_get(struct readshare *rs, const struct readshare_key *k, 
 }
 
 /* With the lock held: replaces k's entry, else takes a free, expired or the oldest one. */
-static void store_locked(struct readshare *rs, const struct readshare_key *k, const uint8_t *answer, size_t len,
-			 int64_t now)
+static void store_locked(struct readshare *rs, const struct readshare_key *k, const uint8_t *answer,
+			 size_t len, int64_t now)
 {
 	struct readshare_entry *pick = NULL;
 	for (int i = 0; i < READSHARE_CACHE; i++) {
@@ -159,7 +159,8 @@ struct readshare_flight *readshare_join(struct readshare *rs, const struct reads
 	return f;
 }
 
-int readshare_wait(struct readshare *rs, struct readshare_flight *f, int64_t deadline, uint8_t *out, size_t *len)
+int readshare_wait(struct readshare *rs, struct readshare_flight *f, int64_t deadline, uint8_t *out,
+		   size_t *len)
 {
 	int rc = 0;
 	pthread_mutex_lock(&rs->lock);

@@ -12,7 +12,7 @@
 
 #define READSHARE_FLIGHTS 64
 #define READSHARE_CACHE 256
-#define READSHARE_ANSWER_MAX MODBUS_MAX_ADU   /* the largest answer shared */
+#define READSHARE_ANSWER_MAX MODBUS_MAX_ADU /* the largest answer shared */
 
 /* What makes two reads identical: the device's unit id (after
  * --modbus-unit-map), the function code, the address and the quantity. */
@@ -24,11 +24,11 @@ struct readshare_key {
 struct readshare_flight {
 	int used;
 	struct readshare_key key;
-	unsigned gen;              /* the unit's write generation when it started */
-	int64_t deadline;          /* the leader's request deadline */
-	int refs;                  /* the leader and its followers */
+	unsigned gen;	  /* the unit's write generation when it started */
+	int64_t deadline; /* the leader's request deadline */
+	int refs;	  /* the leader and its followers */
 	int done;
-	int result;                /* the leader's exchange result */
+	int result; /* the leader's exchange result */
 	size_t len;
 	uint8_t answer[MODBUS_MAX_ADU];
 };
@@ -43,10 +43,10 @@ struct readshare_entry {
 
 struct readshare {
 	pthread_mutex_t lock;
-	pthread_cond_t done;       /* a flight finished */
+	pthread_cond_t done; /* a flight finished */
 	int coalesce;
 	int64_t ttl_ms;
-	unsigned gen[256];         /* per unit: bumped by every write */
+	unsigned gen[256]; /* per unit: bumped by every write */
 	struct readshare_flight flights[READSHARE_FLIGHTS];
 	struct readshare_entry cache[READSHARE_CACHE];
 };

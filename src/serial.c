@@ -49,10 +49,13 @@ int64_t serial_silence_us(const struct serial_line *l)
 
 static speed_t speed_constant(int speed)
 {
-	static const struct { int bps; speed_t c; } rates[] = {
-		{ 1200, B1200 }, { 1800, B1800 }, { 2400, B2400 }, { 4800, B4800 }, { 9600, B9600 },
-		{ 19200, B19200 }, { 38400, B38400 }, { 57600, B57600 }, { 115200, B115200 },
-		{ 230400, B230400 }, { 460800, B460800 }, { 921600, B921600 },
+	static const struct {
+		int bps;
+		speed_t c;
+	} rates[] = {
+		{ 1200, B1200 },     { 1800, B1800 },	  { 2400, B2400 },     { 4800, B4800 },
+		{ 9600, B9600 },     { 19200, B19200 },	  { 38400, B38400 },   { 57600, B57600 },
+		{ 115200, B115200 }, { 230400, B230400 }, { 460800, B460800 }, { 921600, B921600 },
 	};
 	for (size_t i = 0; i < sizeof rates / sizeof rates[0]; i++)
 		if (rates[i].bps == speed)

@@ -8,11 +8,11 @@
 
 /* The line settings, from --serial-speed and --serial-format. */
 struct serial_line {
-	int speed;       /* bits per second, a termios rate */
-	int data_bits;   /* 5-8 */
-	char parity;     /* 'N', 'E' or 'O' */
-	int stop_bits;   /* 1 or 2 */
-	int rs485;       /* kernel RS-485 mode: RTS on while sending */
+	int speed;     /* bits per second, a termios rate */
+	int data_bits; /* 5-8 */
+	char parity;   /* 'N', 'E' or 'O' */
+	int stop_bits; /* 1 or 2 */
+	int rs485;     /* kernel RS-485 mode: RTS on while sending */
 };
 
 struct config;

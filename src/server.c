@@ -26,7 +26,7 @@ struct client {
 	struct server *srv;
 	int fd;
 	unsigned id;
-	char name[80];            /* "#17 192.0.2.5:50812", for log lines */
+	char name[80]; /* "#17 192.0.2.5:50812", for log lines */
 	struct client *prev, *next;
 };
 
@@ -90,7 +90,8 @@ static void refuse_no_buffer(struct client *c, struct frame_ctx *ctx)
 	STAT_INC(req_no_buffer);
 	if (log_ratelimit_ok(&nobufs_rl, 10000, &suppressed))
 		log_warn("%s: refused: --max-buffered (%zu bytes) reached (%u more refused since the last "
-			 "such line)", c->name, c->srv->cfg->max_buffered, suppressed);
+			 "such line)",
+			 c->name, c->srv->cfg->max_buffered, suppressed);
 	ctx->close_client = 1;
 	send_error(c, ctx, NULL, 0, CODEC_ERR_NO_UPSTREAM);
 }
@@ -103,15 +104,19 @@ static void request_failed(struct client *c, struct buf *in, struct frame_ctx *c
 	if (n == -ETIMEDOUT && buf_len(in) == 0)
 		log_info("%s: idle for %lld ms, closing", c->name, (long long)cfg->idle_timeout_ms);
 	else if (n == -ETIMEDOUT)
-		log_info("%s: request not complete within %lld ms, closing", c->name, (long long)cfg->timeout_ms);
+		log_info("%s: request not complete within %lld ms, closing", c->name,
+			 (long long)cfg->timeout_ms);
 	else if (n == -EPROTO || n == -EMSGSIZE || n == -EOPNOTSUPP) {
 		STAT_INC(req_bad_frame);
 		/* the client's own fault: info, so a garbage sender cannot flood the log */
 		log_info("%s: %s request, closing", c->name,
-			 n == -EPROTO ? "malformed" : n == -EMSGSIZE ? "oversize" : "unsupported");
+			 n == -EPROTO	  ? "malformed"
+			 : n == -EMSGSIZE ? "oversize"
+					  : "unsupported");
 		send_error(c, ctx, NULL, 0,
-			   n == -EPROTO ? CODEC_ERR_BAD_REQUEST
-			   : n == -EMSGSIZE ? CODEC_ERR_TOO_LARGE : CODEC_ERR_UNSUPPORTED);
+			   n == -EPROTO	    ? CODEC_ERR_BAD_REQUEST
+			   : n == -EMSGSIZE ? CODEC_ERR_TOO_LARGE
+					    : CODEC_ERR_UNSUPPORTED);
 	} else if (n == -ENOBUFS)
 		refuse_no_buffer(c, ctx);
 	else if (n == -ECONNRESET && buf_len(in) == 0)
@@ -152,7 +157,9 @@ static ssize_t read_request(struct client *c, struct buf *in, struct frame_ctx *
  * (read_request): it is left out. Returns 0 or -errno. */
 static int deliver(struct client *c, const struct frame_ctx *ctx, const struct buf *out)
 {
-	size_t skip = ctx->expect == CODEC_EXPECT_ANSWERED && ctx->interim_len < buf_len(out) ? ctx->interim_len : 0;
+	size_t skip = ctx->expect == CODEC_EXPECT_ANSWERED && ctx->interim_len < buf_len(out)
+			      ? ctx->interim_len
+			      : 0;
 	int rc = net_write_all(c->fd, buf_head(out) + skip, buf_len(out) - skip,
 			       time_now_ms() + c->srv->cfg->timeout_ms);
 	if (rc == 0)
@@ -176,7 +183,8 @@ static int forward_to_client(struct exchange_sink *k, const uint8_t *p, size_t n
 	struct client_sink *cs = (struct client_sink *)k;
 	const struct frame_ctx *ctx = cs->ctx;
 	size_t skip = k->forwarded == 0 && ctx->expect == CODEC_EXPECT_ANSWERED && ctx->interim_len < n
-			      ? ctx->interim_len : 0;
+			      ? ctx->interim_len
+			      : 0;
 	int rc = net_write_all(cs->c->fd, p + skip, n - skip, time_now_ms() + cs->c->srv->cfg->timeout_ms);
 	if (rc == 0)
 		STAT_ADD(bytes_to_clients, n - skip);
@@ -185,7 +193,8 @@ static int forward_to_client(struct exchange_sink *k, const uint8_t *p, size_t n
 
 /* Has one whole request answered: by the dialect's check, or the target.
  * Returns 1 to go on with the next request, 0 to close the client. */
-static int serve_request(struct client *c, const struct exchange_req *r, struct frame_ctx *ctx, struct buf *out)
+static int serve_request(struct client *c, const struct exchange_req *r, struct frame_ctx *ctx,
+			 struct buf *out)
 {
 	struct server *srv = c->srv;
 	const struct dialect *d = &srv->dialect;
@@ -235,8 +244,9 @@ static void client_serve(struct client *c, struct buf *in, struct buf *out)
 	net_set_recv_timeout(c->fd, cfg->idle_timeout_ms);
 	for (int more = 1; more;) {
 		struct client_sink sink = { .k = { .forward = forward_to_client }, .c = c, .ctx = &ctx };
-		struct exchange_req r = { .client_fd = c->fd, .stopping = &c->srv->stopping, .who = c->name,
-					  .sink = &sink.k };
+		struct exchange_req r = {
+			.client_fd = c->fd, .stopping = &c->srv->stopping, .who = c->name, .sink = &sink.k
+		};
 		ssize_t n = read_request(c, in, &ctx, &r.deadline);
 		if (n == 0)
 			log_info("%s: client closed the connection", c->name);
@@ -474,7 +484,7 @@ void server_stop(struct server *srv)
 	for (struct client *c = srv->clients; c != NULL; c = c->next)
 		shutdown(c->fd, SHUT_RD);
 	log_notice("stopping: %d client%s connected, waiting up to %lld ms for exchanges in flight", n,
-		 n == 1 ? "" : "s", (long long)cfg->timeout_ms);
+		   n == 1 ? "" : "s", (long long)cfg->timeout_ms);
 	int left = wait_drained_locked(srv, time_now_ms() + cfg->timeout_ms);
 	if (left > 0) {
 		log_warn("stopping: %d client%s still busy after %lld ms, closing them", left,
@@ -493,7 +503,8 @@ void server_stop(struct server *srv)
 	pthread_mutex_unlock(&srv->lock);
 	if (left > 0) {
 		/* A thread still inside the pool must not see it freed; exit frees all. */
-		log_error("stopping: %d client thread%s did not end; exiting anyway", left, left == 1 ? "" : "s");
+		log_error("stopping: %d client thread%s did not end; exiting anyway", left,
+			  left == 1 ? "" : "s");
 		return;
 	}
 	pool_destroy(&srv->pool);

@@ -28,11 +28,11 @@ struct server {
 	int metrics_on;
 	int lfd;
 	pthread_t acceptor;
-	pthread_attr_t client_attr;    /* detached, small stack */
+	pthread_attr_t client_attr; /* detached, small stack */
 	atomic_int stopping;
 	atomic_uint next_id;
-	pthread_mutex_t lock;          /* guards the client list */
-	pthread_cond_t drained;        /* the last client thread ended */
+	pthread_mutex_t lock;	/* guards the client list */
+	pthread_cond_t drained; /* the last client thread ended */
 	struct client *clients;
 	int nclients;
 };

@@ -10,8 +10,8 @@
 struct stats stats;
 
 static const uint64_t bounds_us[STATS_LATENCY_BUCKETS - 1] = {
-	100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000,
-	250000, 500000, 1000000, 10000000, 60000000,
+	100,   250,    500,    1000,   2500,	5000,	  10000,    25000,
+	50000, 100000, 250000, 500000, 1000000, 10000000, 60000000,
 };
 
 uint64_t stats_bucket_bound_us(int i)
@@ -33,8 +33,7 @@ struct out {
 	size_t cap, len;
 };
 
-__attribute__((format(printf, 2, 3)))
-static void put(struct out *o, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void put(struct out *o, const char *fmt, ...)
 {
 	if (o->len + 1 >= o->cap)
 		return;
@@ -90,7 +89,8 @@ size_t stats_format_prometheus(char *buf, size_t cap, const struct stats_pool *p
 	for (int i = 0; i < STATS_LATENCY_BUCKETS; i++) {
 		cum += STAT_GET(latency[i]);
 		if (i < STATS_LATENCY_BUCKETS - 1)
-			put(&o, "tcpmux_request_duration_seconds_bucket{le=\"%g\"} %lu\n", (double)bounds_us[i] / 1e6, cum);
+			put(&o, "tcpmux_request_duration_seconds_bucket{le=\"%g\"} %lu\n",
+			    (double)bounds_us[i] / 1e6, cum);
 		else
 			put(&o, "tcpmux_request_duration_seconds_bucket{le=\"+Inf\"} %lu\n", cum);
 	}

@@ -26,7 +26,8 @@ static void connect_job(struct supervisor *sv, struct pool_slot *s)
 	else if (fd >= 0)
 		log_info("upstream #%d: connected to %s", s->id, cfg->target);
 	else if (r.now_down && !r.was_down)
-		log_warn("cannot connect to the target %s: %s; retrying with backoff", cfg->target, strerror(-fd));
+		log_warn("cannot connect to the target %s: %s; retrying with backoff", cfg->target,
+			 strerror(-fd));
 	else
 		log_info("upstream #%d: cannot connect to %s: %s; next try in %lld ms", s->id, cfg->target,
 			 strerror(-fd), (long long)r.retry_ms);
@@ -51,7 +52,8 @@ static void *supervisor_main(void *arg)
 	}
 }
 
-int supervisor_start(struct supervisor *sv, struct pool *pool, const struct upstream *u, const struct config *cfg)
+int supervisor_start(struct supervisor *sv, struct pool *pool, const struct upstream *u,
+		     const struct config *cfg)
 {
 	sv->pool = pool;
 	sv->upstream = u;

@@ -17,7 +17,8 @@ struct supervisor {
 	const struct config *cfg;
 };
 
-int supervisor_start(struct supervisor *sv, struct pool *pool, const struct upstream *u, const struct config *cfg);
+int supervisor_start(struct supervisor *sv, struct pool *pool, const struct upstream *u,
+		     const struct config *cfg);
 /* Call after pool_stop(): joins the thread. */
 void supervisor_join(struct supervisor *sv);
 

@@ -103,7 +103,8 @@ static enum pool_health drain_idle(const struct upstream *u, struct pool_slot *s
 	for (int i = 0; i < MAX_STRAY_FRAMES; i++) {
 		ssize_t n = buf_read_frame(&s->rbuf, s->fd, u->dialect->response, &ctx, 0, 0);
 		if (n > 0) {
-			log_info("upstream #%d: a %zd-byte frame nobody asked for (late or unsolicited)%s", s->id, n,
+			log_info("upstream #%d: a %zd-byte frame nobody asked for (late or unsolicited)%s",
+				 s->id, n,
 				 u->dialect->ids ? ", discarded" : "; the stream is out of step, reopening");
 			log_hex("discarded", buf_head(&s->rbuf), (size_t)n);
 			buf_consume(&s->rbuf, (size_t)n);
@@ -148,7 +149,8 @@ static int drop_stale(struct pool_slot *s)
 		total += (size_t)n;
 	}
 	if (total > 0)
-		log_info("upstream #%d: %zu bytes on the line that belong to no request, discarded", s->id, total);
+		log_info("upstream #%d: %zu bytes on the line that belong to no request, discarded", s->id,
+			 total);
 	return 0;
 }
 
@@ -159,7 +161,8 @@ enum pool_health upstream_check_idle(const struct upstream *u, struct pool_slot 
 	if (is_serial(u)) {
 		int rc = drop_stale(s);
 		if (rc < 0)
-			log_info("upstream #%d: serial port %s: %s", s->id, u->cfg->serial_path, serial_explain(rc));
+			log_info("upstream #%d: serial port %s: %s", s->id, u->cfg->serial_path,
+				 serial_explain(rc));
 		return rc < 0 ? POOL_BROKEN : POOL_HEALTHY;
 	}
 	struct pollfd pfd = { .fd = s->fd, .events = POLLIN | POLLRDHUP };
@@ -230,7 +233,8 @@ static int skip_echo(const struct dialect_msg *m, struct pool_slot *s, int64_t d
 	return 0;
 }
 
-int upstream_send(const struct upstream *u, struct pool_slot *s, const struct dialect_msg *m, int64_t deadline)
+int upstream_send(const struct upstream *u, struct pool_slot *s, const struct dialect_msg *m,
+		  int64_t deadline)
 {
 	if (!is_serial(u))
 		return net_write_all(s->fd, m->wire, m->wirelen, deadline);

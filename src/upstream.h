@@ -17,7 +17,7 @@
 struct upstream {
 	const struct config *cfg;
 	const struct dialect *dialect;
-	int timed_recv;   /* connections carry UPSTREAM_WATCH_MS as their receive timeout */
+	int timed_recv; /* connections carry UPSTREAM_WATCH_MS as their receive timeout */
 };
 
 void upstream_init(struct upstream *u, const struct config *cfg, const struct dialect *d);
@@ -49,6 +49,7 @@ void upstream_gap(const struct upstream *u, const struct pool_slot *s);
  * drops input that belongs to no request, then skips the adapter's echo
  * (--serial-echo), and after a broadcast waits until the devices have
  * acted on it. Returns 0 or -errno. */
-int upstream_send(const struct upstream *u, struct pool_slot *s, const struct dialect_msg *m, int64_t deadline);
+int upstream_send(const struct upstream *u, struct pool_slot *s, const struct dialect_msg *m,
+		  int64_t deadline);
 
 #endif
