@@ -550,6 +550,17 @@ struct tm_daemon *tm_daemon_start_sim(struct sim *s, const char *const extra[])
 	return tm_args_append(args, n, extra) ? tm_daemon_start(args) : NULL;
 }
 
+struct tm_daemon *tm_daemon_start_args(const char *const args[], const char *const more[])
+{
+	const char *argv[2 * TM_MAX_ARGS + 1];
+	size_t n = 0;
+	if (!tm_args_append(argv, 0, args))
+		return NULL;
+	while (argv[n] != NULL)
+		n++;
+	return tm_args_append(argv, n, more) ? tm_daemon_start(argv) : NULL;
+}
+
 int tm_daemon_port(const struct tm_daemon *d)
 {
 	return d->port;
@@ -651,6 +662,18 @@ int tm_run(const char *const args[], char *out, size_t cap, int timeout_ms)
 }
 
 /* ---- clients ------------------------------------------------------------ */
+
+void tm_fill_bytes(void *p, size_t n, unsigned seed)
+{
+	unsigned char *out = p;
+	unsigned x = seed * 2654435761u + 1;
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		out[i] = (unsigned char)x;
+	}
+}
 
 int tm_connect(int port)
 {
