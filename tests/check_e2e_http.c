@@ -45,18 +45,6 @@ static size_t path_body(int n, char *out, size_t cap)
 	return len < cap ? len : cap - 1;
 }
 
-/* Deterministic bytes for the large file and the uploads. */
-static void fill_bytes(unsigned char *p, size_t n, unsigned seed)
-{
-	unsigned x = seed * 2654435761u + 1;
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		p[i] = (unsigned char)x;
-	}
-}
-
 /* ---- nginx in a temporary directory, the daemon in front -------------- */
 
 struct web {
@@ -68,23 +56,17 @@ struct web {
 	char url[64];           /* http://127.0.0.1:PORT */
 };
 
-static void path_in(const struct web *w, const char *rel, char *out, size_t cap)
-{
-	int n = snprintf(out, cap, "%s/%s", w->dir, rel);
-	ck_assert(n > 0 && (size_t)n < cap);
-}
-
 static void mkdir_in(const struct web *w, const char *rel)
 {
 	char p[PATH_MAX];
-	path_in(w, rel, p, sizeof p);
+	tm_path_in(w->dir, rel, p, sizeof p);
 	ck_assert_msg(mkdir(p, 0755) == 0, "mkdir %s: %s", p, strerror(errno));
 }
 
 static void write_in(const struct web *w, const char *rel, const void *data, size_t n)
 {
 	char p[PATH_MAX];
-	path_in(w, rel, p, sizeof p);
+	tm_path_in(w->dir, rel, p, sizeof p);
 	int rc = proc_write_file(p, data, n);
 	ck_assert_msg(rc == 0, "write %s: %s", p, strerror(-rc));
 }
@@ -139,9 +121,9 @@ static void nginx_start(struct web *w, int keepalive_requests)
 	snprintf(conf_in, sizeof conf_in, "%s/real/nginx.conf.in", TESTS_SRCDIR);
 	char *tmpl = proc_slurp(conf_in, NULL);
 	ck_assert_msg(tmpl != NULL, "cannot read %s", conf_in);
-	path_in(w, "nginx.conf", conf, sizeof conf);
-	path_in(w, "nginx.out", out, sizeof out);
-	path_in(w, "error.log", err, sizeof err);
+	tm_path_in(w->dir, "nginx.conf", conf, sizeof conf);
+	tm_path_in(w->dir, "nginx.out", out, sizeof out);
+	tm_path_in(w->dir, "error.log", err, sizeof err);
 
 	for (int attempt = 0; attempt < 5; attempt++) {
 		int port = proc_free_port();
@@ -205,20 +187,16 @@ static void web_start(struct web *w, int keepalive_requests, const char *const e
 	}
 	unsigned char *big = malloc(BIG_SIZE);
 	ck_assert_ptr_nonnull(big);
-	fill_bytes(big, BIG_SIZE, 5);
+	tm_fill_bytes(big, BIG_SIZE, 5);
 	write_in(w, "www/big.bin", big, BIG_SIZE);
 	free(big);
 	nginx_start(w, keepalive_requests);
 
 	char target[32];
 	snprintf(target, sizeof target, "127.0.0.1:%d", w->nginx_port);
-	const char *args[32] = { "-p", "http", "-t", target, "--max-connections", "4",
-				 "--queue-size", "128", "--max-frame", "8M", "--timeout", "10" };
-	size_t n = 12;
-	for (size_t i = 0; extra && extra[i] && n + 1 < 32; i++)
-		args[n++] = extra[i];
-	args[n] = NULL;
-	w->d = tm_daemon_start(args);
+	const char *args[] = { "-p", "http", "-t", target, "--max-connections", "4", "--queue-size", "128",
+			       "--max-frame", "8M", "--timeout", "10", NULL };
+	w->d = tm_daemon_start_args(args, extra);
 	ck_assert_ptr_nonnull(w->d);
 	w->port = tm_daemon_port(w->d);
 	snprintf(w->url, sizeof w->url, "http://127.0.0.1:%d", w->port);
@@ -288,8 +266,8 @@ START_TEST(test_curl_get_keepalive)
 	char u1[128], u2[128], f1[PATH_MAX], f2[PATH_MAX], out[4096];
 	snprintf(u1, sizeof u1, "%s/p/1.txt", w.url);
 	snprintf(u2, sizeof u2, "%s/p/2.txt", w.url);
-	path_in(&w, "get1", f1, sizeof f1);
-	path_in(&w, "get2", f2, sizeof f2);
+	tm_path_in(w.dir, "get1", f1, sizeof f1);
+	tm_path_in(w.dir, "get2", f2, sizeof f2);
 	const char *args[] = { "-o", f1, "-o", f2, "-w", "%{http_code} %{num_connects}\\n", u1, u2, NULL };
 	curl(out, sizeof out, args);
 	ck_assert_str_eq(out, "200 1\n200 0\n");
@@ -313,7 +291,7 @@ START_TEST(test_head)
 	char u3[128], u4[128], f4[PATH_MAX], out[4096], body[4096];
 	snprintf(u3, sizeof u3, "%s/p/3.txt", w.url);
 	snprintf(u4, sizeof u4, "%s/p/4.txt", w.url);
-	path_in(&w, "get4", f4, sizeof f4);
+	tm_path_in(w.dir, "get4", f4, sizeof f4);
 	const char *args[] = { "-I", u3, "--next", "-sS", "-o", f4, "-w", "%{http_code} %{num_connects}\\n",
 			       u4, NULL };
 	curl(out, sizeof out, args);
@@ -354,12 +332,12 @@ START_TEST(test_post)
 	web_start(&w, 1000000, NULL);
 	enum { N = 300 * 1000 };
 	static unsigned char data[N];
-	fill_bytes(data, N, 11);
+	tm_fill_bytes(data, N, 11);
 	char up[PATH_MAX], at[PATH_MAX + 1], f6[PATH_MAX], dav[PATH_MAX], out[4096], body[4096];
-	path_in(&w, "upload.bin", up, sizeof up);
+	tm_path_in(w.dir, "upload.bin", up, sizeof up);
 	ck_assert_int_eq(proc_write_file(up, data, N), 0);
 	snprintf(at, sizeof at, "@%s", up);
-	path_in(&w, "get6", f6, sizeof f6);
+	tm_path_in(w.dir, "get6", f6, sizeof f6);
 	char upost[128], u6[128], uput[128];
 	snprintf(upost, sizeof upost, "%s/post", w.url);
 	snprintf(u6, sizeof u6, "%s/p/6.txt", w.url);
@@ -375,7 +353,7 @@ START_TEST(test_post)
 	const char *put[] = { "-H", "Expect:", "-T", up, "-w", "%{http_code}", uput, NULL };
 	curl(out, sizeof out, put);
 	ck_assert_str_eq(out, "201");
-	path_in(&w, "www/dav/put.bin", dav, sizeof dav);
+	tm_path_in(w.dir, "www/dav/put.bin", dav, sizeof dav);
 	ck_assert(file_is(dav, data, N));
 	web_stop(&w);
 }
@@ -390,9 +368,9 @@ START_TEST(test_chunked_upload)
 	web_start(&w, 1000000, NULL);
 	enum { N = 200 * 1000 + 17 };
 	static unsigned char data[N];
-	fill_bytes(data, N, 23);
+	tm_fill_bytes(data, N, 23);
 	char up[PATH_MAX], at[PATH_MAX + 1], dav[PATH_MAX], back[PATH_MAX], out[4096];
-	path_in(&w, "upload.bin", up, sizeof up);
+	tm_path_in(w.dir, "upload.bin", up, sizeof up);
 	ck_assert_int_eq(proc_write_file(up, data, N), 0);
 	snprintf(at, sizeof at, "@%s", up);
 	char upost[128], u1[128], u2[128];
@@ -409,7 +387,7 @@ START_TEST(test_chunked_upload)
 			       "%{http_code}", u1, NULL };
 	curl(out, sizeof out, put1);
 	ck_assert_str_eq(out, "201");
-	path_in(&w, "www/dav/c1.bin", dav, sizeof dav);
+	tm_path_in(w.dir, "www/dav/c1.bin", dav, sizeof dav);
 	ck_assert(file_is(dav, data, N));
 
 	int64_t t0 = tm_now_ms();
@@ -418,10 +396,10 @@ START_TEST(test_chunked_upload)
 	ck_assert_str_eq(out, "201");
 	fprintf(stderr, "chunked PUT with Expect: 100-continue took %lld ms\n",
 		(long long)(tm_now_ms() - t0));
-	path_in(&w, "www/dav/c2.bin", dav, sizeof dav);
+	tm_path_in(w.dir, "www/dav/c2.bin", dav, sizeof dav);
 	ck_assert(file_is(dav, data, N));
 
-	path_in(&w, "back.bin", back, sizeof back);
+	tm_path_in(w.dir, "back.bin", back, sizeof back);
 	const char *get[] = { "-o", back, "-w", "%{http_code}", u2, NULL };
 	curl(out, sizeof out, get);
 	ck_assert_str_eq(out, "200");
@@ -438,9 +416,9 @@ START_TEST(test_large_download)
 	struct web w;
 	web_start(&w, 1000000, NULL);
 	static unsigned char big[BIG_SIZE];
-	fill_bytes(big, BIG_SIZE, 5);
+	tm_fill_bytes(big, BIG_SIZE, 5);
 	char f[PATH_MAX], url[128], out[4096];
-	path_in(&w, "big.out", f, sizeof f);
+	tm_path_in(w.dir, "big.out", f, sizeof f);
 	snprintf(url, sizeof url, "%s/big.bin", w.url);
 	int64_t t0 = tm_now_ms();
 	const char *args[] = { "-o", f, "-w", "%{http_code} %{size_download}", url, NULL };
@@ -457,8 +435,8 @@ START_TEST(test_large_download)
 	char url2[128], url3[128], f2[PATH_MAX], f3[PATH_MAX], body[4096];
 	snprintf(url2, sizeof url2, "http://127.0.0.1:%d/big.bin", tm_daemon_port(d2));
 	snprintf(url3, sizeof url3, "http://127.0.0.1:%d/p/7.txt", tm_daemon_port(d2));
-	path_in(&w, "get7", f3, sizeof f3);
-	path_in(&w, "big2.out", f2, sizeof f2);
+	tm_path_in(w.dir, "get7", f3, sizeof f3);
+	tm_path_in(w.dir, "big2.out", f2, sizeof f2);
 	const char *args2[] = { "-o", f2, "-w", "%{http_code}\\n", url2, "--next", "-sS", "-o", f3,
 				"-w", "%{http_code}\\n", url3, NULL };
 	curl(out, sizeof out, args2);

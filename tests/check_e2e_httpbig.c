@@ -107,26 +107,14 @@ struct site {
 	char url[64];           /* http://127.0.0.1:PORT */
 };
 
-static void path_in(const struct site *s, const char *rel, char *out, size_t cap)
-{
-	int n = snprintf(out, cap, "%s/%s", s->dir, rel);
-	ck_assert(n > 0 && (size_t)n < cap);
-}
-
 /* Writes n deterministic bytes (seeded) to the file rel of the site. */
 static void make_file(const struct site *s, const char *rel, size_t n, unsigned seed)
 {
 	char p[PATH_MAX];
-	path_in(s, rel, p, sizeof p);
+	tm_path_in(s->dir, rel, p, sizeof p);
 	unsigned char *data = malloc(n);
 	ck_assert_ptr_nonnull(data);
-	unsigned x = seed * 2654435761u + 1;
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		data[i] = (unsigned char)x;
-	}
+	tm_fill_bytes(data, n, seed);
 	ck_assert_int_eq(proc_write_file(p, data, n), 0);
 	free(data);
 }
@@ -137,13 +125,13 @@ static void site_start(struct site *s, const char *const extra[])
 {
 	memset(s, 0, sizeof *s);
 	ck_assert_int_eq(proc_tmpdir("httpbig", s->dir, sizeof s->dir), 0);
-	path_in(s, "python.log", s->log, sizeof s->log);
+	tm_path_in(s->dir, "python.log", s->log, sizeof s->log);
 	char script[PATH_MAX], line[256], target[32];
-	path_in(s, "server.py", script, sizeof script);
+	tm_path_in(s->dir, "server.py", script, sizeof script);
 	ck_assert_int_eq(proc_write_file(script, py_server, sizeof py_server - 1), 0);
 	make_file(s, "f2m", 2 * MIB, 2);
 	make_file(s, "f8m", 8 * MIB, 8);
-	path_in(s, "small.txt", line, sizeof line);
+	tm_path_in(s->dir, "small.txt", line, sizeof line);
 	ck_assert_int_eq(proc_write_file(line, "small file\n", 11), 0);
 	const char *argv[] = { PYTHON, "-u", script, s->dir, NULL };
 	s->py = proc_start(argv, s->log);
@@ -152,12 +140,8 @@ static void site_start(struct site *s, const char *const extra[])
 	s->py_port = atoi(strstr(line, "port ") + 5);
 	ck_assert_int_gt(s->py_port, 0);
 	snprintf(target, sizeof target, "127.0.0.1:%d", s->py_port);
-	const char *args[16] = { "-p", "http", "-t", target };
-	size_t n = 4;
-	for (size_t i = 0; extra != NULL && extra[i] != NULL && n + 1 < 16; i++)
-		args[n++] = extra[i];
-	args[n] = NULL;
-	s->d = tm_daemon_start(args);
+	const char *args[] = { "-p", "http", "-t", target, NULL };
+	s->d = tm_daemon_start_args(args, extra);
 	ck_assert_ptr_nonnull(s->d);
 	s->port = tm_daemon_port(s->d);
 	snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", s->port);
@@ -199,8 +183,8 @@ static void fetch_checked(const struct site *s, const char *path, const char *na
 	snprintf(want, sizeof want, "200 %zu", size);
 	char got[64];
 	snprintf(got, sizeof got, "got.%s", name);
-	path_in(s, got, file, sizeof file);
-	path_in(s, name, orig, sizeof orig);
+	tm_path_in(s->dir, got, file, sizeof file);
+	tm_path_in(s->dir, name, orig, sizeof orig);
 	int64_t t0 = tm_now_ms();
 	int rc = download(url, file, out, sizeof out);
 	fprintf(stderr, "GET /%s through the daemon: curl exit %d, '%s' in %lld ms\n", path, rc, out,
@@ -273,10 +257,10 @@ START_TEST(test_expect_100_big_answer)
 	site_start(&s, NULL);
 	char up[PATH_MAX], hdrs[PATH_MAX], file[PATH_MAX], orig[PATH_MAX], url[128], out[512], a[65], b[65];
 	make_file(&s, "up.bin", 100 * 1024, 3);
-	path_in(&s, "up.bin", up, sizeof up);
-	path_in(&s, "headers.txt", hdrs, sizeof hdrs);
-	path_in(&s, "got.put", file, sizeof file);
-	path_in(&s, "f8m", orig, sizeof orig);
+	tm_path_in(s.dir, "up.bin", up, sizeof up);
+	tm_path_in(s.dir, "headers.txt", hdrs, sizeof hdrs);
+	tm_path_in(s.dir, "got.put", file, sizeof file);
+	tm_path_in(s.dir, "f8m", orig, sizeof orig);
 	snprintf(url, sizeof url, "%s/put", s.url);
 	const char *argv[] = { curl_bin, "-sS", "--max-time", "50", "-T", up, "-H", "Expect: 100-continue", "-D", hdrs,
 			       "-o", file, "-w", "%{http_code} %{size_download}", url, NULL };
@@ -305,7 +289,7 @@ START_TEST(test_requests_stay_bounded)
 	struct site s;
 	site_start(&s, NULL);
 	char up[PATH_MAX], url[128], out[512];
-	path_in(&s, "f2m", up, sizeof up);
+	tm_path_in(s.dir, "f2m", up, sizeof up);
 	snprintf(url, sizeof url, "%s/put", s.url);
 	const char *argv[] = { curl_bin, "-sS", "--max-time", "50", "-T", up, "-H", "Expect:", "-o", "/dev/null",
 			       "-w", "%{http_code}", url, NULL };
@@ -462,7 +446,7 @@ static size_t cut_answer(const struct site *s, const char *path)
 	ck_assert_uint_le(blen, DIES_AFTER);
 	ck_assert_uint_gt(blen, 0);
 	char orig[PATH_MAX];
-	path_in(s, "f8m", orig, sizeof orig);
+	tm_path_in(s->dir, "f8m", orig, sizeof orig);
 	char *want = proc_slurp(orig, NULL);
 	ck_assert_ptr_nonnull(want);
 	ck_assert(memcmp(body, want, blen) == 0); /* a prefix of the truth, nothing appended */
@@ -519,21 +503,10 @@ int main(void)
 		return PROC_SKIP;
 	}
 	Suite *su = suite_create("e2e_httpbig");
-	TCase *tc = tcase_create("answers larger than --max-frame");
+	TCase *tc = TM_CASE(su, "answers larger than --max-frame", 120, test_large_downloads, test_chunked_download,
+			    test_expect_100_big_answer, test_requests_stay_bounded,
+			    test_request_close_retires_upstream, test_slow_reader, test_target_dies_mid_body,
+			    test_target_stalls_mid_body);
 	tcase_add_unchecked_fixture(tc, proc_tmproot_setup, proc_tmproot_teardown);
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, test_large_downloads);
-	tcase_add_test(tc, test_chunked_download);
-	tcase_add_test(tc, test_expect_100_big_answer);
-	tcase_add_test(tc, test_requests_stay_bounded);
-	tcase_add_test(tc, test_request_close_retires_upstream);
-	tcase_add_test(tc, test_slow_reader);
-	tcase_add_test(tc, test_target_dies_mid_body);
-	tcase_add_test(tc, test_target_stalls_mid_body);
-	suite_add_tcase(su, tc);
-	SRunner *sr = srunner_create(su);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tm_run_suite(su, NULL);
 }

@@ -79,16 +79,10 @@ struct site {
 	char direct[64];        /* the Python server itself */
 };
 
-static void path_in(const struct site *s, const char *rel, char *out, size_t cap)
-{
-	int n = snprintf(out, cap, "%s/%s", s->dir, rel);
-	ck_assert(n > 0 && (size_t)n < cap);
-}
-
 static void write_in(const struct site *s, const char *rel, const void *data, size_t n, mode_t mode)
 {
 	char p[PATH_MAX];
-	path_in(s, rel, p, sizeof p);
+	tm_path_in(s->dir, rel, p, sizeof p);
 	int rc = proc_write_file(p, data, n);
 	ck_assert_msg(rc == 0, "write %s: %s", p, strerror(-rc));
 	ck_assert_int_eq(chmod(p, mode), 0);
@@ -138,9 +132,9 @@ static void site_files(struct site *s)
 			ck_assert_int_eq(chmod(up, (st.st_mode & 07777) | S_IXOTH | S_IXGRP), 0);
 		*slash = '\0';
 	}
-	path_in(s, "python.log", s->log, sizeof s->log);
+	tm_path_in(s->dir, "python.log", s->log, sizeof s->log);
 	char p[PATH_MAX];
-	path_in(s, "cgi-bin", p, sizeof p);
+	tm_path_in(s->dir, "cgi-bin", p, sizeof p);
 	ck_assert_int_eq(mkdir(p, 0755), 0);
 	write_in(s, "a.txt", "file a\n", 7, 0644);
 	write_in(s, "b.txt", "file b\n", 7, 0644);
@@ -162,7 +156,7 @@ static void py11_site_start(struct site *s)
 {
 	site_files(s);
 	char script[PATH_MAX];
-	path_in(s, "server.py", script, sizeof script);
+	tm_path_in(s->dir, "server.py", script, sizeof script);
 	write_in(s, "server.py", py_server, sizeof py_server - 1, 0644);
 	const char *argv[] = { PYTHON, "-u", script, s->dir, NULL };
 	site_start(s, argv, "1");
@@ -246,14 +240,14 @@ static void nginx_site_start(struct site *s, int keepalive, const char *conns)
 {
 	char conf_in[PATH_MAX], conf[PATH_MAX], err[PATH_MAX], p[PATH_MAX];
 	site_files(s);
-	path_in(s, "www", p, sizeof p);
+	tm_path_in(s->dir, "www", p, sizeof p);
 	ck_assert_int_eq(mkdir(p, 0755), 0);
-	path_in(s, "tmp", p, sizeof p);
+	tm_path_in(s->dir, "tmp", p, sizeof p);
 	ck_assert_int_eq(mkdir(p, 0755), 0);
 	write_in(s, "www/a.txt", "file a\n", 7, 0644);
 	snprintf(conf_in, sizeof conf_in, "%s/real/nginx.conf.in", TESTS_SRCDIR);
-	path_in(s, "nginx.conf", conf, sizeof conf);
-	path_in(s, "error.log", err, sizeof err);
+	tm_path_in(s->dir, "nginx.conf", conf, sizeof conf);
+	tm_path_in(s->dir, "error.log", err, sizeof err);
 	char *tmpl = proc_slurp(conf_in, NULL);
 	ck_assert_msg(tmpl != NULL, "cannot read %s", conf_in);
 	for (int attempt = 0; attempt < 5 && s->py_port == 0; attempt++) {
@@ -363,8 +357,8 @@ START_TEST(test_expect_100_upload)
 	struct site s;
 	py11_site_start(&s);
 	char file[PATH_MAX], hdrs[PATH_MAX], url[128], direct[128], out[4096], out_direct[4096];
-	path_in(&s, "upload.bin", file, sizeof file);
-	path_in(&s, "headers.txt", hdrs, sizeof hdrs);
+	tm_path_in(s.dir, "upload.bin", file, sizeof file);
+	tm_path_in(s.dir, "headers.txt", hdrs, sizeof hdrs);
 	unsigned char *data = malloc(UPLOAD_SIZE);
 	ck_assert_ptr_nonnull(data);
 	for (size_t i = 0; i < UPLOAD_SIZE; i++)
@@ -439,9 +433,8 @@ END_TEST
 static Suite *make_httpreal_suite(bool have_curl, bool have_ab, bool have_nginx)
 {
 	Suite *su = suite_create("e2e_httpreal");
-	TCase *tc = tcase_create("real clients and Python's http.server");
+	TCase *tc = tm_add_case(su, "real clients and Python's http.server", 90, NULL, 0);
 	tcase_add_unchecked_fixture(tc, proc_tmproot_setup, proc_tmproot_teardown);
-	tcase_set_timeout(tc, 90);
 	if (have_curl) {
 		tcase_add_test(tc, test_cgi_close_delimited);
 		tcase_add_test(tc, test_cgi_bare_lf);
@@ -452,7 +445,6 @@ static Suite *make_httpreal_suite(bool have_curl, bool have_ab, bool have_nginx)
 	if (have_ab && have_nginx)
 		tcase_add_test(tc, test_ab_keepalive_nginx);
 	tcase_add_test(tc, test_get_body_smuggling);
-	suite_add_tcase(su, tc);
 	return su;
 }
 
@@ -473,16 +465,5 @@ int main(void)
 		strcat(missing, " ab (apache2-utils)");
 	if (!have_nginx)
 		strcat(missing, " nginx");
-
-	SRunner *sr = srunner_create(make_httpreal_suite(have_curl, have_ab, have_nginx));
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	if (failed)
-		return EXIT_FAILURE;
-	if (*missing) {
-		printf("SKIP: some cases need:%s\n", missing);
-		return PROC_SKIP;
-	}
-	return EXIT_SUCCESS;
+	return tm_run_suite(make_httpreal_suite(have_curl, have_ab, have_nginx), missing);
 }
