@@ -126,7 +126,7 @@ static void site_start(struct site *s, const char *const extra[])
 	memset(s, 0, sizeof *s);
 	ck_assert_int_eq(proc_tmpdir("httpbig", s->dir, sizeof s->dir), 0);
 	tm_path_in(s->dir, "python.log", s->log, sizeof s->log);
-	char script[PATH_MAX], line[256], target[32];
+	char script[PATH_MAX], line[256];
 	tm_path_in(s->dir, "server.py", script, sizeof script);
 	ck_assert_int_eq(proc_write_file(script, py_server, sizeof py_server - 1), 0);
 	make_file(s, "f2m", 2 * MIB, 2);
@@ -139,9 +139,7 @@ static void site_start(struct site *s, const char *const extra[])
 	ck_assert_msg(proc_wait_file(s->log, "port ", line, sizeof line, 10000), "the Python server did not start");
 	s->py_port = atoi(strstr(line, "port ") + 5);
 	ck_assert_int_gt(s->py_port, 0);
-	snprintf(target, sizeof target, "127.0.0.1:%d", s->py_port);
-	const char *args[] = { "-p", "http", "-t", target, NULL };
-	s->d = tm_daemon_start_args(args, extra);
+	s->d = tm_daemon_start_target("http", s->py_port, NULL, extra);
 	ck_assert_ptr_nonnull(s->d);
 	s->port = tm_daemon_port(s->d);
 	snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", s->port);

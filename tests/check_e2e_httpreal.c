@@ -92,12 +92,9 @@ static void write_in(const struct site *s, const char *rel, const void *data, si
  * conns. */
 static void daemon_start(struct site *s, const char *conns)
 {
-	char target[32];
-	snprintf(target, sizeof target, "127.0.0.1:%d", s->py_port);
-	snprintf(s->direct, sizeof s->direct, "http://%s", target);
-	const char *args[] = { "-p", "http", "-t", target, "--max-connections", conns, "--max-frame", "8M",
-			       "--timeout", "10", NULL };
-	s->d = tm_daemon_start(args);
+	snprintf(s->direct, sizeof s->direct, "http://127.0.0.1:%d", s->py_port);
+	const char *args[] = { "--max-connections", conns, "--max-frame", "8M", "--timeout", "10", NULL };
+	s->d = tm_daemon_start_target("http", s->py_port, args, NULL);
 	ck_assert_ptr_nonnull(s->d);
 	snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", tm_daemon_port(s->d));
 }

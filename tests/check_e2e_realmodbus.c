@@ -106,10 +106,8 @@ static int pyclients(char *out, size_t cap, const char *mode, int port, const ch
 /* The daemon in front of the pymodbus server. */
 static struct tm_daemon *daemon_for(int port, const char *const more[])
 {
-	char target[32];
-	snprintf(target, sizeof target, "127.0.0.1:%d", port);
-	const char *args[] = { "-p", "modbus", "-t", target, "--queue-size", "64", NULL };
-	struct tm_daemon *d = tm_daemon_start_args(args, more);
+	const char *args[] = { "--queue-size", "64", NULL };
+	struct tm_daemon *d = tm_daemon_start_target("modbus", port, args, more);
 	ck_assert_ptr_nonnull(d);
 	return d;
 }

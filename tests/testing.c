@@ -561,6 +561,19 @@ struct tm_daemon *tm_daemon_start_args(const char *const args[], const char *con
 	return tm_args_append(argv, n, more) ? tm_daemon_start(argv) : NULL;
 }
 
+struct tm_daemon *tm_daemon_start_target(const char *proto, int port, const char *const args[],
+					 const char *const more[])
+{
+	const char *argv[TM_MAX_ARGS + 8];
+	char target[32];
+	snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+	argv[0] = "-p";
+	argv[1] = proto;
+	argv[2] = "-t";
+	argv[3] = target;
+	return tm_args_append(argv, 4, args) ? tm_daemon_start_args(argv, more) : NULL;
+}
+
 int tm_daemon_port(const struct tm_daemon *d)
 {
 	return d->port;

@@ -102,6 +102,10 @@ struct tm_daemon *tm_daemon_start_sim(struct sim *s, const char *const extra[]);
 /* tm_daemon_start with args, then more (both NULL-terminated, more may be
  * NULL): a suite's own options for every daemon, then a test's. */
 struct tm_daemon *tm_daemon_start_args(const char *const args[], const char *const more[]);
+/* The same in front of a TCP target on 127.0.0.1:port (a real server
+ * that is no simulator): `-p PROTO -t 127.0.0.1:PORT ARGS... MORE...`. */
+struct tm_daemon *tm_daemon_start_target(const char *proto, int port, const char *const args[],
+					 const char *const more[]);
 /* The port the daemon listens on. */
 int tm_daemon_port(const struct tm_daemon *d);
 pid_t tm_daemon_pid(const struct tm_daemon *d);
