@@ -192,11 +192,9 @@ static void web_start(struct web *w, int keepalive_requests, const char *const e
 	free(big);
 	nginx_start(w, keepalive_requests);
 
-	char target[32];
-	snprintf(target, sizeof target, "127.0.0.1:%d", w->nginx_port);
-	const char *args[] = { "-p", "http", "-t", target, "--max-connections", "4", "--queue-size", "128",
-			       "--max-frame", "8M", "--timeout", "10", NULL };
-	w->d = tm_daemon_start_args(args, extra);
+	const char *args[] = { "--max-connections", "4", "--queue-size", "128", "--max-frame", "8M", "--timeout",
+			       "10", NULL };
+	w->d = tm_daemon_start_target("http", w->nginx_port, args, extra);
 	ck_assert_ptr_nonnull(w->d);
 	w->port = tm_daemon_port(w->d);
 	snprintf(w->url, sizeof w->url, "http://127.0.0.1:%d", w->port);
@@ -427,10 +425,7 @@ START_TEST(test_large_download)
 	ck_assert_str_eq(out, "200 5242880");
 	ck_assert(file_is(f, big, BIG_SIZE));
 
-	char target[32];
-	snprintf(target, sizeof target, "127.0.0.1:%d", w.nginx_port);
-	const char *extra[] = { "-p", "http", "-t", target, NULL };
-	struct tm_daemon *d2 = tm_daemon_start(extra);
+	struct tm_daemon *d2 = tm_daemon_start_target("http", w.nginx_port, NULL, NULL);
 	ck_assert_ptr_nonnull(d2);
 	char url2[128], url3[128], f2[PATH_MAX], f3[PATH_MAX], body[4096];
 	snprintf(url2, sizeof url2, "http://127.0.0.1:%d/big.bin", tm_daemon_port(d2));
@@ -666,24 +661,24 @@ START_TEST(test_sim_response_framing)
 }
 END_TEST
 
+/* Sends req on a new connection: a 200 with body, then the close. */
+static void expect_answer_then_close(const struct tm_pair *p, const char *req, const char *body)
+{
+	int fd = tm_pair_client(p);
+	ck_assert_int_eq(tm_write_all(fd, req, strlen(req)), 0);
+	expect_response(fd, false, 200, body);
+	ck_assert_int_eq(tm_wait_closed(fd, 5000), 0);
+	close(fd);
+}
+
 /* "Connection: close" from the client: answered, then closed. */
 START_TEST(test_sim_connection_close)
 {
 	struct tm_pair p;
 	http_pair(&p, 0, NULL);
-	int fd = tm_pair_client(&p);
-	const char req[] = "GET /bye HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-	ck_assert_int_eq(tm_write_all(fd, req, sizeof req - 1), 0);
-	expect_response(fd, false, 200, "GET /bye\n");
-	ck_assert_int_eq(tm_wait_closed(fd, 5000), 0);
-	close(fd);
+	expect_answer_then_close(&p, "GET /bye HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "GET /bye\n");
 	/* HTTP/1.0 without keep-alive closes too */
-	fd = tm_pair_client(&p);
-	const char req10[] = "GET /old HTTP/1.0\r\n\r\n";
-	ck_assert_int_eq(tm_write_all(fd, req10, sizeof req10 - 1), 0);
-	expect_response(fd, false, 200, "GET /old\n");
-	ck_assert_int_eq(tm_wait_closed(fd, 5000), 0);
-	close(fd);
+	expect_answer_then_close(&p, "GET /old HTTP/1.0\r\n\r\n", "GET /old\n");
 	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST
