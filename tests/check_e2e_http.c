@@ -216,6 +216,17 @@ static void curl(char *out, size_t cap, const char *const args[])
 }
 
 /* Whether the file holds exactly n bytes equal to data. */
+/* n deterministic bytes (seeded) in data and in the site's upload.bin,
+ * for curl: its path in up, and "@path" in at. */
+static void make_upload(const struct web *w, unsigned char *data, size_t n, unsigned seed, char up[PATH_MAX],
+			char at[PATH_MAX + 1])
+{
+	tm_fill_bytes(data, n, seed);
+	tm_path_in(w->dir, "upload.bin", up, PATH_MAX);
+	ck_assert_int_eq(proc_write_file(up, data, n), 0);
+	snprintf(at, PATH_MAX + 1, "@%s", up);
+}
+
 static bool file_is(const char *path, const void *data, size_t n)
 {
 	size_t len;
@@ -226,6 +237,14 @@ static bool file_is(const char *path, const void *data, size_t n)
 			len == n ? " (content differs)" : "");
 	free(got);
 	return same;
+}
+
+/* file_is for the file rel of the site. */
+static bool file_in(const struct web *w, const char *rel, const void *data, size_t n)
+{
+	char p[PATH_MAX];
+	tm_path_in(w->dir, rel, p, sizeof p);
+	return file_is(p, data, n);
 }
 
 /* nginx's stub_status, fetched directly: accepted connections and requests
@@ -330,11 +349,8 @@ START_TEST(test_post)
 	web_start(&w, 1000000, NULL);
 	enum { N = 300 * 1000 };
 	static unsigned char data[N];
-	tm_fill_bytes(data, N, 11);
-	char up[PATH_MAX], at[PATH_MAX + 1], f6[PATH_MAX], dav[PATH_MAX], out[4096], body[4096];
-	tm_path_in(w.dir, "upload.bin", up, sizeof up);
-	ck_assert_int_eq(proc_write_file(up, data, N), 0);
-	snprintf(at, sizeof at, "@%s", up);
+	char up[PATH_MAX], at[PATH_MAX + 1], f6[PATH_MAX], out[4096], body[4096];
+	make_upload(&w, data, N, 11, up, at);
 	tm_path_in(w.dir, "get6", f6, sizeof f6);
 	char upost[128], u6[128], uput[128];
 	snprintf(upost, sizeof upost, "%s/post", w.url);
@@ -351,8 +367,7 @@ START_TEST(test_post)
 	const char *put[] = { "-H", "Expect:", "-T", up, "-w", "%{http_code}", uput, NULL };
 	curl(out, sizeof out, put);
 	ck_assert_str_eq(out, "201");
-	tm_path_in(w.dir, "www/dav/put.bin", dav, sizeof dav);
-	ck_assert(file_is(dav, data, N));
+	ck_assert(file_in(&w, "www/dav/put.bin", data, N));
 	web_stop(&w);
 }
 END_TEST
@@ -366,11 +381,8 @@ START_TEST(test_chunked_upload)
 	web_start(&w, 1000000, NULL);
 	enum { N = 200 * 1000 + 17 };
 	static unsigned char data[N];
-	tm_fill_bytes(data, N, 23);
-	char up[PATH_MAX], at[PATH_MAX + 1], dav[PATH_MAX], back[PATH_MAX], out[4096];
-	tm_path_in(w.dir, "upload.bin", up, sizeof up);
-	ck_assert_int_eq(proc_write_file(up, data, N), 0);
-	snprintf(at, sizeof at, "@%s", up);
+	char up[PATH_MAX], at[PATH_MAX + 1], back[PATH_MAX], out[4096];
+	make_upload(&w, data, N, 23, up, at);
 	char upost[128], u1[128], u2[128];
 	snprintf(upost, sizeof upost, "%s/post", w.url);
 	snprintf(u1, sizeof u1, "%s/dav/c1.bin", w.url);
@@ -385,8 +397,7 @@ START_TEST(test_chunked_upload)
 			       "%{http_code}", u1, NULL };
 	curl(out, sizeof out, put1);
 	ck_assert_str_eq(out, "201");
-	tm_path_in(w.dir, "www/dav/c1.bin", dav, sizeof dav);
-	ck_assert(file_is(dav, data, N));
+	ck_assert(file_in(&w, "www/dav/c1.bin", data, N));
 
 	int64_t t0 = tm_now_ms();
 	const char *put2[] = { "-H", "Transfer-Encoding: chunked", "-T", up, "-w", "%{http_code}", u2, NULL };
@@ -394,8 +405,7 @@ START_TEST(test_chunked_upload)
 	ck_assert_str_eq(out, "201");
 	fprintf(stderr, "chunked PUT with Expect: 100-continue took %lld ms\n",
 		(long long)(tm_now_ms() - t0));
-	tm_path_in(w.dir, "www/dav/c2.bin", dav, sizeof dav);
-	ck_assert(file_is(dav, data, N));
+	ck_assert(file_in(&w, "www/dav/c2.bin", data, N));
 
 	tm_path_in(w.dir, "back.bin", back, sizeof back);
 	const char *get[] = { "-o", back, "-w", "%{http_code}", u2, NULL };
@@ -474,11 +484,13 @@ static enum tm_next get_own(struct tm_client *c, int round)
 	return cc != NULL && cc < b ? TM_RECONNECT : next;
 }
 
-/* NPATHS keep-alive clients, each fetching its own path: at least 10
- * times, then until getters_join. */
-static struct tm_swarm *getters_start(int port)
+/* Once nginx holds the daemon's connections (nginx_wait_pool: its
+ * counters then in acc0 and req0), NPATHS keep-alive clients, each
+ * fetching its own path: at least 10 times, then until getters_join. */
+static struct tm_swarm *getters_start(const struct web *web, long *acc0, long *req0)
 {
-	struct tm_swarm *w = tm_swarm_start(port, NPATHS, 10, 1000000, get_own, NULL);
+	nginx_wait_pool(web, acc0, req0);
+	struct tm_swarm *w = tm_swarm_start(web->port, NPATHS, 10, 1000000, get_own, NULL);
 	ck_assert_ptr_nonnull(w);
 	return w;
 }
@@ -501,9 +513,8 @@ START_TEST(test_wrk_and_checked_clients)
 	struct web w;
 	web_start(&w, 1000000, NULL);
 	long acc0, req0, acc1, req1;
-	nginx_wait_pool(&w, &acc0, &req0);
 
-	struct tm_swarm *gs = getters_start(w.port);
+	struct tm_swarm *gs = getters_start(&w, &acc0, &req0);
 	char url[128];
 	snprintf(url, sizeof url, "%s/p/0.txt", w.url);
 	const char *argv[] = { wrk_bin, "-c", "50", "-t", "2", "-d", "3s", "--timeout", "10s", url, NULL };
@@ -544,8 +555,7 @@ START_TEST(test_target_closes_after_keepalive_requests)
 	struct web w;
 	web_start(&w, 25, NULL);
 	long acc0, req0, acc1, req1;
-	nginx_wait_pool(&w, &acc0, &req0);
-	struct tm_swarm *gs = getters_start(w.port);
+	struct tm_swarm *gs = getters_start(&w, &acc0, &req0);
 	/* run until the daemon has replaced plenty of connections */
 	TM_WAIT_FOR(tm_daemon_log_count(w.d, 0, ": connected to ") >= 4 + 40, 30000);
 	long ok, mismatches, errors;
