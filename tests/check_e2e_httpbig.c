@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "real/proc.h"
+#include "real/pysite.h"
 #include "testing.h"
 
 #define PYTHON "/usr/bin/python3"
@@ -97,18 +98,8 @@ static const char py_server[] =
 	"print('port', srv.server_address[1], flush=True)\n"
 	"srv.serve_forever()\n";
 
-struct site {
-	char dir[PATH_MAX];
-	char log[PATH_MAX];     /* the Python server's output: one line per request */
-	pid_t py;
-	int py_port;
-	struct tm_daemon *d;
-	int port;               /* the daemon's */
-	char url[64];           /* http://127.0.0.1:PORT */
-};
-
 /* Writes n deterministic bytes (seeded) to the file rel of the site. */
-static void make_file(const struct site *s, const char *rel, size_t n, unsigned seed)
+static void make_file(const struct pysite *s, const char *rel, size_t n, unsigned seed)
 {
 	char p[PATH_MAX];
 	tm_path_in(s->dir, rel, p, sizeof p);
@@ -121,11 +112,9 @@ static void make_file(const struct site *s, const char *rel, size_t n, unsigned 
 
 /* The Python server over the site's files, then the daemon in front of it
  * with the default --max-frame and extra options (NULL-terminated). */
-static void site_start(struct site *s, const char *const extra[])
+static void site_start(struct pysite *s, const char *const extra[])
 {
-	memset(s, 0, sizeof *s);
-	ck_assert_int_eq(proc_tmpdir("httpbig", s->dir, sizeof s->dir), 0);
-	tm_path_in(s->dir, "python.log", s->log, sizeof s->log);
+	pysite_dir(s, "httpbig");
 	char script[PATH_MAX], line[256];
 	tm_path_in(s->dir, "server.py", script, sizeof script);
 	ck_assert_int_eq(proc_write_file(script, py_server, sizeof py_server - 1), 0);
@@ -134,22 +123,7 @@ static void site_start(struct site *s, const char *const extra[])
 	tm_path_in(s->dir, "small.txt", line, sizeof line);
 	ck_assert_int_eq(proc_write_file(line, "small file\n", 11), 0);
 	const char *argv[] = { PYTHON, "-u", script, s->dir, NULL };
-	s->py = proc_start(argv, s->log);
-	ck_assert_int_gt(s->py, 0);
-	ck_assert_msg(proc_wait_file(s->log, "port ", line, sizeof line, 10000), "the Python server did not start");
-	s->py_port = atoi(strstr(line, "port ") + 5);
-	ck_assert_int_gt(s->py_port, 0);
-	s->d = tm_daemon_start_target("http", s->py_port, NULL, extra);
-	ck_assert_ptr_nonnull(s->d);
-	s->port = tm_daemon_port(s->d);
-	snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", s->port);
-}
-
-static void site_stop(struct site *s)
-{
-	ck_assert_int_eq(tm_daemon_stop(s->d, SIGTERM, 0), 0);
-	proc_stop(s->py, SIGTERM, 5000);
-	proc_rmtree(s->dir);
+	pysite_start(s, argv, NULL, extra);
 }
 
 /* The SHA-256 of a file, in hex (sha256sum). */
@@ -174,7 +148,7 @@ static int download(const char *url, const char *file, char *out, size_t cap)
 
 /* GET /name through the daemon into the site's file got.NAME, checked
  * against the original by SHA-256. */
-static void fetch_checked(const struct site *s, const char *path, const char *name, size_t size)
+static void fetch_checked(const struct pysite *s, const char *path, const char *name, size_t size)
 {
 	char url[128], file[PATH_MAX], orig[PATH_MAX], out[512], want[64], a[65], b[65];
 	snprintf(url, sizeof url, "%s/%s", s->url, path);
@@ -215,7 +189,7 @@ static long proc_kb(pid_t pid, const char *field)
  * stays far under the file size (a 2 MiB answer used to be a 502). */
 START_TEST(test_large_downloads)
 {
-	struct site s;
+	struct pysite s;
 	site_start(&s, NULL);
 	make_file(&s, "f50m", 50 * MIB, 50);
 	long rss0 = proc_kb(tm_daemon_pid(s.d), "VmRSS");
@@ -226,7 +200,7 @@ START_TEST(test_large_downloads)
 	fprintf(stderr, "daemon RSS at start %ld kB, peak %ld kB after 54 MiB of answers\n", rss0, hwm);
 	ck_assert_int_gt(rss0, 0);
 	ck_assert_int_lt(hwm, rss0 + 8 * 1024);
-	site_stop(&s);
+	pysite_stop(&s);
 }
 END_TEST
 
@@ -234,7 +208,7 @@ END_TEST
  * and one that ends when the target closes (RFC 9112 section 6.3 item 8). */
 START_TEST(test_chunked_download)
 {
-	struct site s;
+	struct pysite s;
 	site_start(&s, NULL);
 	fetch_checked(&s, "chunked/f8m", "f8m", 8 * MIB);
 	fetch_checked(&s, "eof/f8m", "f8m", 8 * MIB);
@@ -242,7 +216,7 @@ START_TEST(test_chunked_download)
 	ck_assert(tm_daemon_wait_log(s.d, 0, "closing after the answer", NULL, 0, 5000));
 	ck_assert_int_eq(tm_daemon_log_count(s.d, 0, "the answer stopped"), 0);
 	fetch_checked(&s, "small.txt", "small.txt", 11);
-	site_stop(&s);
+	pysite_stop(&s);
 }
 END_TEST
 
@@ -251,7 +225,7 @@ END_TEST
  * of the streamed answer, never reaches curl as a second one. */
 START_TEST(test_expect_100_big_answer)
 {
-	struct site s;
+	struct pysite s;
 	site_start(&s, NULL);
 	char up[PATH_MAX], hdrs[PATH_MAX], file[PATH_MAX], orig[PATH_MAX], url[128], out[512], a[65], b[65];
 	make_file(&s, "up.bin", 100 * 1024, 3);
@@ -276,7 +250,7 @@ START_TEST(test_expect_100_big_answer)
 		interim++;
 	ck_assert_msg(interim == 1, "curl saw %d interim answers:\n%s", interim, h);
 	free(h);
-	site_stop(&s);
+	pysite_stop(&s);
 }
 END_TEST
 
@@ -284,7 +258,7 @@ END_TEST
  * the 2 MiB download passes. */
 START_TEST(test_requests_stay_bounded)
 {
-	struct site s;
+	struct pysite s;
 	site_start(&s, NULL);
 	char up[PATH_MAX], url[128], out[512];
 	tm_path_in(s.dir, "f2m", up, sizeof up);
@@ -296,7 +270,7 @@ START_TEST(test_requests_stay_bounded)
 	ck_assert_ptr_nonnull(strstr(out, "413"));
 	ck_assert_int_eq(proc_count_file(s.log, "PUT /put"), 0);
 	fetch_checked(&s, "f2m", "f2m", 2 * MIB);
-	site_stop(&s);
+	pysite_stop(&s);
 }
 END_TEST
 
@@ -322,7 +296,7 @@ static bool small_served(int port, int ms)
  * would get a 502 (RFC 9112 §9.6). */
 START_TEST(test_request_close_retires_upstream)
 {
-	struct site s;
+	struct pysite s;
 	const char *extra[] = { "--max-connections", "1", NULL };
 	site_start(&s, extra);
 	static const char bye[] = "GET /small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
@@ -345,7 +319,7 @@ START_TEST(test_request_close_retires_upstream)
 	}
 	fprintf(stderr, "after a Connection: close request: %d of 20 next requests failed\n", bad);
 	ck_assert_int_eq(bad, 0);
-	site_stop(&s);
+	pysite_stop(&s);
 }
 END_TEST
 
@@ -373,7 +347,7 @@ static long drain(int fd, int timeout_ms)
  * daemon cuts the slow one off once a write has waited --timeout (2 s). */
 START_TEST(test_slow_reader)
 {
-	struct site s;
+	struct pysite s;
 	const char *extra[] = { "--max-connections", "2", "--timeout", "2", NULL };
 	site_start(&s, extra);
 	make_file(&s, "f50m", 50 * MIB, 50);
@@ -406,7 +380,7 @@ START_TEST(test_slow_reader)
 	/* both connections serve again */
 	fetch_checked(&s, "f2m", "f2m", 2 * MIB);
 	ck_assert(small_served(s.port, 5000));
-	site_stop(&s);
+	pysite_stop(&s);
 }
 END_TEST
 
@@ -414,7 +388,7 @@ END_TEST
  * (within 20 s). The client must have got the head of a 200 and a true
  * prefix of f8m, and nothing after it (no 502 once bytes went). Returns
  * the body bytes it got. */
-static size_t cut_answer(const struct site *s, const char *path)
+static size_t cut_answer(const struct pysite *s, const char *path)
 {
 	char req[256];
 	int rlen = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
@@ -458,13 +432,13 @@ static size_t cut_answer(const struct site *s, const char *path)
  * next request is served. */
 START_TEST(test_target_dies_mid_body)
 {
-	struct site s;
+	struct pysite s;
 	site_start(&s, NULL);
 	size_t blen = cut_answer(&s, "/dies/f8m");
 	fprintf(stderr, "target died mid-body: the client got %zu bytes of body, then the close\n", blen);
 	ck_assert(tm_daemon_wait_log(s.d, 0, "the answer stopped after", NULL, 0, 5000));
 	ck_assert(small_served(s.port, 5000));
-	site_stop(&s);
+	pysite_stop(&s);
 }
 END_TEST
 
@@ -472,7 +446,7 @@ END_TEST
  * (1 s) without a byte, the client's connection is closed. */
 START_TEST(test_target_stalls_mid_body)
 {
-	struct site s;
+	struct pysite s;
 	const char *extra[] = { "--answer-timeout", "1", "--max-connections", "2", NULL };
 	site_start(&s, extra);
 	int64_t t0 = tm_now_ms();
@@ -486,7 +460,7 @@ START_TEST(test_target_stalls_mid_body)
 	ck_assert(tm_daemon_wait_log(s.d, 0, "the answer stopped after", line, sizeof line, 5000));
 	ck_assert_msg(strstr(line, "timed out") != NULL, "%s", line);
 	ck_assert(small_served(s.port, 5000));
-	site_stop(&s);
+	pysite_stop(&s);
 }
 END_TEST
 
