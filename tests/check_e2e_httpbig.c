@@ -245,9 +245,7 @@ START_TEST(test_expect_100_big_answer)
 	ck_assert_str_eq(a, b);
 	char *h = proc_slurp(hdrs, NULL);
 	ck_assert_ptr_nonnull(h);
-	int interim = 0;
-	for (const char *p = h; (p = strstr(p, " 100 ")) != NULL; p++)
-		interim++;
+	int interim = tm_count(h, " 100 ");
 	ck_assert_msg(interim == 1, "curl saw %d interim answers:\n%s", interim, h);
 	free(h);
 	pysite_stop(&s);

@@ -344,9 +344,7 @@ START_TEST(test_expect_100_upload)
 	ck_assert_msg(t_via - t_direct < 0.5, "the daemon added %.3f s", t_via - t_direct);
 	char *h = proc_slurp(hdrs, NULL);
 	ck_assert_ptr_nonnull(h);
-	int interim = 0;
-	for (const char *p = h; (p = strstr(p, "HTTP/1.1 100")) != NULL; p++)
-		interim++;
+	int interim = tm_count(h, "HTTP/1.1 100");
 	ck_assert_msg(interim == 1, "curl saw %d interim answers:\n%s", interim, h);
 	ck_assert_ptr_nonnull(strstr(h, "HTTP/1.1 200"));
 	free(h);

@@ -676,6 +676,14 @@ int tm_run(const char *const args[], char *out, size_t cap, int timeout_ms)
 
 /* ---- clients ------------------------------------------------------------ */
 
+int tm_count(const char *text, const char *needle)
+{
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
 void tm_fill_bytes(void *p, size_t n, unsigned seed)
 {
 	unsigned char *out = p;

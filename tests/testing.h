@@ -222,6 +222,8 @@ long tm_exceptions(const long total[TM_OUTCOMES]);
 
 /* ---- clients ------------------------------------------------------------ */
 
+/* How many times needle occurs in text (overlapping ones too). */
+int tm_count(const char *text, const char *needle);
 /* n deterministic bytes from seed (xorshift32), for files and uploads
  * whose every byte a test checks. */
 void tm_fill_bytes(void *p, size_t n, unsigned seed);
