@@ -45,18 +45,6 @@ static size_t path_body(int n, char *out, size_t cap)
 	return len < cap ? len : cap - 1;
 }
 
-/* Deterministic bytes for the large file and the uploads. */
-static void fill_bytes(unsigned char *p, size_t n, unsigned seed)
-{
-	unsigned x = seed * 2654435761u + 1;
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		p[i] = (unsigned char)x;
-	}
-}
-
 /* ---- nginx in a temporary directory, the daemon in front -------------- */
 
 struct web {
@@ -68,23 +56,17 @@ struct web {
 	char url[64];           /* http://127.0.0.1:PORT */
 };
 
-static void path_in(const struct web *w, const char *rel, char *out, size_t cap)
-{
-	int n = snprintf(out, cap, "%s/%s", w->dir, rel);
-	ck_assert(n > 0 && (size_t)n < cap);
-}
-
 static void mkdir_in(const struct web *w, const char *rel)
 {
 	char p[PATH_MAX];
-	path_in(w, rel, p, sizeof p);
+	tm_path_in(w->dir, rel, p, sizeof p);
 	ck_assert_msg(mkdir(p, 0755) == 0, "mkdir %s: %s", p, strerror(errno));
 }
 
 static void write_in(const struct web *w, const char *rel, const void *data, size_t n)
 {
 	char p[PATH_MAX];
-	path_in(w, rel, p, sizeof p);
+	tm_path_in(w->dir, rel, p, sizeof p);
 	int rc = proc_write_file(p, data, n);
 	ck_assert_msg(rc == 0, "write %s: %s", p, strerror(-rc));
 }
@@ -139,9 +121,9 @@ static void nginx_start(struct web *w, int keepalive_requests)
 	snprintf(conf_in, sizeof conf_in, "%s/real/nginx.conf.in", TESTS_SRCDIR);
 	char *tmpl = proc_slurp(conf_in, NULL);
 	ck_assert_msg(tmpl != NULL, "cannot read %s", conf_in);
-	path_in(w, "nginx.conf", conf, sizeof conf);
-	path_in(w, "nginx.out", out, sizeof out);
-	path_in(w, "error.log", err, sizeof err);
+	tm_path_in(w->dir, "nginx.conf", conf, sizeof conf);
+	tm_path_in(w->dir, "nginx.out", out, sizeof out);
+	tm_path_in(w->dir, "error.log", err, sizeof err);
 
 	for (int attempt = 0; attempt < 5; attempt++) {
 		int port = proc_free_port();
@@ -205,20 +187,14 @@ static void web_start(struct web *w, int keepalive_requests, const char *const e
 	}
 	unsigned char *big = malloc(BIG_SIZE);
 	ck_assert_ptr_nonnull(big);
-	fill_bytes(big, BIG_SIZE, 5);
+	tm_fill_bytes(big, BIG_SIZE, 5);
 	write_in(w, "www/big.bin", big, BIG_SIZE);
 	free(big);
 	nginx_start(w, keepalive_requests);
 
-	char target[32];
-	snprintf(target, sizeof target, "127.0.0.1:%d", w->nginx_port);
-	const char *args[32] = { "-p", "http", "-t", target, "--max-connections", "4",
-				 "--queue-size", "128", "--max-frame", "8M", "--timeout", "10" };
-	size_t n = 12;
-	for (size_t i = 0; extra && extra[i] && n + 1 < 32; i++)
-		args[n++] = extra[i];
-	args[n] = NULL;
-	w->d = tm_daemon_start(args);
+	const char *args[] = { "--max-connections", "4", "--queue-size", "128", "--max-frame", "8M", "--timeout",
+			       "10", NULL };
+	w->d = tm_daemon_start_target("http", w->nginx_port, args, extra);
 	ck_assert_ptr_nonnull(w->d);
 	w->port = tm_daemon_port(w->d);
 	snprintf(w->url, sizeof w->url, "http://127.0.0.1:%d", w->port);
@@ -240,6 +216,17 @@ static void curl(char *out, size_t cap, const char *const args[])
 }
 
 /* Whether the file holds exactly n bytes equal to data. */
+/* n deterministic bytes (seeded) in data and in the site's upload.bin,
+ * for curl: its path in up, and "@path" in at. */
+static void make_upload(const struct web *w, unsigned char *data, size_t n, unsigned seed, char up[PATH_MAX],
+			char at[PATH_MAX + 1])
+{
+	tm_fill_bytes(data, n, seed);
+	tm_path_in(w->dir, "upload.bin", up, PATH_MAX);
+	ck_assert_int_eq(proc_write_file(up, data, n), 0);
+	snprintf(at, PATH_MAX + 1, "@%s", up);
+}
+
 static bool file_is(const char *path, const void *data, size_t n)
 {
 	size_t len;
@@ -250,6 +237,14 @@ static bool file_is(const char *path, const void *data, size_t n)
 			len == n ? " (content differs)" : "");
 	free(got);
 	return same;
+}
+
+/* file_is for the file rel of the site. */
+static bool file_in(const struct web *w, const char *rel, const void *data, size_t n)
+{
+	char p[PATH_MAX];
+	tm_path_in(w->dir, rel, p, sizeof p);
+	return file_is(p, data, n);
 }
 
 /* nginx's stub_status, fetched directly: accepted connections and requests
@@ -288,8 +283,8 @@ START_TEST(test_curl_get_keepalive)
 	char u1[128], u2[128], f1[PATH_MAX], f2[PATH_MAX], out[4096];
 	snprintf(u1, sizeof u1, "%s/p/1.txt", w.url);
 	snprintf(u2, sizeof u2, "%s/p/2.txt", w.url);
-	path_in(&w, "get1", f1, sizeof f1);
-	path_in(&w, "get2", f2, sizeof f2);
+	tm_path_in(w.dir, "get1", f1, sizeof f1);
+	tm_path_in(w.dir, "get2", f2, sizeof f2);
 	const char *args[] = { "-o", f1, "-o", f2, "-w", "%{http_code} %{num_connects}\\n", u1, u2, NULL };
 	curl(out, sizeof out, args);
 	ck_assert_str_eq(out, "200 1\n200 0\n");
@@ -313,7 +308,7 @@ START_TEST(test_head)
 	char u3[128], u4[128], f4[PATH_MAX], out[4096], body[4096];
 	snprintf(u3, sizeof u3, "%s/p/3.txt", w.url);
 	snprintf(u4, sizeof u4, "%s/p/4.txt", w.url);
-	path_in(&w, "get4", f4, sizeof f4);
+	tm_path_in(w.dir, "get4", f4, sizeof f4);
 	const char *args[] = { "-I", u3, "--next", "-sS", "-o", f4, "-w", "%{http_code} %{num_connects}\\n",
 			       u4, NULL };
 	curl(out, sizeof out, args);
@@ -354,12 +349,9 @@ START_TEST(test_post)
 	web_start(&w, 1000000, NULL);
 	enum { N = 300 * 1000 };
 	static unsigned char data[N];
-	fill_bytes(data, N, 11);
-	char up[PATH_MAX], at[PATH_MAX + 1], f6[PATH_MAX], dav[PATH_MAX], out[4096], body[4096];
-	path_in(&w, "upload.bin", up, sizeof up);
-	ck_assert_int_eq(proc_write_file(up, data, N), 0);
-	snprintf(at, sizeof at, "@%s", up);
-	path_in(&w, "get6", f6, sizeof f6);
+	char up[PATH_MAX], at[PATH_MAX + 1], f6[PATH_MAX], out[4096], body[4096];
+	make_upload(&w, data, N, 11, up, at);
+	tm_path_in(w.dir, "get6", f6, sizeof f6);
 	char upost[128], u6[128], uput[128];
 	snprintf(upost, sizeof upost, "%s/post", w.url);
 	snprintf(u6, sizeof u6, "%s/p/6.txt", w.url);
@@ -375,8 +367,7 @@ START_TEST(test_post)
 	const char *put[] = { "-H", "Expect:", "-T", up, "-w", "%{http_code}", uput, NULL };
 	curl(out, sizeof out, put);
 	ck_assert_str_eq(out, "201");
-	path_in(&w, "www/dav/put.bin", dav, sizeof dav);
-	ck_assert(file_is(dav, data, N));
+	ck_assert(file_in(&w, "www/dav/put.bin", data, N));
 	web_stop(&w);
 }
 END_TEST
@@ -390,11 +381,8 @@ START_TEST(test_chunked_upload)
 	web_start(&w, 1000000, NULL);
 	enum { N = 200 * 1000 + 17 };
 	static unsigned char data[N];
-	fill_bytes(data, N, 23);
-	char up[PATH_MAX], at[PATH_MAX + 1], dav[PATH_MAX], back[PATH_MAX], out[4096];
-	path_in(&w, "upload.bin", up, sizeof up);
-	ck_assert_int_eq(proc_write_file(up, data, N), 0);
-	snprintf(at, sizeof at, "@%s", up);
+	char up[PATH_MAX], at[PATH_MAX + 1], back[PATH_MAX], out[4096];
+	make_upload(&w, data, N, 23, up, at);
 	char upost[128], u1[128], u2[128];
 	snprintf(upost, sizeof upost, "%s/post", w.url);
 	snprintf(u1, sizeof u1, "%s/dav/c1.bin", w.url);
@@ -409,8 +397,7 @@ START_TEST(test_chunked_upload)
 			       "%{http_code}", u1, NULL };
 	curl(out, sizeof out, put1);
 	ck_assert_str_eq(out, "201");
-	path_in(&w, "www/dav/c1.bin", dav, sizeof dav);
-	ck_assert(file_is(dav, data, N));
+	ck_assert(file_in(&w, "www/dav/c1.bin", data, N));
 
 	int64_t t0 = tm_now_ms();
 	const char *put2[] = { "-H", "Transfer-Encoding: chunked", "-T", up, "-w", "%{http_code}", u2, NULL };
@@ -418,10 +405,9 @@ START_TEST(test_chunked_upload)
 	ck_assert_str_eq(out, "201");
 	fprintf(stderr, "chunked PUT with Expect: 100-continue took %lld ms\n",
 		(long long)(tm_now_ms() - t0));
-	path_in(&w, "www/dav/c2.bin", dav, sizeof dav);
-	ck_assert(file_is(dav, data, N));
+	ck_assert(file_in(&w, "www/dav/c2.bin", data, N));
 
-	path_in(&w, "back.bin", back, sizeof back);
+	tm_path_in(w.dir, "back.bin", back, sizeof back);
 	const char *get[] = { "-o", back, "-w", "%{http_code}", u2, NULL };
 	curl(out, sizeof out, get);
 	ck_assert_str_eq(out, "200");
@@ -438,9 +424,9 @@ START_TEST(test_large_download)
 	struct web w;
 	web_start(&w, 1000000, NULL);
 	static unsigned char big[BIG_SIZE];
-	fill_bytes(big, BIG_SIZE, 5);
+	tm_fill_bytes(big, BIG_SIZE, 5);
 	char f[PATH_MAX], url[128], out[4096];
-	path_in(&w, "big.out", f, sizeof f);
+	tm_path_in(w.dir, "big.out", f, sizeof f);
 	snprintf(url, sizeof url, "%s/big.bin", w.url);
 	int64_t t0 = tm_now_ms();
 	const char *args[] = { "-o", f, "-w", "%{http_code} %{size_download}", url, NULL };
@@ -449,16 +435,13 @@ START_TEST(test_large_download)
 	ck_assert_str_eq(out, "200 5242880");
 	ck_assert(file_is(f, big, BIG_SIZE));
 
-	char target[32];
-	snprintf(target, sizeof target, "127.0.0.1:%d", w.nginx_port);
-	const char *extra[] = { "-p", "http", "-t", target, NULL };
-	struct tm_daemon *d2 = tm_daemon_start(extra);
+	struct tm_daemon *d2 = tm_daemon_start_target("http", w.nginx_port, NULL, NULL);
 	ck_assert_ptr_nonnull(d2);
 	char url2[128], url3[128], f2[PATH_MAX], f3[PATH_MAX], body[4096];
 	snprintf(url2, sizeof url2, "http://127.0.0.1:%d/big.bin", tm_daemon_port(d2));
 	snprintf(url3, sizeof url3, "http://127.0.0.1:%d/p/7.txt", tm_daemon_port(d2));
-	path_in(&w, "get7", f3, sizeof f3);
-	path_in(&w, "big2.out", f2, sizeof f2);
+	tm_path_in(w.dir, "get7", f3, sizeof f3);
+	tm_path_in(w.dir, "big2.out", f2, sizeof f2);
 	const char *args2[] = { "-o", f2, "-w", "%{http_code}\\n", url2, "--next", "-sS", "-o", f3,
 				"-w", "%{http_code}\\n", url3, NULL };
 	curl(out, sizeof out, args2);
@@ -501,11 +484,13 @@ static enum tm_next get_own(struct tm_client *c, int round)
 	return cc != NULL && cc < b ? TM_RECONNECT : next;
 }
 
-/* NPATHS keep-alive clients, each fetching its own path: at least 10
- * times, then until getters_join. */
-static struct tm_swarm *getters_start(int port)
+/* Once nginx holds the daemon's connections (nginx_wait_pool: its
+ * counters then in acc0 and req0), NPATHS keep-alive clients, each
+ * fetching its own path: at least 10 times, then until getters_join. */
+static struct tm_swarm *getters_start(const struct web *web, long *acc0, long *req0)
 {
-	struct tm_swarm *w = tm_swarm_start(port, NPATHS, 10, 1000000, get_own, NULL);
+	nginx_wait_pool(web, acc0, req0);
+	struct tm_swarm *w = tm_swarm_start(web->port, NPATHS, 10, 1000000, get_own, NULL);
 	ck_assert_ptr_nonnull(w);
 	return w;
 }
@@ -528,9 +513,8 @@ START_TEST(test_wrk_and_checked_clients)
 	struct web w;
 	web_start(&w, 1000000, NULL);
 	long acc0, req0, acc1, req1;
-	nginx_wait_pool(&w, &acc0, &req0);
 
-	struct tm_swarm *gs = getters_start(w.port);
+	struct tm_swarm *gs = getters_start(&w, &acc0, &req0);
 	char url[128];
 	snprintf(url, sizeof url, "%s/p/0.txt", w.url);
 	const char *argv[] = { wrk_bin, "-c", "50", "-t", "2", "-d", "3s", "--timeout", "10s", url, NULL };
@@ -571,8 +555,7 @@ START_TEST(test_target_closes_after_keepalive_requests)
 	struct web w;
 	web_start(&w, 25, NULL);
 	long acc0, req0, acc1, req1;
-	nginx_wait_pool(&w, &acc0, &req0);
-	struct tm_swarm *gs = getters_start(w.port);
+	struct tm_swarm *gs = getters_start(&w, &acc0, &req0);
 	/* run until the daemon has replaced plenty of connections */
 	TM_WAIT_FOR(tm_daemon_log_count(w.d, 0, ": connected to ") >= 4 + 40, 30000);
 	long ok, mismatches, errors;
@@ -688,24 +671,24 @@ START_TEST(test_sim_response_framing)
 }
 END_TEST
 
+/* Sends req on a new connection: a 200 with body, then the close. */
+static void expect_answer_then_close(const struct tm_pair *p, const char *req, const char *body)
+{
+	int fd = tm_pair_client(p);
+	ck_assert_int_eq(tm_write_all(fd, req, strlen(req)), 0);
+	expect_response(fd, false, 200, body);
+	ck_assert_int_eq(tm_wait_closed(fd, 5000), 0);
+	close(fd);
+}
+
 /* "Connection: close" from the client: answered, then closed. */
 START_TEST(test_sim_connection_close)
 {
 	struct tm_pair p;
 	http_pair(&p, 0, NULL);
-	int fd = tm_pair_client(&p);
-	const char req[] = "GET /bye HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-	ck_assert_int_eq(tm_write_all(fd, req, sizeof req - 1), 0);
-	expect_response(fd, false, 200, "GET /bye\n");
-	ck_assert_int_eq(tm_wait_closed(fd, 5000), 0);
-	close(fd);
+	expect_answer_then_close(&p, "GET /bye HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "GET /bye\n");
 	/* HTTP/1.0 without keep-alive closes too */
-	fd = tm_pair_client(&p);
-	const char req10[] = "GET /old HTTP/1.0\r\n\r\n";
-	ck_assert_int_eq(tm_write_all(fd, req10, sizeof req10 - 1), 0);
-	expect_response(fd, false, 200, "GET /old\n");
-	ck_assert_int_eq(tm_wait_closed(fd, 5000), 0);
-	close(fd);
+	expect_answer_then_close(&p, "GET /old HTTP/1.0\r\n\r\n", "GET /old\n");
 	ck_assert_int_eq(tm_pair_stop(&p), 0);
 }
 END_TEST

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "real/proc.h"
+#include "real/pysite.h"
 #include "testing.h"
 
 #define PYTHON "/usr/bin/python3"
@@ -97,77 +98,32 @@ static const char py_server[] =
 	"print('port', srv.server_address[1], flush=True)\n"
 	"srv.serve_forever()\n";
 
-struct site {
-	char dir[PATH_MAX];
-	char log[PATH_MAX];     /* the Python server's output: one line per request */
-	pid_t py;
-	int py_port;
-	struct tm_daemon *d;
-	int port;               /* the daemon's */
-	char url[64];           /* http://127.0.0.1:PORT */
-};
-
-static void path_in(const struct site *s, const char *rel, char *out, size_t cap)
-{
-	int n = snprintf(out, cap, "%s/%s", s->dir, rel);
-	ck_assert(n > 0 && (size_t)n < cap);
-}
-
 /* Writes n deterministic bytes (seeded) to the file rel of the site. */
-static void make_file(const struct site *s, const char *rel, size_t n, unsigned seed)
+static void make_file(const struct pysite *s, const char *rel, size_t n, unsigned seed)
 {
 	char p[PATH_MAX];
-	path_in(s, rel, p, sizeof p);
+	tm_path_in(s->dir, rel, p, sizeof p);
 	unsigned char *data = malloc(n);
 	ck_assert_ptr_nonnull(data);
-	unsigned x = seed * 2654435761u + 1;
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		data[i] = (unsigned char)x;
-	}
+	tm_fill_bytes(data, n, seed);
 	ck_assert_int_eq(proc_write_file(p, data, n), 0);
 	free(data);
 }
 
 /* The Python server over the site's files, then the daemon in front of it
  * with the default --max-frame and extra options (NULL-terminated). */
-static void site_start(struct site *s, const char *const extra[])
+static void site_start(struct pysite *s, const char *const extra[])
 {
-	memset(s, 0, sizeof *s);
-	ck_assert_int_eq(proc_tmpdir("httpbig", s->dir, sizeof s->dir), 0);
-	path_in(s, "python.log", s->log, sizeof s->log);
-	char script[PATH_MAX], line[256], target[32];
-	path_in(s, "server.py", script, sizeof script);
+	pysite_dir(s, "httpbig");
+	char script[PATH_MAX], line[256];
+	tm_path_in(s->dir, "server.py", script, sizeof script);
 	ck_assert_int_eq(proc_write_file(script, py_server, sizeof py_server - 1), 0);
 	make_file(s, "f2m", 2 * MIB, 2);
 	make_file(s, "f8m", 8 * MIB, 8);
-	path_in(s, "small.txt", line, sizeof line);
+	tm_path_in(s->dir, "small.txt", line, sizeof line);
 	ck_assert_int_eq(proc_write_file(line, "small file\n", 11), 0);
 	const char *argv[] = { PYTHON, "-u", script, s->dir, NULL };
-	s->py = proc_start(argv, s->log);
-	ck_assert_int_gt(s->py, 0);
-	ck_assert_msg(proc_wait_file(s->log, "port ", line, sizeof line, 10000), "the Python server did not start");
-	s->py_port = atoi(strstr(line, "port ") + 5);
-	ck_assert_int_gt(s->py_port, 0);
-	snprintf(target, sizeof target, "127.0.0.1:%d", s->py_port);
-	const char *args[16] = { "-p", "http", "-t", target };
-	size_t n = 4;
-	for (size_t i = 0; extra != NULL && extra[i] != NULL && n + 1 < 16; i++)
-		args[n++] = extra[i];
-	args[n] = NULL;
-	s->d = tm_daemon_start(args);
-	ck_assert_ptr_nonnull(s->d);
-	s->port = tm_daemon_port(s->d);
-	snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", s->port);
-}
-
-static void site_stop(struct site *s)
-{
-	ck_assert_int_eq(tm_daemon_stop(s->d, SIGTERM, 0), 0);
-	proc_stop(s->py, SIGTERM, 5000);
-	proc_rmtree(s->dir);
+	pysite_start(s, argv, NULL, extra);
 }
 
 /* The SHA-256 of a file, in hex (sha256sum). */
@@ -192,15 +148,15 @@ static int download(const char *url, const char *file, char *out, size_t cap)
 
 /* GET /name through the daemon into the site's file got.NAME, checked
  * against the original by SHA-256. */
-static void fetch_checked(const struct site *s, const char *path, const char *name, size_t size)
+static void fetch_checked(const struct pysite *s, const char *path, const char *name, size_t size)
 {
 	char url[128], file[PATH_MAX], orig[PATH_MAX], out[512], want[64], a[65], b[65];
 	snprintf(url, sizeof url, "%s/%s", s->url, path);
 	snprintf(want, sizeof want, "200 %zu", size);
 	char got[64];
 	snprintf(got, sizeof got, "got.%s", name);
-	path_in(s, got, file, sizeof file);
-	path_in(s, name, orig, sizeof orig);
+	tm_path_in(s->dir, got, file, sizeof file);
+	tm_path_in(s->dir, name, orig, sizeof orig);
 	int64_t t0 = tm_now_ms();
 	int rc = download(url, file, out, sizeof out);
 	fprintf(stderr, "GET /%s through the daemon: curl exit %d, '%s' in %lld ms\n", path, rc, out,
@@ -233,7 +189,7 @@ static long proc_kb(pid_t pid, const char *field)
  * stays far under the file size (a 2 MiB answer used to be a 502). */
 START_TEST(test_large_downloads)
 {
-	struct site s;
+	struct pysite s;
 	site_start(&s, NULL);
 	make_file(&s, "f50m", 50 * MIB, 50);
 	long rss0 = proc_kb(tm_daemon_pid(s.d), "VmRSS");
@@ -244,7 +200,7 @@ START_TEST(test_large_downloads)
 	fprintf(stderr, "daemon RSS at start %ld kB, peak %ld kB after 54 MiB of answers\n", rss0, hwm);
 	ck_assert_int_gt(rss0, 0);
 	ck_assert_int_lt(hwm, rss0 + 8 * 1024);
-	site_stop(&s);
+	pysite_stop(&s);
 }
 END_TEST
 
@@ -252,7 +208,7 @@ END_TEST
  * and one that ends when the target closes (RFC 9112 section 6.3 item 8). */
 START_TEST(test_chunked_download)
 {
-	struct site s;
+	struct pysite s;
 	site_start(&s, NULL);
 	fetch_checked(&s, "chunked/f8m", "f8m", 8 * MIB);
 	fetch_checked(&s, "eof/f8m", "f8m", 8 * MIB);
@@ -260,7 +216,7 @@ START_TEST(test_chunked_download)
 	ck_assert(tm_daemon_wait_log(s.d, 0, "closing after the answer", NULL, 0, 5000));
 	ck_assert_int_eq(tm_daemon_log_count(s.d, 0, "the answer stopped"), 0);
 	fetch_checked(&s, "small.txt", "small.txt", 11);
-	site_stop(&s);
+	pysite_stop(&s);
 }
 END_TEST
 
@@ -269,14 +225,14 @@ END_TEST
  * of the streamed answer, never reaches curl as a second one. */
 START_TEST(test_expect_100_big_answer)
 {
-	struct site s;
+	struct pysite s;
 	site_start(&s, NULL);
 	char up[PATH_MAX], hdrs[PATH_MAX], file[PATH_MAX], orig[PATH_MAX], url[128], out[512], a[65], b[65];
 	make_file(&s, "up.bin", 100 * 1024, 3);
-	path_in(&s, "up.bin", up, sizeof up);
-	path_in(&s, "headers.txt", hdrs, sizeof hdrs);
-	path_in(&s, "got.put", file, sizeof file);
-	path_in(&s, "f8m", orig, sizeof orig);
+	tm_path_in(s.dir, "up.bin", up, sizeof up);
+	tm_path_in(s.dir, "headers.txt", hdrs, sizeof hdrs);
+	tm_path_in(s.dir, "got.put", file, sizeof file);
+	tm_path_in(s.dir, "f8m", orig, sizeof orig);
 	snprintf(url, sizeof url, "%s/put", s.url);
 	const char *argv[] = { curl_bin, "-sS", "--max-time", "50", "-T", up, "-H", "Expect: 100-continue", "-D", hdrs,
 			       "-o", file, "-w", "%{http_code} %{size_download}", url, NULL };
@@ -289,12 +245,10 @@ START_TEST(test_expect_100_big_answer)
 	ck_assert_str_eq(a, b);
 	char *h = proc_slurp(hdrs, NULL);
 	ck_assert_ptr_nonnull(h);
-	int interim = 0;
-	for (const char *p = h; (p = strstr(p, " 100 ")) != NULL; p++)
-		interim++;
+	int interim = tm_count(h, " 100 ");
 	ck_assert_msg(interim == 1, "curl saw %d interim answers:\n%s", interim, h);
 	free(h);
-	site_stop(&s);
+	pysite_stop(&s);
 }
 END_TEST
 
@@ -302,10 +256,10 @@ END_TEST
  * the 2 MiB download passes. */
 START_TEST(test_requests_stay_bounded)
 {
-	struct site s;
+	struct pysite s;
 	site_start(&s, NULL);
 	char up[PATH_MAX], url[128], out[512];
-	path_in(&s, "f2m", up, sizeof up);
+	tm_path_in(s.dir, "f2m", up, sizeof up);
 	snprintf(url, sizeof url, "%s/put", s.url);
 	const char *argv[] = { curl_bin, "-sS", "--max-time", "50", "-T", up, "-H", "Expect:", "-o", "/dev/null",
 			       "-w", "%{http_code}", url, NULL };
@@ -314,7 +268,7 @@ START_TEST(test_requests_stay_bounded)
 	ck_assert_ptr_nonnull(strstr(out, "413"));
 	ck_assert_int_eq(proc_count_file(s.log, "PUT /put"), 0);
 	fetch_checked(&s, "f2m", "f2m", 2 * MIB);
-	site_stop(&s);
+	pysite_stop(&s);
 }
 END_TEST
 
@@ -340,7 +294,7 @@ static bool small_served(int port, int ms)
  * would get a 502 (RFC 9112 §9.6). */
 START_TEST(test_request_close_retires_upstream)
 {
-	struct site s;
+	struct pysite s;
 	const char *extra[] = { "--max-connections", "1", NULL };
 	site_start(&s, extra);
 	static const char bye[] = "GET /small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
@@ -363,7 +317,7 @@ START_TEST(test_request_close_retires_upstream)
 	}
 	fprintf(stderr, "after a Connection: close request: %d of 20 next requests failed\n", bad);
 	ck_assert_int_eq(bad, 0);
-	site_stop(&s);
+	pysite_stop(&s);
 }
 END_TEST
 
@@ -391,7 +345,7 @@ static long drain(int fd, int timeout_ms)
  * daemon cuts the slow one off once a write has waited --timeout (2 s). */
 START_TEST(test_slow_reader)
 {
-	struct site s;
+	struct pysite s;
 	const char *extra[] = { "--max-connections", "2", "--timeout", "2", NULL };
 	site_start(&s, extra);
 	make_file(&s, "f50m", 50 * MIB, 50);
@@ -424,7 +378,7 @@ START_TEST(test_slow_reader)
 	/* both connections serve again */
 	fetch_checked(&s, "f2m", "f2m", 2 * MIB);
 	ck_assert(small_served(s.port, 5000));
-	site_stop(&s);
+	pysite_stop(&s);
 }
 END_TEST
 
@@ -432,7 +386,7 @@ END_TEST
  * (within 20 s). The client must have got the head of a 200 and a true
  * prefix of f8m, and nothing after it (no 502 once bytes went). Returns
  * the body bytes it got. */
-static size_t cut_answer(const struct site *s, const char *path)
+static size_t cut_answer(const struct pysite *s, const char *path)
 {
 	char req[256];
 	int rlen = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
@@ -462,7 +416,7 @@ static size_t cut_answer(const struct site *s, const char *path)
 	ck_assert_uint_le(blen, DIES_AFTER);
 	ck_assert_uint_gt(blen, 0);
 	char orig[PATH_MAX];
-	path_in(s, "f8m", orig, sizeof orig);
+	tm_path_in(s->dir, "f8m", orig, sizeof orig);
 	char *want = proc_slurp(orig, NULL);
 	ck_assert_ptr_nonnull(want);
 	ck_assert(memcmp(body, want, blen) == 0); /* a prefix of the truth, nothing appended */
@@ -476,13 +430,13 @@ static size_t cut_answer(const struct site *s, const char *path)
  * next request is served. */
 START_TEST(test_target_dies_mid_body)
 {
-	struct site s;
+	struct pysite s;
 	site_start(&s, NULL);
 	size_t blen = cut_answer(&s, "/dies/f8m");
 	fprintf(stderr, "target died mid-body: the client got %zu bytes of body, then the close\n", blen);
 	ck_assert(tm_daemon_wait_log(s.d, 0, "the answer stopped after", NULL, 0, 5000));
 	ck_assert(small_served(s.port, 5000));
-	site_stop(&s);
+	pysite_stop(&s);
 }
 END_TEST
 
@@ -490,7 +444,7 @@ END_TEST
  * (1 s) without a byte, the client's connection is closed. */
 START_TEST(test_target_stalls_mid_body)
 {
-	struct site s;
+	struct pysite s;
 	const char *extra[] = { "--answer-timeout", "1", "--max-connections", "2", NULL };
 	site_start(&s, extra);
 	int64_t t0 = tm_now_ms();
@@ -504,7 +458,7 @@ START_TEST(test_target_stalls_mid_body)
 	ck_assert(tm_daemon_wait_log(s.d, 0, "the answer stopped after", line, sizeof line, 5000));
 	ck_assert_msg(strstr(line, "timed out") != NULL, "%s", line);
 	ck_assert(small_served(s.port, 5000));
-	site_stop(&s);
+	pysite_stop(&s);
 }
 END_TEST
 
@@ -519,21 +473,10 @@ int main(void)
 		return PROC_SKIP;
 	}
 	Suite *su = suite_create("e2e_httpbig");
-	TCase *tc = tcase_create("answers larger than --max-frame");
+	TCase *tc = TM_CASE(su, "answers larger than --max-frame", 120, test_large_downloads, test_chunked_download,
+			    test_expect_100_big_answer, test_requests_stay_bounded,
+			    test_request_close_retires_upstream, test_slow_reader, test_target_dies_mid_body,
+			    test_target_stalls_mid_body);
 	tcase_add_unchecked_fixture(tc, proc_tmproot_setup, proc_tmproot_teardown);
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, test_large_downloads);
-	tcase_add_test(tc, test_chunked_download);
-	tcase_add_test(tc, test_expect_100_big_answer);
-	tcase_add_test(tc, test_requests_stay_bounded);
-	tcase_add_test(tc, test_request_close_retires_upstream);
-	tcase_add_test(tc, test_slow_reader);
-	tcase_add_test(tc, test_target_dies_mid_body);
-	tcase_add_test(tc, test_target_stalls_mid_body);
-	suite_add_tcase(su, tc);
-	SRunner *sr = srunner_create(su);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tm_run_suite(su, NULL);
 }

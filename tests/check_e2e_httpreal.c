@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "real/proc.h"
+#include "real/pysite.h"
 #include "testing.h"
 
 #define PYTHON "/usr/bin/python3"
@@ -69,64 +70,31 @@ static const char cgi_lf[] = "#!" PYTHON "\n"
 			     "print()\n"
 			     "print('lines end in LF')\n";
 
-struct site {
-	char dir[PATH_MAX];
-	char log[PATH_MAX];     /* the Python server's output: one line per request */
-	pid_t py;
-	int py_port;
-	struct tm_daemon *d;
-	char url[64];           /* the daemon: http://127.0.0.1:PORT */
-	char direct[64];        /* the Python server itself */
-};
-
-static void path_in(const struct site *s, const char *rel, char *out, size_t cap)
-{
-	int n = snprintf(out, cap, "%s/%s", s->dir, rel);
-	ck_assert(n > 0 && (size_t)n < cap);
-}
-
-static void write_in(const struct site *s, const char *rel, const void *data, size_t n, mode_t mode)
+static void write_in(const struct pysite *s, const char *rel, const void *data, size_t n, mode_t mode)
 {
 	char p[PATH_MAX];
-	path_in(s, rel, p, sizeof p);
+	tm_path_in(s->dir, rel, p, sizeof p);
 	int rc = proc_write_file(p, data, n);
 	ck_assert_msg(rc == 0, "write %s: %s", p, strerror(-rc));
 	ck_assert_int_eq(chmod(p, mode), 0);
 }
 
-/* The daemon in front of the target on s->py_port, with --max-connections
- * conns. */
-static void daemon_start(struct site *s, const char *conns)
+/* Starts argv (a Python server that prints "port N" when it listens),
+ * or only the daemon when argv is NULL (the server runs), in front of it
+ * with --max-connections conns. */
+static void site_start(struct pysite *s, const char *const argv[], const char *conns)
 {
-	char target[32];
-	snprintf(target, sizeof target, "127.0.0.1:%d", s->py_port);
-	snprintf(s->direct, sizeof s->direct, "http://%s", target);
-	const char *args[] = { "-p", "http", "-t", target, "--max-connections", conns, "--max-frame", "8M",
-			       "--timeout", "10", NULL };
-	s->d = tm_daemon_start(args);
-	ck_assert_ptr_nonnull(s->d);
-	snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", tm_daemon_port(s->d));
-}
-
-/* Starts argv (a Python server that prints "port N" when it listens) and
- * then the daemon in front of it with --max-connections conns. */
-static void site_start(struct site *s, const char *const argv[], const char *conns)
-{
-	char line[256];
-	s->py = proc_start(argv, s->log);
-	ck_assert_int_gt(s->py, 0);
-	ck_assert_msg(proc_wait_file(s->log, "port ", line, sizeof line, 10000),
-		      "the Python server did not start");
-	s->py_port = atoi(strstr(line, "port ") + 5);
-	ck_assert_int_gt(s->py_port, 0);
-	daemon_start(s, conns);
+	const char *args[] = { "--max-connections", conns, "--max-frame", "8M", "--timeout", "10", NULL };
+	if (argv != NULL)
+		pysite_start(s, argv, args, NULL);
+	else
+		pysite_daemon(s, args, NULL);
 }
 
 /* A temporary directory with a.txt, b.txt and the CGI scripts. */
-static void site_files(struct site *s)
+static void site_files(struct pysite *s)
 {
-	memset(s, 0, sizeof *s);
-	ck_assert_int_eq(proc_tmpdir("httpreal", s->dir, sizeof s->dir), 0);
+	pysite_dir(s, "httpreal");
 	/* run as root, http.server runs CGI scripts as user nobody, group root
 	 * (it changes only the uid): both must reach them */
 	char up[PATH_MAX];
@@ -138,9 +106,8 @@ static void site_files(struct site *s)
 			ck_assert_int_eq(chmod(up, (st.st_mode & 07777) | S_IXOTH | S_IXGRP), 0);
 		*slash = '\0';
 	}
-	path_in(s, "python.log", s->log, sizeof s->log);
 	char p[PATH_MAX];
-	path_in(s, "cgi-bin", p, sizeof p);
+	tm_path_in(s->dir, "cgi-bin", p, sizeof p);
 	ck_assert_int_eq(mkdir(p, 0755), 0);
 	write_in(s, "a.txt", "file a\n", 7, 0644);
 	write_in(s, "b.txt", "file b\n", 7, 0644);
@@ -149,7 +116,7 @@ static void site_files(struct site *s)
 }
 
 /* python3 -m http.server --cgi: HTTP/1.0, a connection per request. */
-static void cgi_site_start(struct site *s)
+static void cgi_site_start(struct pysite *s)
 {
 	site_files(s);
 	const char *argv[] = { PYTHON, "-u", "-m", "http.server", "--cgi", "--bind", "127.0.0.1",
@@ -158,21 +125,14 @@ static void cgi_site_start(struct site *s)
 }
 
 /* The HTTP/1.1 server above, behind one upstream connection. */
-static void py11_site_start(struct site *s)
+static void py11_site_start(struct pysite *s)
 {
 	site_files(s);
 	char script[PATH_MAX];
-	path_in(s, "server.py", script, sizeof script);
+	tm_path_in(s->dir, "server.py", script, sizeof script);
 	write_in(s, "server.py", py_server, sizeof py_server - 1, 0644);
 	const char *argv[] = { PYTHON, "-u", script, s->dir, NULL };
 	site_start(s, argv, "1");
-}
-
-static void site_stop(struct site *s)
-{
-	ck_assert_int_eq(tm_daemon_stop(s->d, SIGTERM, 0), 0);
-	proc_stop(s->py, SIGTERM, 5000);
-	proc_rmtree(s->dir);
 }
 
 /* curl -sS ARGS...; returns its exit code, output in out. */
@@ -188,7 +148,7 @@ static int curl(char *out, size_t cap, const char *const args[])
  * forwarding (RFC 9112 §9.6); it used to wait for --idle-timeout. */
 START_TEST(test_cgi_close_delimited)
 {
-	struct site s;
+	struct pysite s;
 	cgi_site_start(&s);
 	char url[128], out[4096];
 	snprintf(url, sizeof url, "%s/cgi-bin/crlf.py", s.url);
@@ -202,7 +162,7 @@ START_TEST(test_cgi_close_delimited)
 	ck_assert_str_eq(out, "close-delimited\n|200");
 	ck_assert_int_lt(took, 5000);
 	ck_assert(tm_daemon_wait_log(s.d, 0, "closing after the answer", NULL, 0, 5000));
-	site_stop(&s);
+	pysite_stop(&s);
 }
 END_TEST
 
@@ -210,7 +170,7 @@ END_TEST
  * reads every answer to its end, which here is the close. */
 START_TEST(test_ab_keepalive)
 {
-	struct site s;
+	struct pysite s;
 	cgi_site_start(&s);
 	char url[128];
 	static char out[16384];
@@ -221,7 +181,7 @@ START_TEST(test_ab_keepalive)
 	ck_assert_int_eq(rc, 0);
 	ck_assert_ptr_nonnull(strstr(out, "Complete requests:      40"));
 	ck_assert_ptr_nonnull(strstr(out, "Failed requests:        0"));
-	site_stop(&s);
+	pysite_stop(&s);
 }
 END_TEST
 
@@ -242,18 +202,18 @@ static bool serves(int port)
 /* nginx from tests/real/nginx.conf.in, closing each connection after
  * keepalive requests ("Connection: close" on the last answer), with the
  * daemon in front; in s->py and s->py_port. */
-static void nginx_site_start(struct site *s, int keepalive, const char *conns)
+static void nginx_site_start(struct pysite *s, int keepalive, const char *conns)
 {
 	char conf_in[PATH_MAX], conf[PATH_MAX], err[PATH_MAX], p[PATH_MAX];
 	site_files(s);
-	path_in(s, "www", p, sizeof p);
+	tm_path_in(s->dir, "www", p, sizeof p);
 	ck_assert_int_eq(mkdir(p, 0755), 0);
-	path_in(s, "tmp", p, sizeof p);
+	tm_path_in(s->dir, "tmp", p, sizeof p);
 	ck_assert_int_eq(mkdir(p, 0755), 0);
 	write_in(s, "www/a.txt", "file a\n", 7, 0644);
 	snprintf(conf_in, sizeof conf_in, "%s/real/nginx.conf.in", TESTS_SRCDIR);
-	path_in(s, "nginx.conf", conf, sizeof conf);
-	path_in(s, "error.log", err, sizeof err);
+	tm_path_in(s->dir, "nginx.conf", conf, sizeof conf);
+	tm_path_in(s->dir, "error.log", err, sizeof err);
 	char *tmpl = proc_slurp(conf_in, NULL);
 	ck_assert_msg(tmpl != NULL, "cannot read %s", conf_in);
 	for (int attempt = 0; attempt < 5 && s->py_port == 0; attempt++) {
@@ -285,7 +245,7 @@ static void nginx_site_start(struct site *s, int keepalive, const char *conns)
 	}
 	free(tmpl);
 	ck_assert_msg(s->py_port > 0, "nginx did not start");
-	daemon_start(s, conns);
+	site_start(s, NULL, conns);
 }
 
 /* Stock nginx closes a connection after keepalive_requests answers, the
@@ -293,7 +253,7 @@ static void nginx_site_start(struct site *s, int keepalive, const char *conns)
  * connection unless the daemon closes it too. */
 START_TEST(test_ab_keepalive_nginx)
 {
-	struct site s;
+	struct pysite s;
 	nginx_site_start(&s, 10, "2");
 	char url[128];
 	static char out[16384];
@@ -309,7 +269,7 @@ START_TEST(test_ab_keepalive_nginx)
 	const char *ka = strstr(out, "Keep-Alive requests:");
 	ck_assert_ptr_nonnull(ka);
 	ck_assert_int_ge(atoi(ka + 20), 100);
-	site_stop(&s);
+	pysite_stop(&s);
 }
 END_TEST
 
@@ -319,7 +279,7 @@ END_TEST
  * script's in LF. curl takes it directly, so must the daemon (RFC 9112 §2.2). */
 START_TEST(test_cgi_bare_lf)
 {
-	struct site s;
+	struct pysite s;
 	cgi_site_start(&s);
 	char url[128], direct[128], out[4096], out_direct[4096];
 	snprintf(url, sizeof url, "%s/cgi-bin/lf.py", s.url);
@@ -332,7 +292,7 @@ START_TEST(test_cgi_bare_lf)
 	fprintf(stderr, "curl through the daemon to a CGI script using print(): exit %d: %s\n", rc, out);
 	ck_assert_int_eq(rc, 0);
 	ck_assert_str_eq(out, "lines end in LF\n|200");
-	site_stop(&s);
+	pysite_stop(&s);
 }
 END_TEST
 
@@ -360,11 +320,11 @@ static double upload(const char *file, const char *url, const char *hdrs, char *
  * target's own 100 never reaches curl as a second one. */
 START_TEST(test_expect_100_upload)
 {
-	struct site s;
+	struct pysite s;
 	py11_site_start(&s);
 	char file[PATH_MAX], hdrs[PATH_MAX], url[128], direct[128], out[4096], out_direct[4096];
-	path_in(&s, "upload.bin", file, sizeof file);
-	path_in(&s, "headers.txt", hdrs, sizeof hdrs);
+	tm_path_in(s.dir, "upload.bin", file, sizeof file);
+	tm_path_in(s.dir, "headers.txt", hdrs, sizeof hdrs);
 	unsigned char *data = malloc(UPLOAD_SIZE);
 	ck_assert_ptr_nonnull(data);
 	for (size_t i = 0; i < UPLOAD_SIZE; i++)
@@ -384,13 +344,11 @@ START_TEST(test_expect_100_upload)
 	ck_assert_msg(t_via - t_direct < 0.5, "the daemon added %.3f s", t_via - t_direct);
 	char *h = proc_slurp(hdrs, NULL);
 	ck_assert_ptr_nonnull(h);
-	int interim = 0;
-	for (const char *p = h; (p = strstr(p, "HTTP/1.1 100")) != NULL; p++)
-		interim++;
+	int interim = tm_count(h, "HTTP/1.1 100");
 	ck_assert_msg(interim == 1, "curl saw %d interim answers:\n%s", interim, h);
 	ck_assert_ptr_nonnull(strstr(h, "HTTP/1.1 200"));
 	free(h);
-	site_stop(&s);
+	pysite_stop(&s);
 }
 END_TEST
 
@@ -402,7 +360,7 @@ END_TEST
  * (its credentials included) into the attacker's. Refused with 400. */
 START_TEST(test_get_body_smuggling)
 {
-	struct site s;
+	struct pysite s;
 	py11_site_start(&s);
 	int port = tm_daemon_port(s.d);
 	static char resp[65536];
@@ -432,16 +390,15 @@ START_TEST(test_get_body_smuggling)
 	ck_assert_int_eq(proc_count_file(s.log, "smuggled"), 0);
 	ck_assert_int_eq(proc_count_file(s.log, "GET /a.txt"), 0);
 	ck_assert_int_eq(proc_count_file(s.log, "GET /b.txt"), 1);
-	site_stop(&s);
+	pysite_stop(&s);
 }
 END_TEST
 
 static Suite *make_httpreal_suite(bool have_curl, bool have_ab, bool have_nginx)
 {
 	Suite *su = suite_create("e2e_httpreal");
-	TCase *tc = tcase_create("real clients and Python's http.server");
+	TCase *tc = tm_add_case(su, "real clients and Python's http.server", 90, NULL, 0);
 	tcase_add_unchecked_fixture(tc, proc_tmproot_setup, proc_tmproot_teardown);
-	tcase_set_timeout(tc, 90);
 	if (have_curl) {
 		tcase_add_test(tc, test_cgi_close_delimited);
 		tcase_add_test(tc, test_cgi_bare_lf);
@@ -452,7 +409,6 @@ static Suite *make_httpreal_suite(bool have_curl, bool have_ab, bool have_nginx)
 	if (have_ab && have_nginx)
 		tcase_add_test(tc, test_ab_keepalive_nginx);
 	tcase_add_test(tc, test_get_body_smuggling);
-	suite_add_tcase(su, tc);
 	return su;
 }
 
@@ -473,16 +429,5 @@ int main(void)
 		strcat(missing, " ab (apache2-utils)");
 	if (!have_nginx)
 		strcat(missing, " nginx");
-
-	SRunner *sr = srunner_create(make_httpreal_suite(have_curl, have_ab, have_nginx));
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	if (failed)
-		return EXIT_FAILURE;
-	if (*missing) {
-		printf("SKIP: some cases need:%s\n", missing);
-		return PROC_SKIP;
-	}
-	return EXIT_SUCCESS;
+	return tm_run_suite(make_httpreal_suite(have_curl, have_ab, have_nginx), missing);
 }

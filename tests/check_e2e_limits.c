@@ -179,9 +179,7 @@ START_TEST(test_metrics_listen_fails_once)
 	snprintf(taken, sizeof taken, "127.0.0.1:%d", sim_port(s)); /* the simulator's port is taken */
 	const char *args[] = { "server", "-l", "127.0.0.1:0", "-t", target, "--metrics-listen", taken, NULL };
 	ck_assert_int_eq(tm_run(args, out, sizeof out, 5000), 1);
-	int lines = 0;
-	for (const char *p = out; (p = strstr(p, "cannot listen")) != NULL; p++)
-		lines++;
+	int lines = tm_count(out, "cannot listen");
 	ck_assert_msg(lines == 1, "%d lines say 'cannot listen':\n%s", lines, out);
 	char want[64];
 	snprintf(want, sizeof want, "--metrics-listen %s", taken);

@@ -106,14 +106,8 @@ static int pyclients(char *out, size_t cap, const char *mode, int port, const ch
 /* The daemon in front of the pymodbus server. */
 static struct tm_daemon *daemon_for(int port, const char *const more[])
 {
-	char target[32];
-	snprintf(target, sizeof target, "127.0.0.1:%d", port);
-	const char *args[24] = { "-p", "modbus", "-t", target, "--queue-size", "64" };
-	size_t n = 6;
-	for (size_t i = 0; more && more[i] && n + 1 < 24; i++)
-		args[n++] = more[i];
-	args[n] = NULL;
-	struct tm_daemon *d = tm_daemon_start(args);
+	const char *args[] = { "--queue-size", "64", NULL };
+	struct tm_daemon *d = tm_daemon_start_target("modbus", port, args, more);
 	ck_assert_ptr_nonnull(d);
 	return d;
 }

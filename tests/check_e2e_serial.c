@@ -43,12 +43,8 @@ static void bus_up(struct bus *b, int baud, const struct serial_sim_opts *o, con
 	ck_assert_ptr_nonnull(b->dev);
 	char speed[16];
 	snprintf(speed, sizeof speed, "%d", baud);
-	const char *args[32] = { "-p", "modbus", "-t", b->link.port, "--serial-speed", speed };
-	size_t n = 6;
-	for (size_t i = 0; more && more[i] && n + 1 < 32; i++)
-		args[n++] = more[i];
-	args[n] = NULL;
-	b->d = tm_daemon_start(args);
+	const char *args[] = { "-p", "modbus", "-t", b->link.port, "--serial-speed", speed, NULL };
+	b->d = tm_daemon_start_args(args, more);
 	ck_assert_ptr_nonnull(b->d);
 	ck_assert(tm_daemon_wait_log(b->d, 0, "connected to", NULL, 0, 5000));
 }
@@ -74,6 +70,20 @@ static int client(const struct bus *b)
 	return fd;
 }
 
+/* bus_up, and a client connected to its daemon. */
+static int bus_up_client(struct bus *b, int baud, const struct serial_sim_opts *o, const char *const more[])
+{
+	bus_up(b, baud, o, more);
+	return client(b);
+}
+
+/* Closes the client, then bus_down. */
+static void bus_down_client(struct bus *b, int fd)
+{
+	close(fd);
+	bus_down(b);
+}
+
 /* Reads qty registers from unit at addr and checks them against the
  * device's initial values. */
 static void read_initial(int fd, uint16_t tid, uint8_t unit, uint16_t addr, uint16_t qty)
@@ -84,6 +94,26 @@ static void read_initial(int fd, uint16_t tid, uint8_t unit, uint16_t addr, uint
 	ck_assert_int_eq(exc, 0);
 	for (uint16_t i = 0; i < qty; i++)
 		ck_assert_uint_eq(v[i], serial_sim_initial((uint16_t)(addr + i)));
+}
+
+/* After a fault: reads qty registers at addr (ids from 10 on, 20 ms
+ * apart, at most tries times) until the answer is not an exception, into
+ * v. Meanwhile only the exception code allowed may come (0: any). Returns
+ * whether the line served one again. */
+static bool read_until_served(int fd, uint16_t addr, uint16_t qty, uint16_t *v, int tries, uint8_t allowed)
+{
+	bool ok = false;
+	for (int i = 0; i < tries && !ok; i++) {
+		uint8_t exc = 0;
+		ck_assert_int_eq(tm_modbus_read(fd, (uint16_t)(10 + i), 1, 3, addr, qty, v, &exc), 0);
+		ok = exc == 0;
+		if (!ok) {
+			if (allowed != 0)
+				ck_assert_int_eq(exc, allowed);
+			tm_sleep_ms(20);
+		}
+	}
+	return ok;
 }
 
 /* Whether the device's register addr comes to hold v within 2 s. */
@@ -169,8 +199,7 @@ END_TEST
 START_TEST(test_broadcast)
 {
 	struct bus b;
-	bus_up(&b, 19200, NULL, NULL);
-	int fd = client(&b);
+	int fd = bus_up_client(&b, 19200, NULL, NULL);
 	uint8_t exc = 0xFF;
 	/* a write to unit 0 goes out, nobody answers, the client gets the
 	 * answer a device gives to its write (README, "Serial devices") */
@@ -191,8 +220,7 @@ START_TEST(test_broadcast)
 	read_initial(fd, 79, 1, 10, 5);
 	serial_sim_get_stats(b.dev, &st);
 	ck_assert_int_eq(st.requests, 2);
-	close(fd);
-	bus_down(&b);
+	bus_down_client(&b, fd);
 }
 END_TEST
 
@@ -204,13 +232,11 @@ START_TEST(test_answer_time_covers_the_line)
 	 * far beyond --answer-timeout 500ms: the line's time is added */
 	struct bus b;
 	const char *more[] = { "--answer-timeout", "500ms", NULL };
-	bus_up(&b, 1200, NULL, more);
-	int fd = client(&b);
+	int fd = bus_up_client(&b, 1200, NULL, more);
 	int64_t t0 = tm_now_ms();
 	read_initial(fd, 1, 1, 2000, 100);
 	ck_assert_int_ge(tm_now_ms() - t0, 1700);
-	close(fd);
-	bus_down(&b);
+	bus_down_client(&b, fd);
 }
 END_TEST
 
@@ -218,8 +244,7 @@ START_TEST(test_slow_split_mute)
 {
 	struct bus b;
 	const char *more[] = { "--answer-timeout", "400ms", "--reconnect-backoff", "50ms", NULL };
-	bus_up(&b, 19200, NULL, more);
-	int fd = client(&b);
+	int fd = bus_up_client(&b, 19200, NULL, more);
 	struct serial_sim_faults f = { .slow_ms = 120 };
 	serial_sim_set_faults(b.dev, &f);
 	read_initial(fd, 1, 1, 0, 10);        /* slow, but within the answer timeout */
@@ -238,29 +263,17 @@ START_TEST(test_slow_split_mute)
 	serial_sim_set_faults(b.dev, &f);
 	/* the device is back: so is the line, without a restart (a request
 	 * may meet the reopened port still backing off: 0x0A, then fine) */
-	int ok = 0;
-	for (int i = 0; i < 50 && !ok; i++) {
-		exc = 0;
-		ck_assert_int_eq(tm_modbus_read(fd, (uint16_t)(10 + i), 1, 3, 40, 3, v, &exc), 0);
-		ok = exc == 0;
-		if (!ok) {
-			ck_assert_int_eq(exc, 0x0A);
-			tm_sleep_ms(20);
-		}
-	}
-	ck_assert(ok);
+	ck_assert(read_until_served(fd, 40, 3, v, 50, 0x0A));
 	for (int i = 0; i < 3; i++)
 		ck_assert_uint_eq(v[i], serial_sim_initial((uint16_t)(40 + i)));
-	close(fd);
-	bus_down(&b);
+	bus_down_client(&b, fd);
 }
 END_TEST
 
 START_TEST(test_noise_is_never_delivered)
 {
 	struct bus b;
-	bus_up(&b, 19200, NULL, NULL);
-	int fd = client(&b);
+	int fd = bus_up_client(&b, 19200, NULL, NULL);
 	struct serial_sim_faults f = { .noise = true };
 	serial_sim_set_faults(b.dev, &f);
 	/* garbage and another unit's frame before every answer */
@@ -285,8 +298,7 @@ START_TEST(test_noise_is_never_delivered)
 	ck_assert_int_ge(tm_daemon_log_count(b.d, mark, "belong to no request") +
 				 tm_daemon_log_count(b.d, mark, "discarding an answer"),
 			 1);
-	close(fd);
-	bus_down(&b);
+	bus_down_client(&b, fd);
 }
 END_TEST
 
@@ -296,8 +308,7 @@ START_TEST(test_port_vanishes_and_returns)
 {
 	struct bus b;
 	const char *more[] = { "--reconnect-backoff", "100ms", "--timeout", "2s", NULL };
-	bus_up(&b, 19200, NULL, more);
-	int fd = client(&b);
+	int fd = bus_up_client(&b, 19200, NULL, more);
 	read_initial(fd, 1, 1, 0, 5);
 	pid_t pid = tm_daemon_pid(b.d);
 	serial_link_stop(&b.link);            /* the adapter is unplugged */
@@ -309,19 +320,11 @@ START_TEST(test_port_vanishes_and_returns)
 	}
 	ck_assert(tm_daemon_wait_log(b.d, 0, "cannot connect to the target", NULL, 0, 5000));
 	ck_assert_int_eq(serial_link_restart(&b.link), 0);   /* plugged in again */
-	int ok = 0;
-	for (int i = 0; i < 200 && !ok; i++) {
-		ck_assert_int_eq(tm_modbus_read(fd, (uint16_t)(10 + i), 1, 3, 0, 5, v, &exc), 0);
-		ok = exc == 0;
-		if (!ok)
-			tm_sleep_ms(20);
-	}
-	ck_assert(ok);
+	ck_assert(read_until_served(fd, 0, 5, v, 200, 0));
 	read_initial(fd, 300, 1, 50, 5);
 	ck_assert(tm_daemon_wait_log(b.d, 0, "connected to the target", NULL, 0, 1000));
 	ck_assert_int_eq(tm_daemon_pid(b.d), pid);
-	close(fd);
-	bus_down(&b);
+	bus_down_client(&b, fd);
 }
 END_TEST
 
@@ -332,8 +335,7 @@ START_TEST(test_adapter_echo)
 	struct bus b;
 	struct serial_sim_opts o = { .unit = 1, .echo = true };
 	const char *more[] = { "--serial-echo", NULL };
-	bus_up(&b, 19200, &o, more);
-	int fd = client(&b);
+	int fd = bus_up_client(&b, 19200, &o, more);
 	uint8_t exc = 0xFF;
 	/* a write's echo looks like its answer: only skipping it tells them apart */
 	ck_assert_int_eq(tm_modbus_write1(fd, 1, 1, 600, 0xBEEF, &exc), 0);
@@ -347,8 +349,7 @@ START_TEST(test_adapter_echo)
 	ck_assert_int_eq(tm_modbus_recv(fd, ans, sizeof ans, 5000), 9);
 	ck_assert_uint_eq(ans[7], 0x85);
 	ck_assert_uint_eq(ans[8], 0x01);
-	close(fd);
-	bus_down(&b);
+	bus_down_client(&b, fd);
 }
 END_TEST
 
@@ -406,8 +407,7 @@ START_TEST(test_read_sharing)
 	uint16_t v[20];
 	ck_assert_int_eq(tm_modbus_read(fd, 7, 1, 3, 700, 20, v, &exc), 0);
 	ck_assert_uint_eq(v[5], 4242);
-	close(fd);
-	bus_down(&b);
+	bus_down_client(&b, fd);
 }
 END_TEST
 
@@ -417,8 +417,7 @@ START_TEST(test_policy_and_unit_map)
 	/* the range names the device's unit (after the unit map) */
 	const char *more[] = { "--modbus-read-only", "--modbus-allow-write", "1:100-109", "--modbus-unit-map",
 			       "5=1", NULL };
-	bus_up(&b, 19200, NULL, more);
-	int fd = client(&b);
+	int fd = bus_up_client(&b, 19200, NULL, more);
 	uint8_t exc = 0xFF;
 	/* client unit 5 is device unit 1; the answer carries unit 5 */
 	read_initial(fd, 1, 5, 0, 4);
@@ -433,8 +432,7 @@ START_TEST(test_policy_and_unit_map)
 	ck_assert_uint_eq(serial_sim_reg(b.dev, 200), serial_sim_initial(200));
 	serial_sim_get_stats(b.dev, &st);
 	ck_assert_int_eq(st.requests, before);
-	close(fd);
-	bus_down(&b);
+	bus_down_client(&b, fd);
 }
 END_TEST
 
@@ -445,22 +443,10 @@ int main(void)
 		return PROC_SKIP;
 	}
 	Suite *s = suite_create("e2e_serial");
-	TCase *tc = tcase_create("line");
+	TCase *tc = TM_CASE(s, "line", 60, test_clients_share_the_line, test_broadcast,
+			    test_answer_time_covers_the_line, test_slow_split_mute, test_noise_is_never_delivered,
+			    test_port_vanishes_and_returns, test_adapter_echo, test_read_sharing,
+			    test_policy_and_unit_map);
 	tcase_add_unchecked_fixture(tc, proc_tmproot_setup, proc_tmproot_teardown);
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_clients_share_the_line);
-	tcase_add_test(tc, test_broadcast);
-	tcase_add_test(tc, test_answer_time_covers_the_line);
-	tcase_add_test(tc, test_slow_split_mute);
-	tcase_add_test(tc, test_noise_is_never_delivered);
-	tcase_add_test(tc, test_port_vanishes_and_returns);
-	tcase_add_test(tc, test_adapter_echo);
-	tcase_add_test(tc, test_read_sharing);
-	tcase_add_test(tc, test_policy_and_unit_map);
-	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tm_run_suite(s, NULL);
 }

@@ -69,12 +69,8 @@ static void rig_up(struct rig *r, const char *const server[], const char *const 
 		char *text = proc_slurp(r->server_log, NULL);
 		ck_abort_msg("the server did not start:\n%s", text ? text : "");
 	}
-	const char *args[32] = { "-p", "modbus", "-t", r->link.port, "--serial-speed", BAUD, "--timeout", "20s" };
-	size_t k = 8;
-	for (size_t i = 0; more && more[i] && k + 1 < 32; i++)
-		args[k++] = more[i];
-	args[k] = NULL;
-	r->d = tm_daemon_start(args);
+	const char *args[] = { "-p", "modbus", "-t", r->link.port, "--serial-speed", BAUD, "--timeout", "20s", NULL };
+	r->d = tm_daemon_start_args(args, more);
 	ck_assert_ptr_nonnull(r->d);
 	ck_assert(tm_daemon_wait_log(r->d, 0, "connected to", NULL, 0, 5000));
 }
@@ -220,24 +216,12 @@ int main(void)
 	if (!lib)
 		strcat(missing, " libmodbus (libmodbus-dev at configure time)");
 	Suite *s = suite_create("e2e_serial_real");
-	TCase *tc = tcase_create("real");
+	TCase *tc = tm_add_case(s, "real", 150, NULL, 0);
 	tcase_add_unchecked_fixture(tc, proc_tmproot_setup, proc_tmproot_teardown);
-	tcase_set_timeout(tc, 150);
 	/* the clients are pymodbus and mbpoll in every case */
 	if (py && mb)
 		tcase_add_test(tc, test_pymodbus_serial_server);
 	if (py && mb && lib)
 		tcase_add_test(tc, test_libmodbus_rtu_server);
-	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	if (failed)
-		return EXIT_FAILURE;
-	if (*missing) {
-		printf("SKIP: cases left out for want of:%s\n", missing);
-		return PROC_SKIP;
-	}
-	return EXIT_SUCCESS;
+	return tm_run_suite(s, missing);
 }

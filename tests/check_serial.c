@@ -77,15 +77,23 @@ static void pty_open(struct pty *p)
 	ck_assert_int_eq(ptsname_r(p->master, p->path, sizeof p->path), 0);
 }
 
+/* A pty, its terminal end opened with serial_open as l says, and the
+ * settings that took in t. Returns the descriptor. */
+static int pty_open_line(struct pty *p, const struct serial_line *l, struct termios *t)
+{
+	pty_open(p);
+	int fd = serial_open(p->path, l);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(tcgetattr(fd, t), 0);
+	return fd;
+}
+
 START_TEST(test_open_settings)
 {
 	struct pty p;
-	pty_open(&p);
 	const struct serial_line l = { 19200, 8, 'N', 2, 0 };
-	int fd = serial_open(p.path, &l);
-	ck_assert_int_ge(fd, 0);
 	struct termios t;
-	ck_assert_int_eq(tcgetattr(fd, &t), 0);
+	int fd = pty_open_line(&p, &l, &t);
 	ck_assert_uint_eq(cfgetospeed(&t), B19200);
 	ck_assert_uint_eq(cfgetispeed(&t), B19200);
 	/* (a pty keeps CS8 without parity whatever is asked, and glibc's
@@ -115,12 +123,9 @@ START_TEST(test_open_8n1_raw_bytes)
 {
 	/* 8 bits clean: every byte value passes unchanged both ways */
 	struct pty p;
-	pty_open(&p);
 	const struct serial_line l = { 9600, 8, 'N', 1, 0 };
-	int fd = serial_open(p.path, &l);
-	ck_assert_int_ge(fd, 0);
 	struct termios t;
-	ck_assert_int_eq(tcgetattr(fd, &t), 0);
+	int fd = pty_open_line(&p, &l, &t);
 	ck_assert_uint_eq(t.c_cflag & CSIZE, CS8);
 	ck_assert(!(t.c_cflag & (PARENB | CSTOPB)));
 	uint8_t all[256], got[256];

@@ -22,11 +22,11 @@ tests_check_e2e_http_SOURCES = tests/check_e2e_http.c \
 tests_check_e2e_http_CPPFLAGS = $(REAL_CPPFLAGS)
 
 tests_check_e2e_httpreal_SOURCES = tests/check_e2e_httpreal.c \
-	tests/real/proc.c tests/real/proc.h
+	tests/real/proc.c tests/real/proc.h tests/real/pysite.c tests/real/pysite.h
 tests_check_e2e_httpreal_CPPFLAGS = $(REAL_CPPFLAGS)
 
 tests_check_e2e_httpbig_SOURCES = tests/check_e2e_httpbig.c \
-	tests/real/proc.c tests/real/proc.h
+	tests/real/proc.c tests/real/proc.h tests/real/pysite.c tests/real/pysite.h
 tests_check_e2e_httpbig_CPPFLAGS = $(REAL_CPPFLAGS)
 
 tests_check_e2e_realmodbus_SOURCES = tests/check_e2e_realmodbus.c \

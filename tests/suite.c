@@ -43,6 +43,12 @@ void tm_add_each(Suite *s, int timeout_s, const TTest *const tests[], size_t n)
 	}
 }
 
+void tm_path_in(const char *dir, const char *rel, char *out, size_t cap)
+{
+	int n = snprintf(out, cap, "%s/%s", dir, rel);
+	ck_assert(n > 0 && (size_t)n < cap);
+}
+
 int tm_pair_client(const struct tm_pair *p)
 {
 	int fd = tm_connect(p->port);

@@ -550,6 +550,30 @@ struct tm_daemon *tm_daemon_start_sim(struct sim *s, const char *const extra[])
 	return tm_args_append(args, n, extra) ? tm_daemon_start(args) : NULL;
 }
 
+struct tm_daemon *tm_daemon_start_args(const char *const args[], const char *const more[])
+{
+	const char *argv[2 * TM_MAX_ARGS + 1];
+	size_t n = 0;
+	if (!tm_args_append(argv, 0, args))
+		return NULL;
+	while (argv[n] != NULL)
+		n++;
+	return tm_args_append(argv, n, more) ? tm_daemon_start(argv) : NULL;
+}
+
+struct tm_daemon *tm_daemon_start_target(const char *proto, int port, const char *const args[],
+					 const char *const more[])
+{
+	const char *argv[TM_MAX_ARGS + 8];
+	char target[32];
+	snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+	argv[0] = "-p";
+	argv[1] = proto;
+	argv[2] = "-t";
+	argv[3] = target;
+	return tm_args_append(argv, 4, args) ? tm_daemon_start_args(argv, more) : NULL;
+}
+
 int tm_daemon_port(const struct tm_daemon *d)
 {
 	return d->port;
@@ -651,6 +675,26 @@ int tm_run(const char *const args[], char *out, size_t cap, int timeout_ms)
 }
 
 /* ---- clients ------------------------------------------------------------ */
+
+int tm_count(const char *text, const char *needle)
+{
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
+void tm_fill_bytes(void *p, size_t n, unsigned seed)
+{
+	unsigned char *out = p;
+	unsigned x = seed * 2654435761u + 1;
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		out[i] = (unsigned char)x;
+	}
+}
 
 int tm_connect(int port)
 {

@@ -99,6 +99,13 @@ struct tm_daemon *tm_daemon_start(const char *const extra[]);
  * `-p PROTO -t 127.0.0.1:PORT`, and for SIM_MODBUS_RTU (RTU frames over
  * TCP) `-p modbus --modbus-upstream rtu -t 127.0.0.1:PORT`. */
 struct tm_daemon *tm_daemon_start_sim(struct sim *s, const char *const extra[]);
+/* tm_daemon_start with args, then more (both NULL-terminated, more may be
+ * NULL): a suite's own options for every daemon, then a test's. */
+struct tm_daemon *tm_daemon_start_args(const char *const args[], const char *const more[]);
+/* The same in front of a TCP target on 127.0.0.1:port (a real server
+ * that is no simulator): `-p PROTO -t 127.0.0.1:PORT ARGS... MORE...`. */
+struct tm_daemon *tm_daemon_start_target(const char *proto, int port, const char *const args[],
+					 const char *const more[]);
 /* The port the daemon listens on. */
 int tm_daemon_port(const struct tm_daemon *d);
 pid_t tm_daemon_pid(const struct tm_daemon *d);
@@ -215,6 +222,12 @@ long tm_exceptions(const long total[TM_OUTCOMES]);
 
 /* ---- clients ------------------------------------------------------------ */
 
+/* How many times needle occurs in text (overlapping ones too). */
+int tm_count(const char *text, const char *needle);
+/* n deterministic bytes from seed (xorshift32), for files and uploads
+ * whose every byte a test checks. */
+void tm_fill_bytes(void *p, size_t n, unsigned seed);
+
 /* Connects to 127.0.0.1:port with TCP_NODELAY and TM_IO_TIMEOUT_MS send
  * and receive timeouts. Returns the fd or -errno. */
 int tm_connect(int port);
@@ -317,6 +330,8 @@ void tm_add_each(Suite *s, int timeout_s, const TTest *const tests[], size_t n);
 	(const TTest *const[]){ __VA_ARGS__ },                                  \
 		sizeof((const TTest *const[]){ __VA_ARGS__ }) / sizeof(const TTest *)
 /* TM_CASE(s, "sharing", 120, test_a, test_b); TM_EACH(s, 60, test_a, test_b); */
+/* dir/rel into out; the test fails when it does not fit in cap. */
+void tm_path_in(const char *dir, const char *rel, char *out, size_t cap);
 /* A client connected to p's daemon (tm_connect); the test fails when it
  * cannot connect. */
 int tm_pair_client(const struct tm_pair *p);
