@@ -33,6 +33,9 @@
 /* A connection matched by id survives a few unanswered requests (late
  * answers are recognised by id); after this many in a row it is recycled. */
 #define MAX_TAGGED_TIMEOUTS 3
+/* The most of an answer read away after its client left before the
+ * upstream connection is closed instead. */
+#define DRAIN_MAX (256 * 1024)
 /* Bounds the answers to other requests dropped while one is awaited. */
 #define MAX_DROPPED_ANSWERS 64
 /* A connection that answered this recently is not checked before a request
@@ -45,13 +48,14 @@ struct pending {
 	const struct exchange_env *env;
 	const struct exchange_req *r;
 	struct dialect_msg m;
-	int idempotent; /* it may be sent twice, and its answer is known by id */
-	int sent;	/* on the wire (rc = the write's result) */
-	int gone;	/* its client left before it was sent */
-	int unsendable; /* the dialect could not put it on the wire */
-	int unchecked;	/* sent over a connection not checked since its last answer */
-	int streaming;	/* the client may have part of the answer (the sink was called) */
-	int sink_rc;	/* why the sink failed (-errno), else 0 */
+	int idempotent;	  /* it may be sent twice, and its answer is known by id */
+	int sent;	  /* on the wire (rc = the write's result) */
+	int gone;	  /* its client left before it was sent */
+	int unsendable;	  /* the dialect could not put it on the wire */
+	int unchecked;	  /* sent over a connection not checked since its last answer */
+	int streaming;	  /* the client may have part of the answer (the sink was called) */
+	int sink_rc;	  /* why the sink failed (-errno), else 0 */
+	size_t discarded; /* bytes read away since the sink failed */
 	int rc;
 	int64_t sent_at;
 };
@@ -185,13 +189,17 @@ static int sink_forward(struct pending *p, const uint8_t *bytes, size_t n)
 {
 	struct exchange_sink *k = p->r->sink;
 	p->streaming = 1;
-	int rc = k->forward(k, bytes, n);
-	if (rc < 0) {
+	int rc = p->sink_rc == 0 ? k->forward(k, bytes, n) : 0;
+	if (rc < 0)
 		p->sink_rc = rc;
-		return -ECANCELED;
+	if (p->sink_rc == 0) {
+		k->forwarded += n;
+		return 0;
 	}
-	k->forwarded += n;
-	return 0;
+	/* The client has gone: the rest of the answer is read away, so the
+	 * upstream connection stays in step, unless that is a lot to read. */
+	p->discarded += n;
+	return p->discarded > DRAIN_MAX ? -ECANCELED : 0;
 }
 
 /* Streams what the framer has settled of an answer still coming: it goes
@@ -329,8 +337,15 @@ static enum pool_health take_answer(struct pending *p, struct pool_slot *s, size
 		rc = d->restore(d, &p->m, buf_head(&s->rbuf), n, out);
 	}
 	buf_consume(&s->rbuf, n);
-	if (rc == -ECANCELED)
-		return stream_failed(p, s, rc, res);
+	if (p->sink_rc != 0) {
+		/* the client left during the answer, which was read whole: the
+		 * upstream connection is in step and stays */
+		log_info("%s: did not take the answer (%s) after %zu bytes; closing it", p->r->who,
+			 strerror(-p->sink_rc), p->r->sink->forwarded);
+		*res = EXCH_CUT;
+		return ctx->close_upstream || s->rbuf.eof || buf_len(&s->rbuf) > 0 ? POOL_BROKEN
+										   : POOL_HEALTHY;
+	}
 	if (rc < 0) {
 		log_warn("%s: upstream #%d: the answer does not fit the request; reconnecting", p->r->who,
 			 s->id);
