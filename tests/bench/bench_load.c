@@ -317,7 +317,7 @@ static void merge_clients(const struct client *cl, int n, struct bench_result *r
 	uint32_t *all = malloc((total ? total : 1) * sizeof *all);
 	int first_err = 0;
 	for (int i = 0; i < n; i++) {
-		if (all)
+		if (all && cl[i].nlat > 0) /* a client that got no answer has no latencies (lat may be NULL) */
 			memcpy(all + k, cl[i].lat, cl[i].nlat * sizeof *all);
 		k += cl[i].nlat;
 		res->requests += cl[i].answered;
