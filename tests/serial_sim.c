@@ -2,6 +2,7 @@
  * with a line's timing and faults on demand. See serial_sim.h. */
 #include "config.h"
 #include "serial_sim.h"
+#include "sim.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -132,25 +133,6 @@ uint16_t serial_sim_initial(uint16_t addr)
 	return (uint16_t)(addr * 7u + 3u);
 }
 
-uint16_t serial_sim_crc(const uint8_t *p, size_t n)
-{
-	uint16_t crc = 0xFFFF;
-	for (size_t i = 0; i < n; i++) {
-		crc ^= p[i];
-		for (int b = 0; b < 8; b++)
-			crc = (crc & 1) ? (uint16_t)((crc >> 1) ^ 0xA001) : (uint16_t)(crc >> 1);
-	}
-	return crc;
-}
-
-static size_t add_crc(uint8_t *p, size_t n)
-{
-	uint16_t c = serial_sim_crc(p, n);
-	p[n] = (uint8_t)c;
-	p[n + 1] = (uint8_t)(c >> 8);
-	return n + 2;
-}
-
 static void write_all(int fd, const uint8_t *p, size_t n)
 {
 	while (n > 0) {
@@ -224,7 +206,7 @@ static void send_answer(struct serial_sim *s, const uint8_t *ans, size_t n, int6
 		uint8_t junk[16] = { 0xDE, 0xAD, 0xBE, 0xEF, 0x00, 0xFF };
 		uint8_t other[16] = { (uint8_t)(s->o.unit + 1), 0x03, 0x02, 0xBA, 0xD0 };
 		write_all(s->fd, junk, 6);
-		write_all(s->fd, other, add_crc(other, 5));
+		write_all(s->fd, other, sim_rtu_seal(other, 5));
 		at = now_us() + s->silence_us;
 		sleep_until(at);
 	}
@@ -252,7 +234,7 @@ static void send_answer(struct serial_sim *s, const uint8_t *ans, size_t n, int6
 /* One whole request r (n bytes, CRC included) that began at first_us. */
 static void handle(struct serial_sim *s, const uint8_t *r, size_t n, int64_t first_us)
 {
-	uint16_t crc = serial_sim_crc(r, n - 2);
+	uint16_t crc = sim_modbus_crc(r, n - 2);
 	if (r[n - 2] != (uint8_t)crc || r[n - 1] != (uint8_t)(crc >> 8)) {
 		atomic_fetch_add(&s->crc_errors, 1);
 		return;
@@ -276,7 +258,7 @@ static void handle(struct serial_sim *s, const uint8_t *r, size_t n, int64_t fir
 		atomic_fetch_add(&s->broadcasts, 1);
 		return;
 	}
-	send_answer(s, ans, add_crc(ans, len), first_us + (int64_t)n * s->char_us, &f);
+	send_answer(s, ans, sim_rtu_seal(ans, len), first_us + (int64_t)n * s->char_us, &f);
 }
 
 static int open_port(struct serial_sim *s)

@@ -84,7 +84,4 @@ uint16_t serial_sim_reg(struct serial_sim *s, uint16_t addr);
 void serial_sim_inject(struct serial_sim *s, const uint8_t *p, size_t n);
 void serial_sim_stop(struct serial_sim *s);
 
-/* CRC-16/MODBUS, its own copy (independent of src/). */
-uint16_t serial_sim_crc(const uint8_t *p, size_t n);
-
 #endif
