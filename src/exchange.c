@@ -97,7 +97,7 @@ static void presend(void *arg, struct pool_slot *s)
 {
 	struct pending *p = arg;
 	if (!p->idempotent || !upstream_gapless(p->env->upstream) || buf_len(&s->rbuf) > 0 ||
-	    upstream_check_age(p->env->upstream, s) != POOL_HEALTHY)
+	    upstream_past_age(p->env->upstream, s))
 		return; /* the waiter looks at the connection itself */
 	p->unchecked = 1;
 	send_pending(p, s, 1);

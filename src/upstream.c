@@ -79,20 +79,25 @@ int64_t upstream_idle_due(const void *arg, const struct pool_slot *s)
 	return due;
 }
 
-/* --upstream-max-idle and -age: POOL_RETIRE when s is past either. */
+/* Which time rule s is past: 0 none, 1 --upstream-max-idle, 2 -max-age. */
+static int past_rule(const struct config *cfg, const struct pool_slot *s, int64_t now)
+{
+	if (cfg->upstream_max_idle_ms > 0 && now - idle_since(s) >= cfg->upstream_max_idle_ms)
+		return 1;
+	return cfg->upstream_max_age_ms > 0 && now - s->opened_at >= cfg->upstream_max_age_ms ? 2 : 0;
+}
+
+/* --upstream-max-idle and -age: POOL_RETIRE (logged) when s is past either. */
 static enum pool_health check_age(const struct config *cfg, const struct pool_slot *s, int64_t now)
 {
-	if (cfg->upstream_max_idle_ms > 0 && now - idle_since(s) >= cfg->upstream_max_idle_ms) {
+	int rule = past_rule(cfg, s, now);
+	if (rule == 1)
 		log_info("upstream #%d: idle for %lld ms (--upstream-max-idle), reopening", s->id,
 			 (long long)(now - idle_since(s)));
-		return POOL_RETIRE;
-	}
-	if (cfg->upstream_max_age_ms > 0 && now - s->opened_at >= cfg->upstream_max_age_ms) {
+	else if (rule == 2)
 		log_info("upstream #%d: open for %lld ms (--upstream-max-age), reopening", s->id,
 			 (long long)(now - s->opened_at));
-		return POOL_RETIRE;
-	}
-	return POOL_HEALTHY;
+	return rule ? POOL_RETIRE : POOL_HEALTHY;
 }
 
 /* Reads what an idle connection holds. Whole frames are dropped when the
@@ -124,6 +129,11 @@ static enum pool_health drain_idle(const struct upstream *u, struct pool_slot *s
 		return POOL_BROKEN;
 	}
 	return POOL_BROKEN;
+}
+
+int upstream_past_age(const struct upstream *u, const struct pool_slot *s)
+{
+	return past_rule(u->cfg, s, time_now_ms()) != 0;
 }
 
 enum pool_health upstream_check_age(const struct upstream *u, struct pool_slot *s)

@@ -34,6 +34,8 @@ enum pool_health upstream_check_idle(const struct upstream *u, struct pool_slot 
 /* Only the time rules of the check (--upstream-max-idle and -age), with no
  * system call: for a connection that answered a moment ago. */
 enum pool_health upstream_check_age(const struct upstream *u, struct pool_slot *s);
+/* The same decision without the log line: whether s is past either rule. */
+int upstream_past_age(const struct upstream *u, const struct pool_slot *s);
 /* Gives a new connection what the exchange expects of it (its receive
  * timeout); upstream_connect does it, tests that make their own call it. */
 void upstream_tune(const struct upstream *u, int fd);
