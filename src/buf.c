@@ -183,18 +183,12 @@ ssize_t buf_read_frame(struct buf *b, int fd, frame_fn fn, struct frame_ctx *ctx
 				return buf_len(b) == 0 ? 0 : -ECONNRESET;
 			}
 		}
-		int rc = make_room(b);
-		ssize_t r = rc < 0 ? rc
-				   : net_read(fd, b->data + b->end, b->cap - b->end,
-					      buf_len(b) ? deadline : first_deadline);
+		ssize_t r = buf_fill(b, fd, buf_len(b) ? deadline : first_deadline);
 		if (r < 0) {
 			/* the frame is given up: the ctx may frame another one next */
 			codec_restart(ctx);
 			return r;
 		}
-		if (r == 0)
-			b->eof = 1;
-		b->end += (size_t)r;
 	}
 }
 
